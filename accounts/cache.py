@@ -1,0 +1,93 @@
+"""Balance cache. Written after commit, keyed by account, and only ever replaced by a newer
+version, so two commits whose callbacks run out of order cannot leave the older one cached.
+
+Nothing that moves money reads from here: postings read the locked row.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+_LOCAL_LOCK = threading.Lock()
+
+# KEYS[1] = cache key, ARGV[1] = version, ARGV[2] = JSON payload, ARGV[3] = ttl seconds.
+_SET_IF_NEWER_LUA = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and decoded['version'] and tonumber(decoded['version']) >= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+return 1
+"""
+
+
+def _key(account_id: int) -> str:
+    return f"account-balance:v1:{account_id}"
+
+
+def _redis_client():
+    try:
+        from django_redis import get_redis_connection
+        from django_redis.cache import RedisCache
+    except ImportError:  # pragma: no cover - django-redis is a dependency
+        return None
+    if not isinstance(cache, RedisCache):
+        return None
+    return get_redis_connection("default")
+
+
+def balance_cache_get(account_id: int) -> dict[str, Any] | None:
+    client = _redis_client()
+    try:
+        if client is not None:
+            raw = client.get(cache.make_key(_key(account_id)))
+            return json.loads(raw) if raw else None
+        return cache.get(_key(account_id))
+    except Exception:  # Redis down or garbage: the database answers instead.
+        log.warning("balance cache read failed for account %s", account_id, exc_info=True)
+        return None
+
+
+def balance_cache_put(data: dict[str, Any]) -> None:
+    """Store ``data`` unless the cache already holds the same or a newer version."""
+    from django.conf import settings
+
+    ttl = settings.BALANCE_CACHE_TTL_SECONDS
+    client = _redis_client()
+    try:
+        if client is not None:
+            client.eval(_SET_IF_NEWER_LUA, 1, cache.make_key(_key(data["id"])), data["version"],
+                        json.dumps(data), ttl)
+            return
+        with _LOCAL_LOCK:
+            current = cache.get(_key(data["id"]))
+            if current is None or current["version"] < data["version"]:
+                cache.set(_key(data["id"]), data, ttl)
+    except Exception:
+        log.warning("balance cache write failed for account %s", data.get("id"), exc_info=True)
+        balance_cache_forget(data["id"])
+
+
+def balance_cache_forget(account_id: int) -> None:
+    try:
+        cache.delete(_key(account_id))
+    except Exception:
+        log.warning("balance cache delete failed for account %s", account_id, exc_info=True)
+
+
+def balance_cache_refresh_on_commit(account) -> None:
+    """Call inside the transaction that changed ``account``; the cache sees it only after commit."""
+    from accounts.results import account_result
+
+    data = account_result(account)
+    transaction.on_commit(lambda: balance_cache_put(data))

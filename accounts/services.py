@@ -1,0 +1,200 @@
+"""Account services: open, deposit, withdraw, transfer, adjust, freeze, unfreeze, close.
+
+Every function here is the one implementation behind HTTP, gRPC, admin and jobs. Each mutating
+one takes the caller (``client``, the idempotency scope) and an ``idempotency_key``; it validates
+its input first (nothing is stored for malformed input), then runs once per key.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from accounts.models import Account
+from accounts.results import account_result, transaction_result
+from balance_project.errors import ApplicationError
+from balance_project.money import parse_amount, parse_currency
+from ledger.idempotency import idempotent
+from ledger.models import Transaction
+from ledger.services import Leg, accounts_lock, account_status_set, transaction_post
+
+MAX_OWNER_REF = 128
+
+
+def system_account_get(*, code: str, currency: str) -> Account:
+    """The house account ``code`` in ``currency``, created on first use (a race is settled by the
+    unique constraint)."""
+    currency = parse_currency(currency)
+    account = Account.objects.filter(kind=Account.Kind.SYSTEM, system_code=code, currency=currency).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            return Account.objects.create(kind=Account.Kind.SYSTEM, system_code=code, currency=currency,
+                                          allow_negative=code == Account.SystemCode.EXTERNAL)
+    except IntegrityError:
+        return Account.objects.get(kind=Account.Kind.SYSTEM, system_code=code, currency=currency)
+
+
+def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency: str) -> dict[str, Any]:
+    """Open a user wallet. One wallet per owner and currency: a second gets ``account_exists``."""
+    owner_ref = _owner_ref_check(owner_ref)
+    currency = parse_currency(currency)
+
+    def execute() -> dict[str, Any]:
+        existing = Account.objects.filter(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency).first()
+        if existing is not None:
+            raise ApplicationError("account_exists", f"{owner_ref} already has a {currency} wallet",
+                                   {"account_id": existing.pk})
+        try:
+            with transaction.atomic():
+                account = Account.objects.create(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency)
+        except IntegrityError:
+            existing = Account.objects.get(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency)
+            raise ApplicationError("account_exists", f"{owner_ref} already has a {currency} wallet",
+                                   {"account_id": existing.pk})
+        return {"account": account_result(account)}
+
+    return idempotent(scope=client, key=idempotency_key, operation="account_open",
+                      params={"owner_ref": owner_ref, "currency": currency}, execute=execute)
+
+
+def account_deposit(*, client: str, idempotency_key: str, account_id: int, amount: Any,
+                    metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Credit a user wallet from the external-funds account (money arriving from a payment)."""
+    amount = parse_amount(amount)
+    return _external_movement(client=client, key=idempotency_key, account_id=account_id, amount=amount,
+                              kind=Transaction.Kind.DEPOSIT, metadata=metadata)
+
+
+def account_withdraw(*, client: str, idempotency_key: str, account_id: int, amount: Any,
+                     metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Debit a user wallet to the external-funds account. Refused beyond the available balance."""
+    amount = parse_amount(amount)
+    return _external_movement(client=client, key=idempotency_key, account_id=account_id, amount=-amount,
+                              kind=Transaction.Kind.WITHDRAWAL, metadata=metadata)
+
+
+def account_transfer(*, client: str, idempotency_key: str, from_account_id: int, to_account_id: int,
+                     amount: Any, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Move money between two user wallets of one currency."""
+    amount = parse_amount(amount)
+    if from_account_id == to_account_id:
+        raise ApplicationError("invalid_request", "a transfer needs two different accounts",
+                               {"account_id": from_account_id})
+    metadata = _metadata_check(metadata)
+
+    def execute() -> dict[str, Any]:
+        _require_kind(account_ids=[from_account_id, to_account_id], kind=Account.Kind.USER)
+        tx = transaction_post(kind=Transaction.Kind.TRANSFER, actor=client, metadata=metadata,
+                              legs=[Leg(from_account_id, -amount), Leg(to_account_id, amount)])
+        return {"transaction": transaction_result(tx)}
+
+    return idempotent(scope=client, key=idempotency_key, operation="transfer",
+                      params={"from": from_account_id, "to": to_account_id, "amount": amount, "metadata": metadata},
+                      execute=execute)
+
+
+def account_adjust(*, actor: str, idempotency_key: str, account_id: int, amount: int, reason: str,
+                   scope: str = "admin") -> dict[str, Any]:
+    """A manual reconciliation adjustment (signed ``amount``) against the external-funds account.
+
+    Allowed on a frozen account (support fixes what froze it); refused on a closed one. The reason
+    and the actor are recorded on the transaction, in the same database transaction as the move.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        raise ApplicationError("invalid_amount", "an adjustment is a non-zero integer of minor units",
+                               {"field": "amount"})
+    parse_amount(abs(amount))
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError("invalid_request", "an adjustment needs a reason", {"field": "reason"})
+
+    def execute() -> dict[str, Any]:
+        account = _account_get(account_id)
+        external = system_account_get(code=Account.SystemCode.EXTERNAL, currency=account.currency)
+        tx = transaction_post(kind=Transaction.Kind.ADJUSTMENT, actor=actor, allow_frozen=True,
+                              metadata={"reason": reason, "actor": actor},
+                              legs=[Leg(account_id, amount), Leg(external.pk, -amount)])
+        return {"transaction": transaction_result(tx), "account": account_result(_account_get(account_id))}
+
+    return idempotent(scope=scope, key=idempotency_key, operation="adjust",
+                      params={"account_id": account_id, "amount": amount, "reason": reason}, execute=execute)
+
+
+def account_freeze(*, client: str, idempotency_key: str, account_id: int) -> dict[str, Any]:
+    return _status_change(client, idempotency_key, account_id, Account.Status.FROZEN)
+
+
+def account_unfreeze(*, client: str, idempotency_key: str, account_id: int) -> dict[str, Any]:
+    return _status_change(client, idempotency_key, account_id, Account.Status.ACTIVE)
+
+
+def account_close(*, client: str, idempotency_key: str, account_id: int) -> dict[str, Any]:
+    """Close an account; refused while it holds money or a hold. A closed account never reopens."""
+    return _status_change(client, idempotency_key, account_id, Account.Status.CLOSED)
+
+
+def _status_change(client: str, key: str, account_id: int, status: str) -> dict[str, Any]:
+    def execute() -> dict[str, Any]:
+        account = accounts_lock([account_id])[account_id]
+        if account.status == Account.Status.CLOSED:
+            raise ApplicationError("account_closed", f"account {account_id} is closed", {"account_id": account_id})
+        if status == Account.Status.CLOSED and (account.balance != 0 or account.held != 0):
+            raise ApplicationError("account_not_empty", f"account {account_id} still holds money",
+                                   {"account_id": account_id, "balance": account.balance, "held": account.held})
+        if account.status != status:
+            account_status_set(account=account, status=status)
+        return {"account": account_result(account)}
+
+    return idempotent(scope=client, key=key, operation=f"account_status:{status}",
+                      params={"account_id": account_id}, execute=execute)
+
+
+def _external_movement(*, client: str, key: str, account_id: int, amount: int, kind: str,
+                       metadata: dict[str, Any] | None) -> dict[str, Any]:
+    metadata = _metadata_check(metadata)
+
+    def execute() -> dict[str, Any]:
+        account = _account_get(account_id)
+        if account.kind != Account.Kind.USER:
+            raise ApplicationError("invalid_request", f"account {account_id} is not a user wallet",
+                                   {"account_id": account_id, "kind": account.kind})
+        external = system_account_get(code=Account.SystemCode.EXTERNAL, currency=account.currency)
+        tx = transaction_post(kind=kind, actor=client, metadata=metadata,
+                              legs=[Leg(account_id, amount), Leg(external.pk, -amount)])
+        return {"transaction": transaction_result(tx), "account": account_result(_account_get(account_id))}
+
+    return idempotent(scope=client, key=key, operation=str(kind),
+                      params={"account_id": account_id, "amount": abs(amount), "metadata": metadata},
+                      execute=execute)
+
+
+def _account_get(account_id: int) -> Account:
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        raise ApplicationError("account_not_found", f"account {account_id} does not exist", {"account_id": account_id})
+    return account
+
+
+def _require_kind(*, account_ids: list[int], kind: str) -> None:
+    for account_id in account_ids:
+        account = _account_get(account_id)
+        if account.kind != kind:
+            raise ApplicationError("invalid_request", f"account {account_id} is not a {kind} account",
+                                   {"account_id": account_id, "kind": account.kind})
+
+
+def _owner_ref_check(owner_ref: Any) -> str:
+    if not isinstance(owner_ref, str) or not owner_ref.strip() or len(owner_ref) > MAX_OWNER_REF:
+        raise ApplicationError("invalid_request", f"owner_ref must be 1 to {MAX_OWNER_REF} characters",
+                               {"field": "owner_ref"})
+    return owner_ref.strip()
+
+
+def _metadata_check(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or len(str(metadata)) > 4096:
+        raise ApplicationError("invalid_request", "metadata must be a JSON object under 4 KiB", {"field": "metadata"})
+    return metadata

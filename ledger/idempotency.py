@@ -1,0 +1,113 @@
+"""Idempotency by key, for every channel.
+
+The key, a hash of the request and the answer are stored in the same database transaction as the
+effect, so a crash can never leave an effect without its key. Redis keeps recent answers as a fast
+path only. An answer that is a business refusal is stored too: the same key gets the same refusal.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+
+from balance_project.errors import ApplicationError
+from ledger.models import IdempotencyRecord
+
+log = logging.getLogger(__name__)
+
+# Errors that say nothing about the request itself are not remembered: a retry may succeed.
+_NOT_REMEMBERED = {"unavailable", "deadline_exceeded", "internal_error", "idempotency_in_progress"}
+
+
+def idempotency_key_check(key: Any) -> str:
+    if key is None or key == "":
+        raise ApplicationError("idempotency_key_missing", "an idempotency key is required for every mutating call")
+    if not isinstance(key, str) or len(key) > settings.IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable() \
+            or not key.isascii():
+        raise ApplicationError(
+            "idempotency_key_invalid",
+            f"the idempotency key must be 1 to {settings.IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters",
+        )
+    return key
+
+
+def request_hash(operation: str, params: dict[str, Any]) -> str:
+    payload = json.dumps({"operation": operation, "params": params}, sort_keys=True, separators=(",", ":"),
+                         default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def idempotent(*, scope: str, key: str, operation: str, params: dict[str, Any],
+               execute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``execute`` once per (scope, key); later calls with the same request get its answer.
+
+    ``execute`` runs inside a savepoint of the transaction that stores the record: a refusal it
+    raises rolls back its effects and is stored as the answer. The same key with a different
+    ``operation`` or ``params`` raises ``idempotency_conflict``.
+    """
+    key = idempotency_key_check(key)
+    digest = request_hash(operation, params)
+    cached = _cache_get(scope, key)
+    if cached is not None:
+        return _replay(cached["hash"], cached["response"], cached["is_error"], digest, key)
+    try:
+        with transaction.atomic():
+            existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+            if existing is not None:
+                return _replay(existing.request_hash, existing.response, existing.is_error, digest, key)
+            error: ApplicationError | None = None
+            try:
+                with transaction.atomic():
+                    response = execute()
+            except ApplicationError as refusal:
+                if refusal.code in _NOT_REMEMBERED:
+                    raise
+                error, response = refusal, refusal.as_dict()
+            IdempotencyRecord.objects.create(scope=scope, key=key, operation=operation, request_hash=digest,
+                                             response=response, is_error=error is not None)
+            entry = {"hash": digest, "response": response, "is_error": error is not None}
+            transaction.on_commit(lambda: _cache_put(scope, key, entry))
+    except IntegrityError:
+        # A concurrent call with the same key committed first; ours rolled back whole.
+        existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+        if existing is None:
+            raise
+        return _replay(existing.request_hash, existing.response, existing.is_error, digest, key)
+    if error is not None:
+        raise error
+    return response
+
+
+def _replay(stored_hash: str, response: dict[str, Any], is_error: bool, digest: str, key: str) -> dict[str, Any]:
+    if stored_hash != digest:
+        raise ApplicationError("idempotency_conflict",
+                               "this idempotency key was already used for a different request",
+                               {"idempotency_key": key})
+    if is_error:
+        raise ApplicationError.from_dict(response)
+    return response
+
+
+def _cache_key(scope: str, key: str) -> str:
+    return "idem:v1:" + hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+
+
+def _cache_get(scope: str, key: str) -> dict[str, Any] | None:
+    try:
+        return cache.get(_cache_key(scope, key))
+    except Exception:
+        log.warning("idempotency cache read failed", exc_info=True)
+        return None
+
+
+def _cache_put(scope: str, key: str, entry: dict[str, Any]) -> None:
+    try:
+        cache.set(_cache_key(scope, key), entry, settings.IDEMPOTENCY_CACHE_TTL_SECONDS)
+    except Exception:
+        log.warning("idempotency cache write failed", exc_info=True)

@@ -1,0 +1,87 @@
+"""The ledger: transactions, their append-only entries, idempotency records and checkpoints."""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Transaction(models.Model):
+    """One business operation. Its entries sum to zero (checked in code and, on PostgreSQL, by a
+    deferred constraint trigger)."""
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit"
+        WITHDRAWAL = "withdrawal"
+        TRANSFER = "transfer"
+        ADJUSTMENT = "adjustment"
+        BUY_IN = "buy_in"
+        CASH_OUT = "cash_out"
+        HAND_SETTLEMENT = "hand_settlement"
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    currency = models.CharField(max_length=3)
+    actor = models.CharField(max_length=128, help_text="Who asked: API client, admin user or job.")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"tx#{self.pk} {self.kind} {self.currency}"
+
+
+class Entry(models.Model):
+    """A posting to one account. Never updated, never deleted.
+
+    ``seq`` numbers the account's chain without gaps; ``checksum`` is
+    HMAC-SHA-256(key, canonical bytes of this entry + previous checksum) — see ledger/chain.py.
+    """
+
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="entries")
+    seq = models.BigIntegerField()
+    amount = models.BigIntegerField(help_text="Signed: positive raises the balance.")
+    currency = models.CharField(max_length=3)
+    balance_after = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    checksum = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name_plural = "entries"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "seq"], name="entry_seq_unique_per_account"),
+            models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_not_zero"),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="entry_seq_positive"),
+        ]
+        indexes = [models.Index(fields=["account", "created_at"], name="entry_account_created")]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise RuntimeError("ledger entries are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RuntimeError("ledger entries are append-only")
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a mutating call, stored in the same transaction as its effect."""
+
+    scope = models.CharField(max_length=64, help_text="The calling client.")
+    key = models.CharField(max_length=255)
+    operation = models.CharField(max_length=64)
+    request_hash = models.CharField(max_length=64)
+    response = models.JSONField()
+    is_error = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_unique_per_scope")]
+
+
+class Checkpoint(models.Model):
+    """A periodic signed snapshot of every chain head, so a truncated chain is caught later."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    heads = models.JSONField(help_text='{"<account id>": [seq, checksum], ...}')
+    account_count = models.IntegerField()
+    entry_count = models.BigIntegerField()
+    signature = models.CharField(max_length=64)

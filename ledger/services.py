@@ -1,0 +1,162 @@
+"""Every money movement goes through ``transaction_post``; every hold change through ``holds_apply``.
+
+Lock order, for the whole service, so two calls never wait on each other in a cycle:
+tables -> seats -> reservations -> accounts (ascending id). Account rows are locked with
+``SELECT ... FOR UPDATE`` by ``accounts_lock``; on SQLite the IMMEDIATE transaction mode takes the
+database write lock at BEGIN instead.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.cache import balance_cache_refresh_on_commit
+from accounts.models import Account
+from balance_project.errors import ApplicationError
+from ledger import chain
+from ledger.models import Entry, Transaction
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One side of a posting: ``amount`` is signed, positive raises the account's balance."""
+
+    account_id: int
+    amount: int
+
+
+def accounts_lock(account_ids: Iterable[int]) -> dict[int, Account]:
+    """Lock the named accounts (``SELECT ... FOR UPDATE``, ascending id) and return them by id.
+
+    Must run inside ``transaction.atomic``. Raises ``account_not_found`` naming the first missing id.
+    """
+    ids = sorted(set(account_ids))
+    locked = {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    for account_id in ids:
+        if account_id not in locked:
+            raise ApplicationError("account_not_found", f"account {account_id} does not exist",
+                                   {"account_id": account_id})
+    return locked
+
+
+def ensure_usable(account: Account, *, allow_frozen: bool = False) -> None:
+    if account.status == Account.Status.CLOSED:
+        raise ApplicationError("account_closed", f"account {account.pk} is closed", {"account_id": account.pk})
+    if account.status == Account.Status.FROZEN and not allow_frozen:
+        raise ApplicationError("account_frozen", f"account {account.pk} is frozen", {"account_id": account.pk})
+
+
+def transaction_post(
+    *,
+    kind: str,
+    legs: Sequence[Leg],
+    actor: str,
+    metadata: Mapping[str, Any] | None = None,
+    hold_deltas: Mapping[int, int] | None = None,
+    allow_frozen: bool = False,
+    allow_empty: bool = False,
+) -> Transaction:
+    """Post one balanced transaction and return it.
+
+    Locks every account in ``legs`` and ``hold_deltas`` (ascending id) for the rest of the
+    enclosing database transaction, then checks status, currency and available funds against the
+    locked rows, writes the entries with their chain checksums, and updates balances, holds,
+    versions and chain heads. ``hold_deltas`` changes ``held`` in the same step (a reservation
+    commit drops its hold while it moves the money).
+    """
+    hold_deltas = dict(hold_deltas or {})
+    _check_legs(legs, allow_empty=allow_empty)
+    with transaction.atomic():
+        locked = accounts_lock([leg.account_id for leg in legs] + list(hold_deltas))
+        currencies = {account.currency for account in locked.values()}
+        if len(currencies) > 1:
+            raise ApplicationError("currency_mismatch", "all accounts of a transaction must share one currency",
+                                   {"accounts": {str(a.pk): a.currency for a in locked.values()}})
+        for account in locked.values():
+            ensure_usable(account, allow_frozen=allow_frozen)
+
+        amounts = {leg.account_id: leg.amount for leg in legs}
+        for account in locked.values():
+            account.held += hold_deltas.get(account.pk, 0)
+            account.balance += amounts.get(account.pk, 0)
+            _check_funds(account, requested=-amounts.get(account.pk, 0) + hold_deltas.get(account.pk, 0))
+
+        tx = Transaction.objects.create(kind=kind, currency=currencies.pop(), actor=actor, metadata=dict(metadata or {}))
+        now = timezone.now()
+        entries = []
+        for account_id in sorted(amounts):
+            account = locked[account_id]
+            account.entry_seq += 1
+            fields = dict(account_id=account_id, seq=account.entry_seq, transaction_id=tx.pk,
+                          amount=amounts[account_id], currency=account.currency,
+                          balance_after=account.balance, created_at=now)
+            account.chain_head = chain.entry_checksum(prev_checksum=account.chain_head, **fields)
+            entries.append(Entry(checksum=account.chain_head, **fields))
+        Entry.objects.bulk_create(entries)
+        for account in locked.values():
+            _save_money_fields(account)
+        return tx
+
+
+def holds_apply(*, hold_deltas: Mapping[int, int], allow_frozen: bool = False) -> dict[int, Account]:
+    """Raise or drop holds without moving money (reserve, release, expire). Returns the accounts.
+
+    Locks the accounts (ascending id). A positive delta must fit in the available balance.
+    """
+    with transaction.atomic():
+        locked = accounts_lock(hold_deltas)
+        for account_id, delta in hold_deltas.items():
+            account = locked[account_id]
+            if delta > 0:
+                ensure_usable(account, allow_frozen=allow_frozen)
+            account.held += delta
+            if account.held < 0:
+                raise RuntimeError(f"hold on account {account_id} would go below zero")
+            _check_funds(account, requested=delta)
+        for account in locked.values():
+            _save_money_fields(account)
+        return locked
+
+
+def account_status_set(*, account: Account, status: str) -> Account:
+    """Change the status of an account already locked by the caller."""
+    account.status = status
+    _save_money_fields(account, extra=("status",))
+    return account
+
+
+def _check_legs(legs: Sequence[Leg], *, allow_empty: bool) -> None:
+    if not legs and allow_empty:
+        return
+    if len(legs) < 2:
+        raise ValueError("a transaction needs at least two legs")
+    seen: set[int] = set()
+    for leg in legs:
+        if leg.amount == 0 or isinstance(leg.amount, bool) or not isinstance(leg.amount, int):
+            raise ValueError(f"leg amounts must be non-zero integers: {leg!r}")
+        if leg.account_id in seen:
+            raise ValueError(f"account {leg.account_id} appears twice: net its legs first")
+        seen.add(leg.account_id)
+    if sum(leg.amount for leg in legs) != 0:
+        raise ApplicationError("unbalanced_transaction", "the legs of a transaction must sum to zero",
+                               {"sum": sum(leg.amount for leg in legs)})
+
+
+def _check_funds(account: Account, *, requested: int) -> None:
+    if account.allow_negative or account.balance - account.held >= 0:
+        return
+    raise ApplicationError(
+        "insufficient_funds",
+        f"account {account.pk} has {account.balance - account.held + requested} available, {requested} requested",
+        {"account_id": account.pk, "available": account.balance - account.held + requested, "requested": requested},
+    )
+
+
+def _save_money_fields(account: Account, extra: tuple[str, ...] = ()) -> None:
+    account.version += 1
+    account.save(update_fields=["balance", "held", "version", "entry_seq", "chain_head", "updated_at", *extra])
+    balance_cache_refresh_on_commit(account)

@@ -1,0 +1,57 @@
+"""Shared fixtures. Tests run on whatever DATABASE_URL / REDIS_URL select (SQLite alone by default)."""
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+_counter = itertools.count(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = settings.DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL")
+    skip_redis = pytest.mark.skip(reason="needs Redis: set REDIS_URL")
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(skip_pg)
+        if "redis" in item.keywords and not settings.REDIS_URL:
+            item.add_marker(skip_redis)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def key():
+    """A fresh idempotency key each call."""
+    return lambda prefix="k": f"{prefix}-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def wallet(key):
+    """Open a user wallet, optionally funded: ``wallet(owner, currency="EUR", funded=0)`` -> id."""
+    from accounts.services import account_deposit, account_open
+
+    def make(owner: str | None = None, currency: str = "EUR", funded: int = 0) -> int:
+        owner = owner or f"user-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+        opened = account_open(client="tests", idempotency_key=key("open"), owner_ref=owner, currency=currency)
+        account_id = opened["account"]["id"]
+        if funded:
+            account_deposit(client="tests", idempotency_key=key("dep"), account_id=account_id, amount=funded)
+        return account_id
+
+    return make
