@@ -19,3 +19,15 @@ def exception_handler(exc, context):
         return response
     log.exception("unexpected error in %s", context.get("view"))
     return Response({"error": {"code": "internal_error", "message": "internal error", "details": {}}}, status=500)
+
+
+def client_of(request) -> str:
+    """The caller's name: the idempotency scope of its keys."""
+    return request.auth.client
+
+
+def idempotency_key_of(request) -> str:
+    """The ``Idempotency-Key`` header, checked (missing, empty, oversized or non-ASCII is a 400)."""
+    from ledger.idempotency import idempotency_key_check
+
+    return idempotency_key_check(request.headers.get("Idempotency-Key"))
