@@ -1,0 +1,4 @@
+"""HTTP routes of the reservations app, mounted under /api/v1/."""
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
