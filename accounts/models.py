@@ -44,6 +44,11 @@ class Account(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Support actions in the admin; each calls an accounts service.
+        permissions = [
+            ("adjust_balance", "Can make a manual balance adjustment"),
+            ("freeze_account", "Can freeze and unfreeze an account"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(held__gte=0), name="account_held_not_negative"),
             models.CheckConstraint(
