@@ -28,6 +28,10 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "idempotency_key_missing": ErrorSpec(400, grpc.StatusCode.INVALID_ARGUMENT),
     "idempotency_key_invalid": ErrorSpec(400, grpc.StatusCode.INVALID_ARGUMENT),
     "request_too_large": ErrorSpec(413, grpc.StatusCode.INVALID_ARGUMENT),
+    # HTTP only: the method, the Accept or the Content-Type does not fit the endpoint.
+    "method_not_allowed": ErrorSpec(405, grpc.StatusCode.UNIMPLEMENTED),
+    "not_acceptable": ErrorSpec(406, grpc.StatusCode.INVALID_ARGUMENT),
+    "unsupported_media_type": ErrorSpec(415, grpc.StatusCode.INVALID_ARGUMENT),
     # Credentials and scopes.
     "unauthenticated": ErrorSpec(401, grpc.StatusCode.UNAUTHENTICATED),
     "permission_denied": ErrorSpec(403, grpc.StatusCode.PERMISSION_DENIED),
