@@ -1,0 +1,28 @@
+"""Plain, JSON-safe answers of table services (what idempotency stores and every channel renders)."""
+from __future__ import annotations
+
+from typing import Any
+
+from tables.models import Seat, Table
+
+
+def seat_result(seat: Seat) -> dict[str, Any]:
+    return {
+        "id": seat.pk,
+        "table_id": seat.table.table_id,
+        "user_id": seat.user_id,
+        "account_id": seat.account_id,
+        "chips": seat.account.balance,
+        "status": str(seat.status),
+    }
+
+
+def table_result(table: Table) -> dict[str, Any]:
+    seats = table.seats.filter(status=Seat.Status.ACTIVE).select_related("account", "table").order_by("pk")
+    return {
+        "table_id": table.table_id,
+        "currency": table.currency,
+        "status": str(table.status),
+        "chips": table.chips,
+        "seats": [seat_result(seat) for seat in seats],
+    }
