@@ -10,7 +10,7 @@ import logging
 import threading
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import transaction
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def _redis_client():
         from django_redis.cache import RedisCache
     except ImportError:  # pragma: no cover - django-redis is a dependency
         return None
-    if not isinstance(cache, RedisCache):
+    # ``cache`` is a proxy: isinstance() must look at the backend behind it.
+    if not isinstance(caches["default"], RedisCache):
         return None
     return get_redis_connection("default")
 
