@@ -42,6 +42,12 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 # Production hardening: on by default only when DJANGO_SECURE is set, so `check --deploy` passes there.
 SECURE = env_bool("DJANGO_SECURE", False)
 if SECURE:
+    # The embedded defaults of these keys are public: production must never run on them.
+    for _required in ("DJANGO_SECRET_KEY", "LEDGER_HMAC_KEY"):
+        if not os.environ.get(_required):
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(f"{_required} must be set when DJANGO_SECURE=1")
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)

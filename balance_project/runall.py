@@ -1,0 +1,220 @@
+"""Run the whole service from one command: ``python -m balance_project.runall`` (what ``make run`` does).
+
+Starts the HTTP API (gunicorn), the gRPC sidecar (when ``manage.py grpcserver`` exists) and a Celery
+worker with an embedded beat, prefixes each line they print with the process name, and stops them
+all on Ctrl-C or SIGTERM. When one of them dies on its own, the rest are stopped and this exits
+non-zero, so a process manager above it sees the failure.
+
+On the embedded default (no ``DATABASE_URL``) it also makes sure a development API key with every
+scope exists, prints it, and keeps it in ``$BALANCE_VAR_DIR/dev-api-key`` so the next run prints the
+same key. It never does that against a configured database.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+GUNICORN_CONF = BASE_DIR / "balance_project" / "gunicorn.conf.py"
+DEV_KEY_CLIENT = "dev"
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Child:
+    """One supervised process: a name for the prefix and the command that starts it."""
+
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+
+def _own_session_dying_with_parent() -> None:
+    """Run in the child before exec: its own process group, and SIGTERM if the supervisor vanishes.
+
+    The own group keeps a terminal's Ctrl-C away from the children, so they stop in the order the
+    supervisor chooses; the parent-death signal covers a supervisor killed with SIGKILL.
+    """
+    os.setsid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the group alone still lets us stop them
+        pass
+
+
+class Supervisor:
+    """Start children, relay their output, stop them all when asked or when any of them exits."""
+
+    def __init__(self, children: list[Child], *, grace_seconds: float = 25.0, out=None) -> None:
+        self.children = children
+        self.grace_seconds = grace_seconds
+        self.out = out or sys.stdout
+        self.stop_requested = threading.Event()
+        self._write_lock = threading.Lock()
+        self._readers: list[threading.Thread] = []
+        self._width = max([len(c.name) for c in children] + [len("runall")])
+
+    def say(self, name: str, line: str) -> None:
+        with self._write_lock:
+            self.out.write(f"{name.ljust(self._width)} | {line.rstrip()}\n")
+            self.out.flush()
+
+    def _relay(self, child: Child) -> None:
+        for raw in iter(child.process.stdout.readline, b""):
+            self.say(child.name, raw.decode("utf-8", "replace"))
+
+    def _request_stop(self, signum, _frame) -> None:
+        self.stop_requested.set()
+
+    def run(self) -> int:
+        """Run until a signal or a child's exit; return the exit code for this process."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._request_stop)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        code = 0
+        for child in self.children:
+            try:
+                child.process = subprocess.Popen(
+                    child.argv, cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    preexec_fn=_own_session_dying_with_parent,
+                )
+            except OSError as exc:
+                self.say("runall", f"cannot start {child.name}: {exc}")
+                code = 1
+                break
+            self.say("runall", f"started {child.name} (pid {child.process.pid}): {' '.join(child.argv)}")
+        for child in self.children:
+            if child.process is not None:
+                reader = threading.Thread(target=self._relay, args=(child,), name=f"relay-{child.name}", daemon=True)
+                reader.start()
+                self._readers.append(reader)
+        if code == 0:
+            code = self._watch()
+        self._stop_all()
+        return code
+
+    def _watch(self) -> int:
+        while not self.stop_requested.wait(0.2):
+            for child in self.children:
+                returncode = child.process.poll()
+                if returncode is not None:
+                    self.say("runall", f"{child.name} exited with code {returncode}; stopping the rest")
+                    return returncode if returncode > 0 else 1
+        self.say("runall", "stop requested; stopping all processes")
+        return 0
+
+    def _stop_all(self) -> None:
+        running = [c for c in self.children if c.process is not None and c.process.poll() is None]
+        for child in running:
+            # The group leader gets SIGTERM and shuts its own workers down gracefully.
+            _signal_quietly(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_seconds
+        for child in running:
+            try:
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say("runall", f"{child.name} did not stop in {self.grace_seconds:.0f}s; killing it")
+        for child in self.children:
+            if child.process is not None:
+                # Anything left in the child's own group (an orphaned worker) goes too.
+                _signal_group_quietly(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=2)
+        for child in self.children:
+            if child.process is not None:
+                self.say("runall", f"{child.name} stopped (code {child.process.returncode})")
+
+
+def _signal_quietly(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _signal_group_quietly(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def service_children() -> list[Child]:
+    """The processes of the service, as configured by settings and the environment."""
+    from django.core.management import get_commands
+
+    python = sys.executable
+    children = [
+        Child("http", [python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "balance_project.wsgi:application"]),
+    ]
+    if "grpcserver" in get_commands():
+        children.append(Child("grpc", [python, "manage.py", "grpcserver"]))
+    children.append(Child("worker", [
+        python, "-m", "celery", "-A", "balance_project", "worker", "-B",
+        "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+        "--pool", "threads", "--concurrency", os.environ.get("CELERY_CONCURRENCY", "4"),
+        "--loglevel", os.environ.get("LOG_LEVEL", "INFO"),
+    ]))
+    return children
+
+
+def dev_api_key_ensure() -> str | None:
+    """The development API key (every scope) for the embedded default, made on the first run.
+
+    Returns None when ``DATABASE_URL`` is set: keys for a real database are made on purpose, by
+    ``accounts.keys.api_key_create``, never as a side effect of starting the service.
+    """
+    from django.conf import settings
+
+    from accounts.keys import SCOPES, api_key_authenticate, api_key_create
+    from balance_project.errors import ApplicationError
+
+    if settings.DATABASE_URL:
+        return None
+    path = Path(settings.VAR_DIR) / "dev-api-key"
+    if path.exists():
+        stored = path.read_text().strip()
+        try:
+            api_key_authenticate(stored)
+            return stored
+        except ApplicationError:
+            pass  # the database was reset since: make a new key
+    raw, _record = api_key_create(client=DEV_KEY_CLIENT, scopes=sorted(SCOPES))
+    path.write_text(raw + "\n")
+    path.chmod(0o600)
+    return raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-dev-key", action="store_true", help="do not create or print the development API key")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "balance_project.settings")
+    import django
+    from django.db import connections
+
+    django.setup()
+    supervisor = Supervisor(service_children())
+    if not args.no_dev_key:
+        key = dev_api_key_ensure()
+        if key:
+            from django.conf import settings
+
+            supervisor.say("runall", f"development API key (every scope): {key}")
+            supervisor.say("runall", f"  kept in {Path(settings.VAR_DIR) / 'dev-api-key'}; send it as  Authorization: Bearer <key>")
+    connections.close_all()
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
