@@ -1,0 +1,77 @@
+"""Builders and book checks shared by the reservation and table tests."""
+from __future__ import annotations
+
+import itertools
+import uuid
+
+from django.db.models import Sum
+
+from accounts.models import Account
+from accounts.services import account_deposit, account_open
+from reservations.models import Reservation
+from tables.models import Seat, Table
+from tables.services import table_open
+
+_counter = itertools.count(1)
+
+
+def new_key(prefix: str = "k") -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def open_table(currency: str = "EUR", table_id: str | None = None) -> str:
+    table_id = table_id or f"tbl-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+    table_open(client="tests", idempotency_key=new_key("table"), table_id=table_id, currency=currency)
+    return table_id
+
+
+def new_player(funded: int = 0, currency: str = "EUR", user_id: str | None = None) -> tuple[str, int]:
+    """A user with a wallet (optionally funded) -> (user id, wallet account id)."""
+    user_id = user_id or f"player-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+    wallet = account_open(client="tests", idempotency_key=new_key("open"), owner_ref=user_id,
+                          currency=currency)["account"]["id"]
+    if funded:
+        account_deposit(client="tests", idempotency_key=new_key("dep"), account_id=wallet, amount=funded)
+    return user_id, wallet
+
+
+def account(account_id: int) -> Account:
+    return Account.objects.get(pk=account_id)
+
+
+def table_row(table_id: str) -> Table:
+    return Table.objects.get(table_id=table_id)
+
+
+def seat_chips(table_id: str, user_id: str) -> int:
+    seat = Seat.objects.filter(table__table_id=table_id, user_id=user_id, status=Seat.Status.ACTIVE) \
+        .select_related("account").first()
+    return seat.account.balance if seat else 0
+
+
+def money_snapshot() -> dict[int, tuple[int, int]]:
+    """Every account's (balance, held): compare before and after a refused call."""
+    return {a.pk: (a.balance, a.held) for a in Account.objects.all()}
+
+
+def books_problems() -> list[str]:
+    """Every broken invariant of the money, as readable lines (empty when the books hold)."""
+    from ledger.integrity import ledger_verify
+
+    problems = []
+    if (Account.objects.aggregate(total=Sum("balance"))["total"] or 0) != 0:
+        problems.append("the balances of all accounts do not sum to zero")
+    for a in Account.objects.all():
+        if a.held < 0 or (not a.allow_negative and a.balance - a.held < 0):
+            problems.append(f"account {a.pk} is negative: balance {a.balance} held {a.held}")
+        pending = Reservation.objects.filter(account=a, status=Reservation.Status.PENDING) \
+            .aggregate(total=Sum("amount"))["total"] or 0
+        if a.held != pending:
+            problems.append(f"account {a.pk} holds {a.held} but its pending reservations total {pending}")
+    for table in Table.objects.all():
+        seats = Account.objects.filter(seat__table=table).aggregate(total=Sum("balance"))["total"] or 0
+        if table.chips != seats:
+            problems.append(f"table {table.table_id} has {table.chips} chips but its seats hold {seats}")
+    report = ledger_verify()
+    problems += [f"ledger: {p['code']} {p['message']}" for p in report.problems]
+    return problems
