@@ -1,0 +1,1 @@
+"""The gRPC sidecar: balance.v1.BalanceService over plain grpcio (see docs/grpc.md)."""

@@ -1,0 +1,174 @@
+"""Cross-cutting work of every gRPC call, as server interceptors listed in settings.GRPC_INTERCEPTORS.
+
+The first listed is the outermost. The default order (settings.py):
+metrics -> database connections -> errors -> auth -> mutation guard -> servicer.
+
+grpcio calls ``intercept_service`` on its polling thread; the wrapped behaviour below runs on the
+worker thread that serves the call, which is where database work and the caller context belong.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from django.db import InterfaceError, OperationalError, close_old_connections
+
+from accounts.keys import api_key_authenticate, api_key_require
+from balance_project.errors import ApplicationError
+from balance_project.grpc import metrics
+from balance_project.grpc.caller import current_key
+from balance_project.grpc.errors import abort_with
+from balance_project.grpc.policies import policy_for
+from ledger.idempotency import idempotency_key_check
+
+log = logging.getLogger("balance.grpc")
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+# Below this much time left, a mutation is not started: it could not answer in time anyway, and a
+# caller that has given up must not find an effect it was told had failed.
+MIN_TIME_FOR_MUTATION_SECONDS = 0.005
+
+
+class UnaryInterceptor(grpc.ServerInterceptor):
+    """Wraps the unary-unary behaviour of the calls ``applies_to`` accepts; passes the rest through."""
+
+    def applies_to(self, full_method: str) -> bool:
+        return True
+
+    def around(self, full_method: str, request: Any, context: grpc.ServicerContext, proceed: Behavior) -> Any:
+        raise NotImplementedError
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        full_method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or not self.applies_to(full_method):
+            return handler
+        inner = handler.unary_unary
+
+        def behavior(request, context):
+            return self.around(full_method, request, context, inner)
+
+        return handler._replace(unary_unary=behavior)
+
+
+class MetricsInterceptor(UnaryInterceptor):
+    """Latency histogram per method and a counter by method and status code."""
+
+    def around(self, full_method, request, context, proceed):
+        service, method = metrics.split_method(full_method)
+        started = time.perf_counter()
+        code = "UNKNOWN"
+        try:
+            response = proceed(request, context)
+            code = _code_name(context.code()) or "OK"
+            return response
+        except BaseException:
+            code = _code_name(context.code()) or "UNKNOWN"
+            raise
+        finally:
+            metrics.HANDLING_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+            metrics.HANDLED_TOTAL.labels(service, method, code).inc()
+
+
+class DatabaseConnectionsInterceptor(UnaryInterceptor):
+    """What Django's request_started/request_finished do for HTTP: drop connections past
+    CONN_MAX_AGE or broken, before and after each call, on the worker thread that owns them."""
+
+    def around(self, full_method, request, context, proceed):
+        close_old_connections()
+        try:
+            return proceed(request, context)
+        finally:
+            close_old_connections()
+
+
+class ErrorsInterceptor(UnaryInterceptor):
+    """ApplicationError -> its status and ErrorInfo; a database outage -> UNAVAILABLE (retryable);
+    anything else -> INTERNAL with no detail for the caller and the stack trace in the log."""
+
+    def around(self, full_method, request, context, proceed):
+        try:
+            return proceed(request, context)
+        except ApplicationError as error:
+            abort_with(context, error)
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("database unavailable during %s: %s", full_method, exc)
+            abort_with(context, ApplicationError("unavailable", "the balance database is unavailable, retry"))
+        except Exception as exc:
+            if _already_aborted(context, exc):
+                raise
+            log.exception("unexpected error in %s", full_method)
+            abort_with(context, ApplicationError("internal_error", "internal error"))
+
+
+class AuthInterceptor(UnaryInterceptor):
+    """``authorization: Bearer <key>``: the same ApiKey records and scopes as HTTP. The key's client
+    becomes the caller (the idempotency scope) for the rest of the call."""
+
+    def applies_to(self, full_method):
+        return policy_for(full_method) is not None
+
+    def around(self, full_method, request, context, proceed):
+        policy = policy_for(full_method)
+        record = api_key_authenticate(_bearer_token(context))
+        if not any(scope in record.scopes for scope in policy.scopes):
+            api_key_require(record, policy.scopes[0] if policy.scopes else "undeclared")
+        token = current_key.set(record)
+        try:
+            return proceed(request, context)
+        finally:
+            current_key.reset(token)
+
+
+class MutationGuardInterceptor(UnaryInterceptor):
+    """Before a mutating call starts: a valid idempotency key, and enough time left on the deadline.
+
+    The mutation itself is one database transaction (ledger.idempotency.idempotent), so once started
+    it either lands whole with its key or not at all; a caller whose deadline expired meanwhile gets
+    the stored answer by retrying with the same key.
+    """
+
+    def applies_to(self, full_method):
+        policy = policy_for(full_method)
+        return policy is not None and policy.mutating
+
+    def around(self, full_method, request, context, proceed):
+        idempotency_key_check(getattr(request, "idempotency_key", None))
+        remaining = context.time_remaining()
+        if remaining is not None and remaining < MIN_TIME_FOR_MUTATION_SECONDS:
+            raise ApplicationError("deadline_exceeded", "the deadline expired before the call could start",
+                                   {"remaining_seconds": f"{max(remaining, 0):.3f}"})
+        return proceed(request, context)
+
+
+def _bearer_token(context: grpc.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def _code_name(code: grpc.StatusCode | None) -> str | None:
+    return code.name if code is not None else None
+
+
+def _already_aborted(context: grpc.ServicerContext, exc: Exception) -> bool:
+    """``context.abort`` raises a bare Exception after setting the code: let it through as it is."""
+    return type(exc) is Exception and context.code() is not None
+
+
+__all__ = [
+    "AuthInterceptor",
+    "DatabaseConnectionsInterceptor",
+    "ErrorsInterceptor",
+    "MetricsInterceptor",
+    "MutationGuardInterceptor",
+    "UnaryInterceptor",
+]
