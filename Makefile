@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test proto proto-check
+.PHONY: install run test proto proto-check example-node bench-grpc
 
 install: $(STAMP)
 
@@ -21,7 +21,29 @@ run: install
 test: install
 	$(PY) -m pytest
 
-# gRPC code generation (filled in by the gRPC work).
-proto: install
+# gRPC code generation. `-Ibalance_client/_pb=proto` maps the proto tree into the package that holds
+# the generated modules, so protoc itself writes imports that resolve (balance_client._pb.balance.v1).
+# balance_client/_pb holds generated files only: never edit them, run `make proto`.
+PROTO_SRC := proto/balance/v1/balance.proto
+PB_DIR := balance_client/_pb
+PROTOC := $(PY) -m grpc_tools.protoc -I$(PB_DIR)=proto
 
+proto: install
+	rm -rf $(PB_DIR)
+	$(PROTOC) --python_out=. --grpc_python_out=. --pyi_out=. $(PROTO_SRC)
+
+# Fails when the committed generated code differs from a fresh generation, or when the proto breaks
+# the released contract (proto/descriptors/balance.v1.binpb).
 proto-check: install
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PROTOC) --python_out="$$tmp" --grpc_python_out="$$tmp" --pyi_out="$$tmp" $(PROTO_SRC) && \
+	diff -r --exclude=__pycache__ "$$tmp/$(PB_DIR)" $(PB_DIR) && \
+	$(PY) -m balance_project.grpc.breaking proto/descriptors/balance.v1.binpb $(PROTO_SRC)
+
+# The Node.js example (examples/node) against a sidecar started on a fresh database.
+example-node: install
+	bash tests/grpc/run_node_example.sh
+
+# gRPC load benchmark (closed and open loop); set DATABASE_URL to a PostgreSQL database.
+bench-grpc: install
+	$(PY) bench/grpc_load.py

@@ -221,6 +221,14 @@ CELERY_BEAT_SCHEDULE: dict = {}  # filled in balance_project/celery.py
 GRPC_BIND = os.environ.get("GRPC_BIND", "127.0.0.1:50051")
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
 GRPC_METRICS_PORT = env_int("GRPC_METRICS_PORT", 9051)
+# Server interceptors, outermost first (balance_project/grpc/interceptors.py).
+GRPC_INTERCEPTORS = [
+    "balance_project.grpc.interceptors.MetricsInterceptor",
+    "balance_project.grpc.interceptors.DatabaseConnectionsInterceptor",
+    "balance_project.grpc.interceptors.ErrorsInterceptor",
+    "balance_project.grpc.interceptors.AuthInterceptor",
+    "balance_project.grpc.interceptors.MutationGuardInterceptor",
+]
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
