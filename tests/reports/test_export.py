@@ -162,3 +162,18 @@ def test_command_writes_to_stdout_with_a_currency(postings):
 def test_command_refuses_bad_dates():
     with pytest.raises(CommandError, match="--from must be a date"):
         call_command("export_ledger", "--from", "2026-11-31", "--to", "2026-12-01", stdout=io.StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_http_export_streams_outside_a_transaction(client, wallet, key):
+    # Real autocommit, as in production: on PostgreSQL the streamed rows come from a server-side cursor.
+    from accounts.services import account_deposit
+
+    alice = wallet("alice")
+    for amount in range(1, 6):
+        account_deposit(client="cashier", idempotency_key=key(), account_id=alice, amount=amount)
+    response = client.get("/api/v1/ledger/export", {"from": "2000-01-01", "to": "2100-01-01"},
+                          **bearer("ledger:read"))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [int(r["amount"]) for r in rows if r["account_id"] == str(alice)] == [1, 2, 3, 4, 5]
+    assert sum(int(r["amount"]) for r in rows) == 0
