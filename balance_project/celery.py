@@ -5,9 +5,11 @@ whose task is not registered fails when it fires, and tests/ops/test_celery.py r
 django-celery-beat's DatabaseScheduler copies these entries into its tables at start-up, where the
 admin can pause one or change its interval.
 """
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "balance_project.settings")
 
@@ -29,3 +31,22 @@ app.conf.beat_schedule = {
     name: {"task": task, "schedule": every, "options": {"expire_seconds": int(every)}}
     for name, (task, every) in PERIODIC_JOBS.items()
 }
+
+
+@worker_init.connect
+def metrics_endpoint_start(sender=None, **kwargs) -> None:
+    """Serve this worker's Prometheus metrics (reservation expiries, task counters) on WORKER_METRICS_PORT.
+
+    Counters incremented inside tasks are only visible here with ``--pool threads`` (what runall and
+    the compose file use): a prefork pool would count in its child processes.
+    """
+    from django.conf import settings
+    from prometheus_client import start_http_server
+
+    if not settings.WORKER_METRICS_PORT:
+        return
+    try:
+        start_http_server(settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_ADDR)
+    except OSError as exc:  # the port is taken: the worker still works, without metrics
+        logging.getLogger(__name__).error("worker metrics not served on %s:%s: %s",
+                                          settings.WORKER_METRICS_ADDR, settings.WORKER_METRICS_PORT, exc)

@@ -51,3 +51,10 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker) -> None:
+    # The database gauges (ledger integrity, house balances) are served by the HTTP /metrics.
+    from balance_project import db_metrics
+
+    db_metrics.register()

@@ -216,6 +216,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {}  # filled in balance_project/celery.py
+# The worker's own Prometheus endpoint (0 turns it off); balance_project/celery.py starts it.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 9052)
+WORKER_METRICS_ADDR = os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
 
 # --- gRPC sidecar ---------------------------------------------------------------------------------
 GRPC_BIND = os.environ.get("GRPC_BIND", "127.0.0.1:50051")

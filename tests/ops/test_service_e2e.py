@@ -32,12 +32,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http_status(url: str) -> int:
+def http_get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
+            return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, error.read().decode()
+
+
+def http_status(url: str) -> int:
+    return http_get(url)[0]
 
 
 def routed(path: str) -> bool:
@@ -97,6 +101,7 @@ def embedded_env(tmp_path):
            if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}}
     env.update(BALANCE_VAR_DIR=str(tmp_path / "var"), HTTP_BIND=f"127.0.0.1:{free_port()}",
                GRPC_BIND=f"127.0.0.1:{free_port()}", GRPC_METRICS_PORT=str(free_port()),
+               WORKER_METRICS_PORT=str(free_port()),
                PYTHONUNBUFFERED="1")
     migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env,
                              capture_output=True, text=True, timeout=240)
@@ -115,9 +120,13 @@ def test_runall_starts_the_service_and_stops_it_cleanly(embedded_env):
         key = key_line.rsplit(" ", 1)[1].strip()
         assert (Path(embedded_env["BALANCE_VAR_DIR"]) / "dev-api-key").read_text().strip() == key
         lines.wait_for("Listening at: " + base, 60)
-        lines.wait_for("celery@", 60)
+        lines.wait_for(" ready.", 60)  # the worker (after worker_init started its metrics endpoint)
         lines.wait_for("beat: Starting", 60)
-        assert http_status(base + "/metrics") == 200
+        status, metrics = http_get(base + "/metrics")
+        assert status == 200
+        assert "balance_db_metrics_scrape_ok 1.0" in metrics  # registered by gunicorn.conf.py, read from the DB
+        status, worker_metrics = http_get(f"http://127.0.0.1:{embedded_env['WORKER_METRICS_PORT']}/metrics")
+        assert status == 200 and "python_info" in worker_metrics
         for probe in ("/health", "/ready"):
             if routed(probe):
                 assert http_status(base + probe) == 200, probe
