@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from balance_project.errors import ApplicationError
+from ledger import models as ledger_models
 from ledger.chain import format_timestamp
 from ledger.models import Checkpoint, Entry, IdempotencyRecord, Transaction
 from ledger.reports import ledger_export_csv_lines, report_moment_parse, report_period_check
@@ -198,3 +199,14 @@ class CheckpointAdmin(ReadOnlyAdmin):
     list_filter = (("created_at", admin.DateFieldListFilter),)
     fields = ("id", "created_at", "account_count", "entry_count", "signature", "heads")
     readonly_fields = fields
+
+
+# The integrity job's run history (ledger.integrity, another engineer's work): registered when the
+# model exists, so this module does not depend on the order in which the two land.
+IntegrityRun = getattr(ledger_models, "IntegrityRun", None)
+if IntegrityRun is not None:
+    @admin.register(IntegrityRun)
+    class IntegrityRunAdmin(ReadOnlyAdmin):
+        list_display = ("id", "kind", "ok", "problem_count", "accounts_checked", "entries_checked", "finished_at")
+        list_filter = ("kind", "ok", ("finished_at", admin.DateFieldListFilter))
+        readonly_fields = [field.name for field in IntegrityRun._meta.fields]
