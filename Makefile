@@ -14,12 +14,17 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
+# HTTP on 127.0.0.1:3002, gRPC on 127.0.0.1:50051, a Celery worker with embedded beat: one
+# supervisor (balance_project/runall.py) prefixes their output and stops them all on Ctrl-C.
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py runserver 127.0.0.1:3002 --noreload
+	exec $(PY) -m balance_project.runall
 
+# The whole suite on whatever DATABASE_URL / REDIS_URL select (SQLite alone by default).
+# Narrow it with `make test PYTEST_ARGS="tests/ops -x"`.
+PYTEST_ARGS ?=
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # gRPC code generation. `-Ibalance_client/_pb=proto` maps the proto tree into the package that holds
 # the generated modules, so protoc itself writes imports that resolve (balance_client._pb.balance.v1).
