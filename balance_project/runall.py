@@ -155,7 +155,7 @@ def service_children() -> list[Child]:
 
     python = sys.executable
     children = [
-        Child("http", [python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "balance_project.wsgi:application"]),
+        Child("http", [python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "balance_project.wsgi_static:application"]),
     ]
     if "grpcserver" in get_commands():
         children.append(Child("grpc", [python, "manage.py", "grpcserver"]))

@@ -127,6 +127,7 @@ def test_runall_starts_the_service_and_stops_it_cleanly(embedded_env):
         assert "balance_db_metrics_scrape_ok 1.0" in metrics  # registered by gunicorn.conf.py, read from the DB
         status, worker_metrics = http_get(f"http://127.0.0.1:{embedded_env['WORKER_METRICS_PORT']}/metrics")
         assert status == 200 and "python_info" in worker_metrics
+        assert http_status(base + "/static/admin/css/base.css") == 200  # the admin is styled with DEBUG off
         for probe in ("/health", "/ready"):
             if routed(probe):
                 assert http_status(base + probe) == 200, probe
