@@ -21,6 +21,13 @@ from balance_client._pb.balance.v1 import balance_pb2_grpc
 from balance_client.errors import BalanceError
 from balance_client.keys import idempotency_key
 
+# After a failed connection the channel waits before dialling again; keep that wait within the
+# retry budget, so a retry after a restart of the service finds it rather than the channel's backoff.
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 _RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED})
 _FINAL_REASONS = frozenset({"idempotency_conflict"})
 
@@ -46,7 +53,7 @@ class BalanceClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._metadata = (("authorization", f"Bearer {token}"),)
-        self._channel = channel or grpc.insecure_channel(target)
+        self._channel = channel or grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = balance_pb2_grpc.BalanceServiceStub(self._channel)
         self._sleep = sleep
         self._rng = rng or random.Random()
