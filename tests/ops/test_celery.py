@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from django_celery_beat.models import PeriodicTask
@@ -10,7 +11,7 @@ from django_celery_beat.schedulers import DatabaseScheduler
 from balance_project.celery import PERIODIC_JOBS, app
 
 EXPECTED_EVERY_SECONDS = {
-    "reservations.tasks.expire_overdue_reservations": 15,
+    "reservations.expire_overdue_reservations": 15,
     "ledger.tasks.ledger_checkpoint_task": 5 * 60,
     "ledger.tasks.verify_ledger_task": 10 * 60,
     "ledger.tasks.reconcile_balances_task": 60 * 60,
@@ -30,12 +31,20 @@ def test_beat_schedule_has_each_job_at_its_interval():
         assert by_task[task]["options"]["expire_seconds"] == seconds
 
 
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
 @pytest.mark.parametrize("task_name", sorted(EXPECTED_EVERY_SECONDS))
 def test_scheduled_task_is_registered(task_name):
-    if task_name not in registered_tasks():
-        module = task_name.rsplit(".", 1)[0]
-        pytest.skip(f"{task_name} is not registered yet ({module}.py does not define it): "
-                    "beat would send it and the worker would discard it")
+    registered = registered_tasks()
+    if task_name not in registered:
+        app_label = task_name.split(".", 1)[0]
+        if not (BASE_DIR / app_label / "tasks.py").exists():
+            pytest.skip(f"{task_name} is not registered yet ({app_label}/tasks.py does not exist): "
+                        "beat would send it and the worker would discard it")
+        from_app = sorted(name for name in registered if name.startswith(app_label + "."))
+        pytest.fail(f"{app_label}/tasks.py exists but registers no task named {task_name} "
+                    f"(it registers {from_app}): the beat entry would be discarded by the worker")
     assert app.tasks[task_name].name == task_name
 
 
@@ -57,7 +66,7 @@ def test_database_scheduler_stores_the_schedule():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("task_name", ["ledger.tasks.verify_ledger_task", "reservations.tasks.expire_overdue_reservations"])
+@pytest.mark.parametrize("task_name", ["ledger.tasks.verify_ledger_task", "reservations.expire_overdue_reservations"])
 def test_periodic_task_runs_eagerly(task_name):
     if task_name not in registered_tasks():
         pytest.skip(f"{task_name} is not registered yet")

@@ -23,7 +23,7 @@ from django.urls import Resolver404, resolve
 from balance_project.celery import app
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-EXPIRY_TASK = "reservations.tasks.expire_overdue_reservations"
+EXPIRY_TASK = "reservations.expire_overdue_reservations"
 
 
 def free_port() -> int:
