@@ -37,13 +37,11 @@ class LedgerGaugesCollector(Collector):
         return [GaugeMetricFamily(name, name, labels=labels) for name, labels in FAMILIES.items()]
 
     def collect(self):
-        from django.db import DatabaseError
-
         scrape_ok = GaugeMetricFamily("balance_db_metrics_scrape_ok",
-                                      "1 when the database gauges below were read, 0 when the database failed.")
+                                      "1 when the database gauges below were read, 0 when that failed.")
         try:
             families = list(self._read())
-        except DatabaseError:
+        except Exception:  # a failing gauge must not take /metrics (and every other metric) down with it
             log.exception("reading the ledger gauges failed")
             scrape_ok.add_metric([], 0)
             yield scrape_ok

@@ -52,3 +52,4 @@ def test_registering_twice_keeps_one_collector_and_names_are_described_without_t
     assert db_metrics.register(registry) is db_metrics.register(registry)
     assert b"balance_db_metrics_scrape_ok" in generate_latest(registry)
     assert {f.name for f in db_metrics.LedgerGaugesCollector().describe()} == set(db_metrics.FAMILIES)
+
