@@ -40,7 +40,7 @@ from reservations.results import reservation_result
 from tables.models import Seat, Table
 from tables.results import seat_result
 from tables.seating import (
-    seat_lock_or_open, table_find, table_id_check, table_lock, table_require_open, user_id_check, wallet_for,
+    seat_lock_or_open, table_id_check, table_lock, table_require_open, user_id_check, wallet_for,
 )
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ def reservation_reserve(*, client: str, idempotency_key: str, user_id: str, tabl
                         ttl_seconds: int | None = None) -> dict[str, Any]:
     """Hold ``amount`` on the user's wallet in the table's currency. -> {"reservation": ...}
 
-    Locks the wallet. Refuses table_not_found, table_closed, currency_mismatch, account_not_found,
+    Locks the table (so a reserve and a close of the table do not cross), then the wallet.
+    Refuses table_not_found, table_closed, currency_mismatch, account_not_found,
     account_frozen, insufficient_funds; invalid_request for a TTL outside the configured bounds."""
     user_id = user_id_check(user_id)
     table_id = table_id_check(table_id)
@@ -61,7 +62,7 @@ def reservation_reserve(*, client: str, idempotency_key: str, user_id: str, tabl
     ttl = ttl_check(ttl_seconds)
 
     def execute() -> dict[str, Any]:
-        reservation = reservation_hold(table=table_find(table_id), user_id=user_id, amount=amount,
+        reservation = reservation_hold(table=table_lock(table_id), user_id=user_id, amount=amount,
                                        ttl_seconds=ttl, actor=client)
         return {"reservation": reservation_result(reservation)}
 
@@ -136,7 +137,7 @@ def reservation_expire_one(*, reservation_id: int, now: datetime | None = None, 
     Locks the reservation, then its wallet. Idempotent by nature: a second call finds it ended."""
     cutoff = now or timezone.now()
     with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
+        reservation = Reservation.objects.select_for_update(no_key=True).filter(pk=reservation_id).first()
         if reservation is None or reservation.status != Reservation.Status.PENDING \
                 or reservation.expires_at > cutoff:
             return False
@@ -154,7 +155,7 @@ def reservation_release_locked(*, reservation: Reservation, actor: str, reason: 
 def reservation_hold(*, table: Table, user_id: str, amount: int, ttl_seconds: int, actor: str) -> Reservation:
     """Hold ``amount`` on the user's wallet for ``table`` (no idempotency: callers wrap it).
 
-    Locks the wallet (holds_apply refuses a frozen wallet and a hold beyond available)."""
+    The caller has locked the table. Locks the wallet (holds_apply refuses a frozen wallet and a hold beyond available)."""
     table_require_open(table)
     wallet = wallet_for(user_id, table.currency)
     holds_apply(hold_deltas={wallet.pk: amount})
@@ -252,7 +253,7 @@ def _expiring_overdue(reservation_id: int, actor: str, call: Callable[[], dict[s
 
 
 def _reservation_lock(reservation_id: int) -> Reservation:
-    reservation = Reservation.objects.select_for_update().filter(pk=reservation_id).first()
+    reservation = Reservation.objects.select_for_update(no_key=True).filter(pk=reservation_id).first()
     if reservation is None:
         raise _not_found(reservation_id)
     reservation.table = Table.objects.get(pk=reservation.table_id)

@@ -2,6 +2,7 @@
 
 Lock order for the whole service: tables -> seats -> reservations -> accounts (ascending id).
 The lock helpers here take the first two; callers must take them before any reservation or account.
+Table, seat and reservation rows are locked ``FOR NO KEY UPDATE`` (see ``table_lock``).
 """
 from __future__ import annotations
 
@@ -43,9 +44,13 @@ def table_find(table_id: str) -> Table:
 
 
 def table_lock(table_id: str) -> Table:
-    """Lock the table row (``SELECT ... FOR UPDATE``): every chip movement at a table holds it, so
-    its seats, its hands and its ``chips`` change one call at a time."""
-    table = Table.objects.select_for_update().filter(table_id=table_id).first()
+    """Lock the table row: every chip movement and every reservation at a table holds it, so its
+    seats, its hands and its ``chips`` change one call at a time.
+
+    ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE`` (on PostgreSQL): the row's key never changes,
+    and a plain ``FOR UPDATE`` would also block the ``KEY SHARE`` lock that inserting a row with a
+    foreign key to the table takes, which lets an unrelated insert wait in the middle of the order."""
+    table = Table.objects.select_for_update(no_key=True).filter(table_id=table_id).first()
     if table is None:
         raise ApplicationError("table_not_found", f"table {table_id} does not exist", {"table_id": table_id})
     return table
@@ -60,7 +65,7 @@ def seats_lock(table: Table, user_ids: Iterable[str]) -> dict[str, Seat]:
     """Lock the active seats of ``user_ids`` at ``table`` (ascending id); ``player_not_seated``
     names the players without one. The table must already be locked."""
     wanted = sorted(set(user_ids))
-    seats = {seat.user_id: seat for seat in Seat.objects.select_for_update()
+    seats = {seat.user_id: seat for seat in Seat.objects.select_for_update(no_key=True)
              .filter(table=table, user_id__in=wanted, status=Seat.Status.ACTIVE).order_by("pk")}
     missing = [user_id for user_id in wanted if user_id not in seats]
     if missing:
@@ -76,7 +81,8 @@ def seat_lock_or_open(table: Table, user_id: str) -> Seat:
 
     The table must already be locked, so two buy-ins cannot both open a seat (the partial unique
     constraint on active seats would refuse the second anyway)."""
-    seat = Seat.objects.select_for_update().filter(table=table, user_id=user_id, status=Seat.Status.ACTIVE).first()
+    seat = Seat.objects.select_for_update(no_key=True) \
+        .filter(table=table, user_id=user_id, status=Seat.Status.ACTIVE).first()
     if seat is None:
         account = Account.objects.create(kind=Account.Kind.SEAT, owner_ref=user_id, currency=table.currency)
         seat = Seat.objects.create(table=table, user_id=user_id, account=account)

@@ -78,8 +78,9 @@ def table_close(*, client: str, idempotency_key: str, table_id: str) -> dict[str
         table = table_lock(table_id)
         if table.status == Table.Status.CLOSED:
             return {"table": table_result(table)}
-        seats = list(Seat.objects.select_for_update().filter(table=table, status=Seat.Status.ACTIVE).order_by("pk"))
-        pending = list(Reservation.objects.select_for_update()
+        seats = list(Seat.objects.select_for_update(no_key=True)
+                     .filter(table=table, status=Seat.Status.ACTIVE).order_by("pk"))
+        pending = list(Reservation.objects.select_for_update(no_key=True)
                        .filter(table=table, status=Reservation.Status.PENDING).order_by("pk"))
         accounts = accounts_lock([seat.account_id for seat in seats] + [r.account_id for r in pending])
         loaded = {seat.user_id: accounts[seat.account_id].balance for seat in seats
