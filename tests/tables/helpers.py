@@ -75,3 +75,27 @@ def books_problems() -> list[str]:
     report = ledger_verify()
     problems += [f"ledger: {p['code']} {p['message']}" for p in report.problems]
     return problems
+
+
+class Api:
+    """An HTTP client with one API key; ``post`` sends a fresh Idempotency-Key unless given one."""
+
+    def __init__(self, scopes: list[str], client: str = "poker"):
+        from rest_framework.test import APIClient
+
+        from accounts.keys import api_key_create
+
+        raw, _ = api_key_create(client=client, scopes=scopes)
+        self.http = APIClient(raise_request_exception=False)
+        self.http.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    def get(self, path: str, params: dict | None = None):
+        return self.http.get(f"/api/v1/{path}", params or {})
+
+    def post(self, path: str, body: dict | None = None, key: str | None = "fresh"):
+        headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": new_key() if key == "fresh" else key}
+        return self.http.post(f"/api/v1/{path}", body if body is not None else {}, format="json", **headers)
+
+
+def error_code(response) -> str:
+    return response.json()["error"]["code"]

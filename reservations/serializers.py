@@ -1,0 +1,78 @@
+"""Input and output shapes of the reservations HTTP API."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.serializers import (
+    AmountField, Int64Field, PeriodBoundField, StrictCharField, StrictSerializer, TransactionOutputSerializer,
+)
+from tables.serializers import SeatOutputSerializer, TtlField
+
+
+class ReserveInputSerializer(StrictSerializer):
+    user_id = StrictCharField(max_length=128)
+    table_id = StrictCharField(max_length=64)
+    amount = AmountField()
+    ttl_seconds = TtlField(required=False, help_text="Default RESERVATION_DEFAULT_TTL_SECONDS.")
+
+
+class CommitInputSerializer(StrictSerializer):
+    amount = AmountField(required=False, help_text="Default: all of the held amount; the rest is released.")
+
+
+class ReleaseInputSerializer(StrictSerializer):
+    reason = StrictCharField(required=False, allow_blank=True, max_length=255)
+
+
+class ExpiryRateInputSerializer(serializers.Serializer):
+    def get_fields(self):
+        # "from" is a Python keyword, so the fields are named here rather than declared.
+        return {
+            "from": PeriodBoundField(required=False, help_text="Start, inclusive. Default: 24 hours before to."),
+            "to": PeriodBoundField(required=False, end_of_day=True,
+                                   help_text="End, exclusive (a date means the end of that day). Default: now."),
+        }
+
+
+class ReservationOutputSerializer(serializers.Serializer):
+    id = Int64Field()
+    account_id = Int64Field(help_text="The wallet holding the funds.")
+    user_id = serializers.CharField()
+    table_id = serializers.CharField()
+    currency = serializers.CharField()
+    amount = Int64Field(help_text="Held while pending.")
+    committed_amount = Int64Field()
+    released_amount = Int64Field()
+    status = serializers.CharField(help_text="One of pending, committed, released, expired.")
+    expires_at = serializers.CharField()
+    created_at = serializers.CharField()
+    updated_at = serializers.CharField()
+    ended_at = serializers.CharField(allow_null=True)
+    ended_by = serializers.CharField(help_text="Who ended it: API client, admin user or expiry-job.")
+    end_reason = serializers.CharField()
+    seat_id = Int64Field(allow_null=True)
+    transaction_id = Int64Field(allow_null=True)
+
+
+class ReservationEnvelopeOutputSerializer(serializers.Serializer):
+    reservation = ReservationOutputSerializer()
+
+
+class CommitOutputSerializer(serializers.Serializer):
+    reservation = ReservationOutputSerializer()
+    seat = SeatOutputSerializer()
+    transaction = TransactionOutputSerializer()
+
+
+class ExpiryRateOutputSerializer(serializers.Serializer):
+    expired = Int64Field()
+    committed = Int64Field()
+    released = Int64Field()
+    total = Int64Field()
+    rate = serializers.CharField(help_text='expired / total as a decimal string, e.g. "0.0123".')
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField()
+        fields["to"] = serializers.CharField()
+        return fields

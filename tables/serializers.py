@@ -1,0 +1,105 @@
+"""Input and output shapes of the tables HTTP API. Money passes through untouched to the services
+(``parse_amount`` alone decides), as in accounts/serializers.py, whose strict fields these reuse."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.serializers import (
+    AccountOutputSerializer, AmountField, Int64Field, StrictCharField, StrictSerializer, TransactionOutputSerializer,
+)
+from balance_project.money import INT64_MAX
+
+_AMOUNTS_BY_PLAYER_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"oneOf": [{"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX},
+                                       {"type": "string", "pattern": "^[0-9]{1,19}$"}]},
+    "description": "user id -> amount in minor units (non-negative integers).",
+    "example": {"alice": 100, "bob": 100},
+}
+
+
+class _RawField(serializers.Field):
+    """The raw JSON value, checked by the service (so the error codes are the services' own)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field(_AMOUNTS_BY_PLAYER_SCHEMA)
+class AmountsByPlayerField(_RawField):
+    pass
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "description": "Seconds; bounded by settings."})
+class TtlField(_RawField):
+    pass
+
+
+@extend_schema_field({"type": "boolean"})
+class StrictBooleanField(_RawField):
+    pass
+
+
+# --- Inputs ---------------------------------------------------------------------------------------
+
+class TableOpenInputSerializer(StrictSerializer):
+    table_id = StrictCharField(max_length=64, help_text="The poker service's table id.")
+    currency = StrictCharField(min_length=3, max_length=3, help_text="ISO 4217 code, e.g. EUR.")
+
+
+class BuyInInputSerializer(StrictSerializer):
+    user_id = StrictCharField(max_length=128)
+    amount = AmountField()
+    ttl_seconds = TtlField(required=False)
+
+
+class HandInputSerializer(StrictSerializer):
+    hand_id = StrictCharField(max_length=128)
+    contributions = AmountsByPlayerField()
+    payouts = AmountsByPlayerField()
+    rake = AmountField(help_text="Minor units to the rake account; may be 0.")
+
+
+class CashOutInputSerializer(StrictSerializer):
+    user_id = StrictCharField(max_length=128)
+    amount = AmountField(required=False, help_text="Default: all the seat's chips.")
+    leave = StrictBooleanField(required=False, help_text="Cash out everything and leave the seat.")
+
+
+# --- Outputs --------------------------------------------------------------------------------------
+
+class SeatOutputSerializer(serializers.Serializer):
+    id = Int64Field()
+    table_id = serializers.CharField()
+    user_id = serializers.CharField()
+    account_id = Int64Field(help_text="The seat account holding the chips.")
+    chips = Int64Field()
+    status = serializers.CharField(help_text="One of active, left.")
+
+
+class TableOutputSerializer(serializers.Serializer):
+    table_id = serializers.CharField()
+    currency = serializers.CharField()
+    status = serializers.CharField(help_text="One of open, closed.")
+    chips = Int64Field(help_text="Always the sum of its seats' chips.")
+    seats = SeatOutputSerializer(many=True, help_text="Active seats.")
+
+
+class TableEnvelopeOutputSerializer(serializers.Serializer):
+    table = TableOutputSerializer()
+
+
+class HandOutputSerializer(serializers.Serializer):
+    hand_id = serializers.CharField()
+    table = TableOutputSerializer()
+    transaction = TransactionOutputSerializer(allow_null=True, help_text="Null when every net was zero.")
+
+
+class CashOutOutputSerializer(serializers.Serializer):
+    seat = SeatOutputSerializer()
+    transaction = TransactionOutputSerializer(allow_null=True, help_text="Null when nothing moved.")
+    account = AccountOutputSerializer(help_text="The wallet after the cash-out.")
