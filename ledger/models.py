@@ -85,3 +85,41 @@ class Checkpoint(models.Model):
     account_count = models.IntegerField()
     entry_count = models.BigIntegerField()
     signature = models.CharField(max_length=64)
+
+
+class IntegrityRun(models.Model):
+    """One run of a background integrity job: what it checked and what it found.
+
+    ``problems`` keeps at most the first ``PROBLEMS_KEPT`` problems; ``problem_count`` is the true total.
+    """
+
+    PROBLEMS_KEPT = 200
+
+    class Kind(models.TextChoices):
+        VERIFY = "verify", "full chain verification"
+        RECONCILE = "reconcile", "balance reconciliation"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VERIFY)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(db_index=True)
+    ok = models.BooleanField()
+    problem_count = models.IntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)
+    accounts_checked = models.IntegerField(default=0)
+    entries_checked = models.BigIntegerField(default=0)
+    transactions_checked = models.BigIntegerField(default=0)
+    checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   help_text="The checkpoint the chains were compared against.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(problem_count__gte=0), name="integrity_run_count_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(ok=True, problem_count=0) | models.Q(ok=False, problem_count__gt=0),
+                name="integrity_run_ok_iff_no_problems",
+            ),
+        ]
+        indexes = [models.Index(fields=["kind", "-finished_at"], name="integrity_run_kind_finished")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run #{self.pk} {'ok' if self.ok else f'{self.problem_count} problems'}"

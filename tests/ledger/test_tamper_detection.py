@@ -1,0 +1,218 @@
+"""Tampering by direct SQL is found by ledger_verify and by `verify_ledger`, naming account and seq.
+
+On PostgreSQL the guard triggers are bypassed as a superuser would (session_replication_role);
+on SQLite raw SQL goes straight through.
+"""
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import Account
+from accounts.services import account_deposit, system_account_get
+from ledger.integrity import ledger_verify
+from ledger.integrity_runs import ledger_checkpoint_create
+from ledger.models import Checkpoint, Entry
+from tests.ledger.conftest import codes, entry, found, triggers_bypassed
+
+pytestmark = pytest.mark.django_db
+
+
+def command_finds(*expected: tuple[str, int, int]) -> str:
+    """Run `verify_ledger`: it must exit 1 and print each (code, account, seq) on a line."""
+    out = StringIO()
+    with pytest.raises(CommandError) as failure:
+        call_command("verify_ledger", stdout=out)
+    assert failure.value.returncode == 1
+    text = out.getvalue()
+    for code, account_id, seq in expected:
+        assert f"{code} account={account_id} seq={seq} " in text, text
+    return text
+
+
+def test_untouched_books_verify_clean(books):
+    report = ledger_verify()
+    assert report.ok, report.problems
+    assert report.accounts_checked == 3  # A, B and the external-funds account
+    assert report.entries_checked == Entry.objects.count()
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "0 problems" in out.getvalue()
+
+
+def test_edited_amount_is_a_checksum_mismatch_at_that_seq(books):
+    a = books["a"]
+    with triggers_bypassed() as cursor:
+        cursor.execute("UPDATE ledger_entry SET amount = amount - 1000 WHERE account_id = %s AND seq = 3", [a])
+    report = ledger_verify()
+    assert ("checksum_mismatch", a, 3) in found(report)
+    assert ("balance_after_mismatch", a, 3) in found(report)
+    assert ("balance_mismatch", a, 6) in found(report)
+    assert "transaction_unbalanced" in codes(report)
+    # Nothing else in the chain is blamed: entry 4 still links to entry 3's stored checksum.
+    assert not {p for p in found(report) if p[0] == "checksum_mismatch"} - {("checksum_mismatch", a, 3)}
+    command_finds(("checksum_mismatch", a, 3))
+
+
+def test_edited_balance_after_is_found_at_that_seq(books):
+    a = books["a"]
+    with triggers_bypassed() as cursor:
+        cursor.execute("UPDATE ledger_entry SET balance_after = 999999 WHERE account_id = %s AND seq = 2", [a])
+    report = ledger_verify()
+    assert {("checksum_mismatch", a, 2), ("balance_after_mismatch", a, 2), ("balance_after_mismatch", a, 3)} \
+        <= found(report)
+    command_finds(("checksum_mismatch", a, 2))
+
+
+def test_deleted_entry_is_a_sequence_gap_at_its_seq(books):
+    a = books["a"]
+    with triggers_bypassed() as cursor:
+        cursor.execute("DELETE FROM ledger_entry WHERE account_id = %s AND seq = 4", [a])
+    report = ledger_verify()
+    assert ("sequence_gap", a, 4) in found(report)
+    assert ("balance_mismatch", a, 6) in found(report)
+    assert "transaction_unbalanced" in codes(report)
+    # The entry after the gap cannot be linked, so it is not blamed for the missing one.
+    assert ("checksum_mismatch", a, 5) not in found(report)
+    command_finds(("sequence_gap", a, 4))
+
+
+def test_deleted_tail_entry_is_a_gap_at_the_end(books):
+    a = books["a"]
+    with triggers_bypassed() as cursor:
+        cursor.execute("DELETE FROM ledger_entry WHERE account_id = %s AND seq = 6", [a])
+    report = ledger_verify()
+    assert ("sequence_gap", a, 6) in found(report)
+    command_finds(("sequence_gap", a, 6))
+
+
+def test_inserted_entry_breaks_the_chain_where_it_sits(books):
+    a, b = books["a"], books["b"]
+    last = entry(a, 6)
+    with triggers_bypassed() as cursor:
+        cursor.execute(
+            "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
+            "created_at, checksum) VALUES (%s, %s, 7, 5000, 'EUR', %s, %s, %s)",
+            [last.transaction_id, a, last.balance_after + 5000, last.created_at, "f" * 64],
+        )
+    report = ledger_verify()
+    assert ("checksum_mismatch", a, 7) in found(report)
+    assert ("chain_head_mismatch", a, 7) in found(report)
+    assert ("balance_mismatch", a, 7) in found(report)
+    assert "transaction_unbalanced" in codes(report)
+    assert not [p for p in report.problems if p["account_id"] == b]
+    command_finds(("checksum_mismatch", a, 7))
+
+
+def test_inserted_entry_with_renumbered_successors_is_found_at_the_insertion(books):
+    a = books["a"]
+    donor = entry(a, 2)
+    with triggers_bypassed() as cursor:
+        for seq in range(6, 2, -1):  # make room at seq 3, top down so seqs stay unique
+            cursor.execute("UPDATE ledger_entry SET seq = seq + 1 WHERE account_id = %s AND seq = %s", [a, seq])
+        cursor.execute(
+            "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
+            "created_at, checksum) VALUES (%s, %s, 3, 1, 'EUR', %s, %s, %s)",
+            [donor.transaction_id, a, donor.balance_after + 1, donor.created_at, donor.checksum],
+        )
+    report = ledger_verify()
+    mismatches = sorted(p[2] for p in found(report) if p[0] == "checksum_mismatch")
+    assert mismatches[0] == 3
+    assert ("chain_head_mismatch", a, 7) in found(report)
+    command_finds(("checksum_mismatch", a, 3))
+
+
+@pytest.mark.parametrize("first,second", [(2, 4), (3, 4), (5, 6)])
+def test_swapped_entries_are_reported_as_reordered_at_both_seqs(books, first, second):
+    a = books["a"]
+    with triggers_bypassed() as cursor:
+        for old, new in ((first, 10**9), (second, first), (10**9, second)):
+            cursor.execute("UPDATE ledger_entry SET seq = %s WHERE account_id = %s AND seq = %s", [new, a, old])
+    report = ledger_verify()
+    assert found(report) == {("entry_reordered", a, first), ("entry_reordered", a, second)}, report.problems
+    command_finds(("entry_reordered", a, first), ("entry_reordered", a, second))
+
+
+def test_edited_account_balance_differs_from_its_entries(books):
+    a = books["a"]
+    Account.objects.filter(pk=a).update(balance=10**6)
+    report = ledger_verify()
+    assert found(report) == {("balance_mismatch", a, 6)}
+    command_finds(("balance_mismatch", a, 6))
+
+
+def test_entry_in_another_currency_is_found(books):
+    a = books["a"]
+    with triggers_bypassed() as cursor:
+        cursor.execute("UPDATE ledger_entry SET currency = 'USD' WHERE account_id = %s AND seq = 2", [a])
+    report = ledger_verify()
+    assert {("currency_mismatch", a, 2), ("transaction_currency_mismatch", a, 2), ("checksum_mismatch", a, 2)} \
+        <= found(report)
+
+
+def test_truncated_tail_with_account_row_fixed_to_match_is_caught_by_the_checkpoint(books, key):
+    a = books["a"]
+    account_deposit(client="t", idempotency_key=key(), account_id=a, amount=400)
+    external = system_account_get(code="external", currency="EUR").pk
+    checkpoint = ledger_checkpoint_create()["checkpoint"]
+    cut = {account_id: Account.objects.get(pk=account_id).entry_seq for account_id in (a, external)}
+
+    # Remove the deposit whole (both legs) and rewrite each account row to its new last entry:
+    # every chain, balance and transaction then looks consistent on its own.
+    with triggers_bypassed() as cursor:
+        for account_id, seq in cut.items():
+            cursor.execute("DELETE FROM ledger_entry WHERE account_id = %s AND seq = %s", [account_id, seq])
+            previous = entry(account_id, seq - 1)
+            cursor.execute("UPDATE accounts_account SET entry_seq = %s, chain_head = %s, balance = %s WHERE id = %s",
+                           [seq - 1, previous.checksum, previous.balance_after, account_id])
+    report = ledger_verify()
+    assert report.checkpoint_id == checkpoint["id"]
+    assert found(report) == {("checkpoint_mismatch", a, cut[a]), ("checkpoint_mismatch", external, cut[external])}
+    command_finds(("checkpoint_mismatch", a, cut[a]))
+
+    # Without the checkpoint nothing else would have noticed.
+    Checkpoint.objects.all().delete()
+    assert ledger_verify().ok
+
+
+def test_rewritten_checkpoint_entry_is_found(books):
+    a = books["a"]
+    ledger_checkpoint_create()
+    with triggers_bypassed() as cursor:
+        cursor.execute("UPDATE ledger_entry SET checksum = %s WHERE account_id = %s AND seq = 6", ["0" * 64, a])
+    report = ledger_verify()
+    assert {("checkpoint_mismatch", a, 6), ("chain_head_mismatch", a, 6)} <= found(report)
+
+
+def test_edited_checkpoint_fails_its_signature_and_is_not_trusted(books):
+    a = books["a"]
+    checkpoint = Checkpoint.objects.get(pk=ledger_checkpoint_create()["checkpoint"]["id"])
+    heads = dict(checkpoint.heads)
+    heads[str(a)] = [99, "0" * 64]
+    Checkpoint.objects.filter(pk=checkpoint.pk).update(heads=heads)
+    report = ledger_verify()
+    assert found(report) == {("checkpoint_signature_invalid", None, None)}
+    command_finds()
+
+
+def test_checkpoint_is_refused_while_the_ledger_does_not_verify(books):
+    from balance_project.errors import ApplicationError
+
+    Account.objects.filter(pk=books["a"]).update(balance=1)
+    with pytest.raises(ApplicationError) as refusal:
+        ledger_checkpoint_create()
+    assert refusal.value.code == "invalid_state"
+    assert not Checkpoint.objects.exists()
+
+
+def test_verifying_some_accounts_looks_only_at_them(books):
+    a, b = books["a"], books["b"]
+    Account.objects.filter(pk=a).update(balance=1)
+    assert ledger_verify(account_ids=[b]).ok
+    only_a = ledger_verify(account_ids=[a])
+    assert found(only_a) == {("balance_mismatch", a, 6)}
+    assert only_a.accounts_checked == 1 and only_a.entries_checked == 6
+    out = StringIO()
+    call_command("verify_ledger", "--account", str(b), stdout=out)
+    with pytest.raises(CommandError):
+        call_command("verify_ledger", "--account", str(a), stdout=out)
