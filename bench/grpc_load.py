@@ -187,6 +187,22 @@ def prepare(tables: int, tag: str) -> tuple[str, list[Session]]:
     return token, sessions
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux /proc), None when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def server_cpu_note(pid: int | None, before: float | None, calls: int) -> str:
+    after = cpu_seconds(pid)
+    if before is None or after is None or not calls:
+        return ""
+    return f"  server process CPU: {(after - before) / calls * 1000:.1f} ms per call"
+
+
 def start_server(workers: int) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "manage.py", "grpcserver", "--bind", "127.0.0.1:0", "--metrics-port",
                                 "0", "--max-workers", str(workers)], cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -228,12 +244,17 @@ def main() -> int:
             for session in sessions[:2]:  # warm-up: connections, caches, first seats
                 for _ in range(7):
                     session.next_call(client)[1]()
+            pid = process.pid if process is not None else None
+            cpu = cpu_seconds(pid)
             stats, elapsed = closed_loop(client, sessions[:args.clients], args.closed_seconds, args.max_calls)
             print(stats.report(f"closed loop, {args.clients} concurrent clients", elapsed))
+            print(server_cpu_note(pid, cpu, stats.total()))
+            cpu = cpu_seconds(pid)
             stats, elapsed, unsent = open_loop(client, sessions[args.clients:], args.rate, args.open_seconds,
                                                args.max_calls)
             print(stats.report(f"open loop, {args.rate:.0f} calls/s offered", elapsed))
             print(f"  due calls not sent because every table was busy: {unsent}")
+            print(server_cpu_note(pid, cpu, stats.total()))
     finally:
         if process is not None:
             process.terminate()

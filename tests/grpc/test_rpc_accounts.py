@@ -20,7 +20,8 @@ def failure_of(call, *args, **kwargs):
 def test_get_balance_by_account_and_by_wallet(stub, md, player):
     user, wallet = player(funded=1234)
     by_id = stub.GetBalance(pb.GetBalanceRequest(account_id=wallet), metadata=md, timeout=10)
-    assert (by_id.account.id, by_id.account.balance, by_id.account.held, by_id.account.available) == (wallet, 1234, 0, 1234)
+    account = by_id.account
+    assert (account.id, account.balance, account.held, account.available) == (wallet, 1234, 0, 1234)
     assert (by_id.account.kind, by_id.account.owner_ref, by_id.account.currency) == ("user", user, "EUR")
     assert by_id.account.status == "active" and by_id.source in ("cache", "database")
     by_wallet = stub.GetBalance(pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user, currency="EUR")),
