@@ -1,24 +1,209 @@
-"""DRF glue shared by every app's views: the one exception handler."""
+"""HTTP glue shared by every app's views: one error envelope, one bounded body, one JSON renderer.
+
+Every failure, wherever it is raised (a service, DRF, Django's URL resolver, the database driver),
+leaves as ``{"error": {"code", "message", "details"}}`` with the status ``ERROR_TABLE`` gives its code.
+"""
 from __future__ import annotations
 
+import io
+import json
 import logging
+from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.encoding import force_str
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import exceptions, parsers, renderers, serializers
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import APIView, set_rollback
 
 from balance_project.errors import ApplicationError
 
 log = logging.getLogger(__name__)
 
+_READ_CHUNK = 64 * 1024
+
+
+# --- Errors ---------------------------------------------------------------------------------------
+
+def error_of(exc: BaseException) -> ApplicationError:
+    """The ``ApplicationError`` that reports ``exc`` to a caller. Unknown exceptions are logged here
+    and become a bare ``internal_error``: their text never reaches the caller."""
+    if isinstance(exc, ApplicationError):
+        return exc
+    if isinstance(exc, RequestDataTooBig):
+        return request_too_large()
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        log.warning("database unavailable: %s", exc)
+        return ApplicationError("unavailable", "the database is unavailable; retry with the same idempotency key",
+                                {"retryable": True})
+    if isinstance(exc, exceptions.ValidationError):
+        return ApplicationError("invalid_request", "the request is not valid", {"fields": _plain(exc.detail)})
+    if isinstance(exc, exceptions.ParseError):
+        return ApplicationError("malformed_json", "the request body is not valid JSON",
+                                {"reason": force_str(exc.detail)})
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        return ApplicationError("unauthenticated", force_str(exc.detail))
+    if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
+        return ApplicationError("permission_denied", "this key may not make this call")
+    if isinstance(exc, (exceptions.NotFound, Http404)):
+        return ApplicationError("not_found", "no such resource")
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return ApplicationError("method_not_allowed", force_str(exc.detail))
+    if isinstance(exc, exceptions.NotAcceptable):
+        return ApplicationError("not_acceptable", "this endpoint answers in application/json only")
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return ApplicationError("unsupported_media_type", "send the body as application/json")
+    if isinstance(exc, exceptions.APIException) and exc.status_code < 500:
+        return ApplicationError("invalid_request", force_str(exc.detail))
+    log.error("unexpected error: %r", exc, exc_info=(type(exc), exc, exc.__traceback__))
+    return ApplicationError("internal_error", "internal error")
+
+
+def request_too_large() -> ApplicationError:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return ApplicationError("request_too_large", f"the request body is over {limit} bytes", {"max_bytes": limit})
+
+
+def error_headers(error: ApplicationError) -> dict[str, str]:
+    headers = {}
+    if error.code == "unauthenticated":
+        headers["WWW-Authenticate"] = 'Bearer realm="balance"'
+    if error.spec.retryable:
+        headers["Retry-After"] = "1"
+    return headers
+
 
 def exception_handler(exc, context):
-    if isinstance(exc, ApplicationError):
-        return Response({"error": exc.as_dict()}, status=exc.spec.http_status)
-    response = drf_exception_handler(exc, context)
-    if response is not None:
-        return response
-    log.exception("unexpected error in %s", context.get("view"))
-    return Response({"error": {"code": "internal_error", "message": "internal error", "details": {}}}, status=500)
+    """DRF's exception handler (settings.REST_FRAMEWORK): every exception becomes the envelope."""
+    error = error_of(exc)
+    set_rollback()
+    return Response({"error": error.as_dict()}, status=error.spec.http_status, headers=error_headers(error))
+
+
+def _plain(detail: Any) -> Any:
+    """DRF's ErrorDetail tree as plain JSON (strings, lists, dicts)."""
+    if isinstance(detail, dict):
+        return {str(key): _plain(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_plain(value) for value in detail]
+    return force_str(detail)
+
+
+def _error_response(exc: BaseException) -> JsonResponse:
+    error = error_of(exc)
+    return JsonResponse({"error": error.as_dict()}, status=error.spec.http_status, headers=error_headers(error))
+
+
+# Django's own error views (handler400/403/404/500 in the root URLconf): for what fails before or
+# outside a DRF view, such as an unknown URL.
+def bad_request(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        return _error_response(exception)
+    return _error_response(ApplicationError("invalid_request", "bad request"))
+
+
+def permission_denied(request, exception=None):
+    return _error_response(ApplicationError("permission_denied", "forbidden"))
+
+
+def page_not_found(request, exception=None):
+    return _error_response(ApplicationError("not_found", "no such resource", {"path": request.path[:200]}))
+
+
+def server_error(request):
+    return _error_response(ApplicationError("internal_error", "internal error"))
+
+
+# --- Request and response -------------------------------------------------------------------------
+
+def request_body_read(request: HttpRequest) -> bytes:
+    """The body, at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes, or ``request_too_large``.
+
+    Read before authentication and parsing, so an oversized body is refused first and whatever the
+    parser. Django refuses a declared ``Content-Length`` over the limit unread, and reads at most one
+    byte past the limit whatever the header says. With no ``Content-Length`` WSGI gives an empty
+    body, unless the server marks its input as terminated (a chunked upload through gunicorn): that
+    input is read here, also at most one byte past the limit, instead of being silently dropped.
+    """
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    meta = request.META
+    if not _declared_length(meta) and meta.get("wsgi.input_terminated") and not request._read_started:
+        body = _read_at_most(meta["wsgi.input"], limit + 1)
+        if len(body) > limit:
+            raise request_too_large()
+        meta["CONTENT_LENGTH"] = str(len(body))
+        request._stream = io.BytesIO(body)
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise request_too_large() from None
+    except ValueError:  # A Content-Length that is not a number.
+        raise ApplicationError("invalid_request", "the Content-Length header is not valid") from None
+    return body
+
+
+def _declared_length(meta) -> int:
+    try:
+        return max(int(meta.get("CONTENT_LENGTH") or 0), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _read_at_most(stream, size: int) -> bytes:
+    chunks, total = [], 0
+    while total < size:
+        chunk = stream.read(min(_READ_CHUNK, size - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's parser, plus: nesting deep enough to exhaust the decoder is malformed JSON, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply") from None
+
+
+class CanonicalJSONRenderer(renderers.JSONRenderer):
+    """Compact JSON with sorted keys, so a replayed answer is byte-for-byte the first one, whether it
+    comes from memory, Redis or a PostgreSQL jsonb column (which does not keep key order)."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        text = json.dumps(data, cls=self.encoder_class, ensure_ascii=self.ensure_ascii, allow_nan=False,
+                          sort_keys=True, separators=(",", ":"))
+        return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
+# Base of the v1 views: a wrong method is 405 before any credential check, the body is bounded
+# before anything parses it, and answers are canonical JSON. (A comment, not a docstring: the
+# OpenAPI generator would show a docstring as every subclass's description.)
+class ApiView(APIView):
+
+    parser_classes = [JSONParser]
+    renderer_classes = [CanonicalJSONRenderer]
+
+    def initial(self, request, *args, **kwargs):
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            raise exceptions.MethodNotAllowed(request.method)
+        body = request_body_read(request._request)
+        if body and not request.content_type:
+            raise ApplicationError("unsupported_media_type", "send the body as application/json")
+        super().initial(request, *args, **kwargs)
 
 
 def client_of(request) -> str:
@@ -31,3 +216,28 @@ def idempotency_key_of(request) -> str:
     from ledger.idempotency import idempotency_key_check
 
     return idempotency_key_check(request.headers.get("Idempotency-Key"))
+
+
+# --- OpenAPI pieces every view can share ----------------------------------------------------------
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. insufficient_funds.")
+    message = serializers.CharField(help_text="For humans; may change.")
+    details = serializers.DictField(help_text="Code-specific facts, e.g. the field at fault.")
+
+
+class ErrorResponseSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+    description="1 to 255 printable ASCII characters, unique per intended operation. A retry with the "
+                "same key and body gets the first answer again; with another body, 409 idempotency_conflict.",
+)
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """``{status: the error envelope}`` for ``extend_schema(responses=...)``."""
+    return {status: OpenApiResponse(ErrorResponseSerializer, description="See error.code.")
+            for status in statuses}

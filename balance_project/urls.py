@@ -1,5 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from balance_project import health
+
+# The contract and its docs are public: they hold no data and help a caller get a key right.
+_PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -7,5 +14,15 @@ urlpatterns = [
     path("api/v1/", include("ledger.urls")),
     path("api/v1/", include("reservations.urls")),
     path("api/v1/", include("tables.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(**_PUBLIC), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **_PUBLIC), name="docs"),
+    path("health", health.health, name="health"),
+    path("ready", health.ready, name="ready"),
     path("", include("django_prometheus.urls")),
 ]
+
+# Errors outside DRF views (unknown URL, a crash in middleware) still answer with the JSON envelope.
+handler400 = "balance_project.api.bad_request"
+handler403 = "balance_project.api.permission_denied"
+handler404 = "balance_project.api.page_not_found"
+handler500 = "balance_project.api.server_error"

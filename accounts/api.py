@@ -1,0 +1,215 @@
+"""HTTP API v1 of the accounts: thin adapters over accounts.services and accounts.selectors.
+
+Each view checks its input with a small serializer, calls one service or selector and renders the
+dict it returns. Every mutating call needs an ``Idempotency-Key`` header, scoped by the API client.
+"""
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework.response import Response
+
+from accounts import selectors, services
+from accounts import serializers as s
+from balance_project.api import IDEMPOTENCY_KEY_PARAMETER, ApiView, client_of, error_responses, idempotency_key_of
+
+_READ_ERRORS = error_responses(400, 401, 403, 404, 503)
+_WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+_ACCOUNT_ID = OpenApiParameter("account_id", OpenApiTypes.INT64, OpenApiParameter.PATH, description="Account id.")
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents accounts.auth.ApiKeyAuthentication: either header carries the key."""
+
+    target_class = "accounts.auth.ApiKeyAuthentication"
+    name = ["BearerApiKey", "HeaderApiKey"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"BearerApiKey": []}, {"HeaderApiKey": []}]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
+            {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        ]
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _render(serializer_class, result: dict, status: int = 200) -> Response:
+    return Response(serializer_class(result).data, status=status)
+
+
+class AccountsView(ApiView):
+    """List an owner's accounts; open a wallet."""
+
+    required_scopes = {"GET": "accounts:read", "POST": "accounts:write"}
+
+    @extend_schema(operation_id="accounts_list", summary="The accounts (wallets and seats) of one owner",
+                   parameters=[s.AccountsListInputSerializer],
+                   responses={200: s.AccountsListOutputSerializer, **_READ_ERRORS})
+    def get(self, request):
+        params = _valid(s.AccountsListInputSerializer, request.query_params)
+        result = selectors.accounts_list_by_owner(owner_ref=params["owner_ref"], kind=params.get("kind"))
+        return _render(s.AccountsListOutputSerializer, result)
+
+    @extend_schema(operation_id="accounts_open", summary="Open a user wallet (one per owner and currency)",
+                   request=s.AccountOpenInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={201: s.AccountEnvelopeOutputSerializer, **_WRITE_ERRORS})
+    def post(self, request):
+        key = idempotency_key_of(request)
+        data = _valid(s.AccountOpenInputSerializer, request.data)
+        result = services.account_open(client=client_of(request), idempotency_key=key,
+                                       owner_ref=data["owner_ref"], currency=data["currency"])
+        return _render(s.AccountEnvelopeOutputSerializer, result, status=201)
+
+
+class AccountDetailView(ApiView):
+    """The account with its balance, from the balance cache when it holds it (``source`` says which)."""
+
+    required_scopes = {"GET": "accounts:read"}
+
+    @extend_schema(operation_id="accounts_detail", summary="One account, served from the balance cache",
+                   parameters=[_ACCOUNT_ID], responses={200: s.AccountDetailOutputSerializer, **_READ_ERRORS})
+    def get(self, request, account_id: int):
+        return _render(s.AccountDetailOutputSerializer, selectors.account_balance_get(account_id=account_id))
+
+
+class AccountBalanceView(ApiView):
+    """Balance, held and available, from the balance cache when it holds it (``source`` says which)."""
+
+    required_scopes = {"GET": "accounts:read"}
+
+    @extend_schema(operation_id="accounts_balance", summary="Balance, hold and available amount",
+                   parameters=[_ACCOUNT_ID], responses={200: s.BalanceOutputSerializer, **_READ_ERRORS})
+    def get(self, request, account_id: int):
+        return _render(s.BalanceOutputSerializer, selectors.account_balance_get(account_id=account_id))
+
+
+class _MovementView(ApiView):
+    """Deposit or withdraw: the subclass names the service."""
+
+    required_scopes = {"POST": "payments:write"}
+    service = None
+
+    def post(self, request, account_id: int):
+        key = idempotency_key_of(request)
+        data = _valid(s.MovementInputSerializer, request.data)
+        result = type(self).service(client=client_of(request), idempotency_key=key, account_id=account_id,
+                                    amount=data["amount"], metadata=data.get("metadata"))
+        return _render(s.MovementOutputSerializer, result, status=201)
+
+
+def _movement_schema(operation_id: str, summary: str):
+    return extend_schema(operation_id=operation_id, summary=summary, request=s.MovementInputSerializer,
+                         parameters=[_ACCOUNT_ID, IDEMPOTENCY_KEY_PARAMETER],
+                         responses={201: s.MovementOutputSerializer, **_WRITE_ERRORS})
+
+
+@extend_schema_view(post=_movement_schema("accounts_deposit", "Credit a wallet with money arriving from a payment"))
+class AccountDepositView(_MovementView):
+    """Credit the wallet from the external-funds account. Amount in minor units."""
+
+    service = staticmethod(services.account_deposit)
+
+
+@extend_schema_view(post=_movement_schema("accounts_withdraw",
+                                         "Debit a wallet for a payout (refused beyond the available balance)"))
+class AccountWithdrawView(_MovementView):
+    """Debit the wallet to the external-funds account; refused beyond the available balance."""
+
+    service = staticmethod(services.account_withdraw)
+
+
+class TransferView(ApiView):
+    """Move money between two user wallets of the same currency."""
+
+    required_scopes = {"POST": "transfers:write"}
+
+    @extend_schema(operation_id="transfers_create", summary="Move money between two wallets of one currency",
+                   request=s.TransferInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={201: s.TransferOutputSerializer, **_WRITE_ERRORS})
+    def post(self, request):
+        key = idempotency_key_of(request)
+        data = _valid(s.TransferInputSerializer, request.data)
+        result = services.account_transfer(client=client_of(request), idempotency_key=key,
+                                           from_account_id=data["from_account_id"],
+                                           to_account_id=data["to_account_id"],
+                                           amount=data["amount"], metadata=data.get("metadata"))
+        return _render(s.TransferOutputSerializer, result, status=201)
+
+
+class _StatusView(ApiView):
+    """Freeze, unfreeze or close: no body, the subclass names the service."""
+
+    required_scopes = {"POST": "accounts:write"}
+    service = None
+
+    def post(self, request, account_id: int):
+        key = idempotency_key_of(request)
+        _valid(s.StrictSerializer, request.data or {})
+        result = type(self).service(client=client_of(request), idempotency_key=key, account_id=account_id)
+        return _render(s.AccountEnvelopeOutputSerializer, result)
+
+
+def _status_schema(operation_id: str, summary: str):
+    return extend_schema(operation_id=operation_id, summary=summary, request=None,
+                         parameters=[_ACCOUNT_ID, IDEMPOTENCY_KEY_PARAMETER],
+                         responses={200: s.AccountEnvelopeOutputSerializer, **_WRITE_ERRORS})
+
+
+@extend_schema_view(post=_status_schema("accounts_freeze",
+                                       "Freeze an account: no money moves in or out until unfrozen"))
+class AccountFreezeView(_StatusView):
+    """No money moves in or out of a frozen account until it is unfrozen."""
+
+    service = staticmethod(services.account_freeze)
+
+
+@extend_schema_view(post=_status_schema("accounts_unfreeze", "Make a frozen account active again"))
+class AccountUnfreezeView(_StatusView):
+    """Make a frozen account active again."""
+
+    service = staticmethod(services.account_unfreeze)
+
+
+@extend_schema_view(post=_status_schema("accounts_close", "Close an empty account for good"))
+class AccountCloseView(_StatusView):
+    """Close an account that holds no money and no hold. A closed account never reopens."""
+
+    service = staticmethod(services.account_close)
+
+
+class AccountTransactionsView(ApiView):
+    """The account's entries, newest first, a page at a time (pass next_cursor back as cursor)."""
+
+    required_scopes = {"GET": "accounts:read"}
+
+    @extend_schema(operation_id="accounts_transactions", summary="The account's entries, newest first",
+                   parameters=[_ACCOUNT_ID, s.TransactionsListInputSerializer],
+                   responses={200: s.TransactionsPageOutputSerializer, **_READ_ERRORS})
+    def get(self, request, account_id: int):
+        params = _valid(s.TransactionsListInputSerializer, request.query_params)
+        result = selectors.account_transactions_list(account_id=account_id, cursor=params.get("cursor"),
+                                                     limit=params["limit"])
+        return _render(s.TransactionsPageOutputSerializer, result)
+
+
+class AccountStatementView(ApiView):
+    """Statement of [from, to): opening + total_in - total_out = closing."""
+
+    required_scopes = {"GET": "accounts:read"}
+
+    @extend_schema(operation_id="accounts_statement",
+                   summary="Opening and closing balance, totals in and out and the entries of a period",
+                   parameters=[_ACCOUNT_ID, s.StatementInputSerializer],
+                   responses={200: s.StatementOutputSerializer, **_READ_ERRORS})
+    def get(self, request, account_id: int):
+        params = _valid(s.StatementInputSerializer, request.query_params)
+        result = selectors.account_statement(account_id=account_id, start=params.get("from"), end=params.get("to"))
+        return _render(s.StatementOutputSerializer, result)

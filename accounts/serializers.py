@@ -1,0 +1,298 @@
+"""Input and output shapes of the accounts HTTP API.
+
+Input fields are strict about JSON types and leave money to the services: an amount passes through
+untouched, so ``parse_amount`` alone decides (and a float such as ``10.0`` or ``1e3`` is refused
+there as ``invalid_amount``, never rounded into an integer by a serializer field).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, time, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from balance_project.money import INT64_MAX
+
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_AMOUNT_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX},
+        {"type": "string", "pattern": "^[0-9]{1,19}$"},
+    ],
+    "description": "Minor units: a JSON integer or a string of digits. Floats (even 10.0) are refused.",
+    "example": 1500,
+}
+
+
+# Refuses fields it does not know: a typo such as ``ammount`` is an error, not a silent default.
+# (A comment, not a docstring: the OpenAPI generator would show it on every input schema.)
+class StrictSerializer(serializers.Serializer):
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(_AMOUNT_SCHEMA)
+class AmountField(serializers.Field):
+    """The raw JSON value, for ``parse_amount`` in the service (null too: that is invalid_amount)."""
+
+    def validate_empty_values(self, data):
+        if data is None:
+            return (False, data)
+        return super().validate_empty_values(data)
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+@extend_schema_field({"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX})
+class AccountIdField(serializers.Field):
+    """An account id: a JSON integer (or digit string) from 1 to int64 max; never a float or bool."""
+
+    default_error_messages = {"invalid": "must be an account id: an integer from 1 to 2**63-1"}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data.isascii() and data.isdigit():
+            data = int(data)
+        if isinstance(data, bool) or not isinstance(data, int) or not 1 <= data <= INT64_MAX:
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string; DRF's CharField would also take a number and turn it into one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True,
+                      "description": "Free-form JSON object under 4 KiB; no floating-point numbers."})
+class MetadataField(serializers.Field):
+    default_error_messages = {
+        "invalid": "must be a JSON object",
+        "float": "must not contain floating-point numbers: send integers or strings",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        if _has_float(data):
+            self.fail("float")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_float(item) for item in value)
+    return False
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class PeriodBoundField(serializers.Field):
+    """An ISO 8601 datetime (UTC when it names no offset) or a date. A date given as ``to`` means
+    the end of that day, so ``from=2024-01-01&to=2024-01-31`` covers all of January."""
+
+    default_error_messages = {"invalid": "must be an ISO 8601 date (YYYY-MM-DD) or datetime"}
+
+    def __init__(self, *, end_of_day: bool = False, **kwargs):
+        self.end_of_day = end_of_day
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or len(data) > 64:
+            self.fail("invalid")
+        text = data.strip()
+        if "T" in text and " " in text:
+            # A '+' offset left unescaped in a query string arrives as a space.
+            text = text.replace(" ", "+")
+        try:
+            if _DATE_RE.match(text):  # Checked first: parse_datetime also takes a bare date.
+                day = parse_date(text)
+                if self.end_of_day:
+                    day += timedelta(days=1)
+                return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+            moment = parse_datetime(text)
+        except (ValueError, OverflowError):
+            self.fail("invalid")
+        if moment is None:
+            self.fail("invalid")
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt_timezone.utc)
+
+    def to_representation(self, value):
+        return value
+
+
+# --- Inputs ---------------------------------------------------------------------------------------
+
+class AccountOpenInputSerializer(StrictSerializer):
+    owner_ref = StrictCharField(max_length=128, help_text="External user id.")
+    currency = StrictCharField(min_length=3, max_length=3, help_text="ISO 4217 code, e.g. EUR.")
+
+
+class AccountsListInputSerializer(serializers.Serializer):
+    owner_ref = serializers.CharField(max_length=128)
+    kind = serializers.ChoiceField(choices=["user", "seat"], required=False)
+
+
+class MovementInputSerializer(StrictSerializer):
+    amount = AmountField()
+    metadata = MetadataField(required=False)
+
+
+class TransferInputSerializer(StrictSerializer):
+    from_account_id = AccountIdField()
+    to_account_id = AccountIdField()
+    amount = AmountField()
+    metadata = MetadataField(required=False)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """Digits only: DRF's IntegerField would also take "5.0"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not data.isascii() or not data.isdigit() or len(data) > 19:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TransactionsListInputSerializer(serializers.Serializer):
+    cursor = serializers.CharField(required=False, max_length=200, help_text="next_cursor of the previous page.")
+    limit = QueryIntegerField(required=False, min_value=1, max_value=200, default=50)
+
+
+class StatementInputSerializer(serializers.Serializer):
+    def get_fields(self):
+        # "from" is a Python keyword, so the fields are named here rather than declared.
+        return {
+            "from": PeriodBoundField(required=False, help_text="Start, inclusive. Default: the first entry."),
+            "to": PeriodBoundField(required=False, end_of_day=True,
+                                   help_text="End, exclusive (a date means the end of that day). Default: now."),
+        }
+
+
+# --- Outputs (documentation and rendering of the services' dicts) ---------------------------------
+
+@extend_schema_field(OpenApiTypes.INT64)
+class Int64Field(serializers.IntegerField):
+    pass
+
+
+class AccountOutputSerializer(serializers.Serializer):
+    id = Int64Field()
+    kind = serializers.ChoiceField(choices=["user", "seat", "system"])
+    owner_ref = serializers.CharField()
+    system_code = serializers.CharField()
+    currency = serializers.CharField()
+    balance = Int64Field()
+    held = Int64Field()
+    available = Int64Field(help_text="balance - held")
+    status = serializers.ChoiceField(choices=["active", "frozen", "closed"])
+    version = Int64Field(help_text="Bumped on every change of balance, held or status.")
+
+
+class AccountEnvelopeOutputSerializer(serializers.Serializer):
+    account = AccountOutputSerializer()
+
+
+class AccountDetailOutputSerializer(AccountOutputSerializer):
+    source = serializers.ChoiceField(choices=["cache", "database"])
+
+
+class AccountsListOutputSerializer(serializers.Serializer):
+    items = AccountOutputSerializer(many=True)
+
+
+class BalanceOutputSerializer(serializers.Serializer):
+    account_id = Int64Field(source="id")
+    currency = serializers.CharField()
+    balance = Int64Field()
+    held = Int64Field()
+    available = Int64Field()
+    version = Int64Field()
+    source = serializers.ChoiceField(choices=["cache", "database"])
+
+
+class PostingOutputSerializer(serializers.Serializer):
+    account_id = Int64Field()
+    seq = Int64Field()
+    amount = Int64Field(help_text="Signed: positive raised the balance.")
+    balance_after = Int64Field()
+
+
+class TransactionOutputSerializer(serializers.Serializer):
+    id = Int64Field()
+    kind = serializers.CharField()
+    currency = serializers.CharField()
+    actor = serializers.CharField()
+    metadata = MetadataField()
+    created_at = serializers.CharField(help_text="UTC, ISO 8601 with microseconds.")
+    entries = PostingOutputSerializer(many=True)
+
+
+class MovementOutputSerializer(serializers.Serializer):
+    transaction = TransactionOutputSerializer()
+    account = AccountOutputSerializer()
+
+
+class TransferOutputSerializer(serializers.Serializer):
+    transaction = TransactionOutputSerializer()
+
+
+class EntryOutputSerializer(serializers.Serializer):
+    transaction_id = Int64Field()
+    kind = serializers.CharField()
+    seq = Int64Field()
+    amount = Int64Field()
+    balance_after = Int64Field()
+    created_at = serializers.CharField()
+    metadata = MetadataField()
+
+
+class TransactionsPageOutputSerializer(serializers.Serializer):
+    items = EntryOutputSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as cursor for the next page; "
+                                                                   "null on the last page.")
+
+
+class StatementOutputSerializer(serializers.Serializer):
+    account = AccountOutputSerializer()
+    # "from" and "to" are added in get_fields: "from" is a Python keyword.
+    opening_balance = Int64Field()
+    closing_balance = Int64Field(help_text="opening_balance + total_in - total_out")
+    total_in = Int64Field()
+    total_out = Int64Field()
+    entry_count = Int64Field()
+    entries = EntryOutputSerializer(many=True)
+    truncated = serializers.BooleanField(help_text="More entries than listed: page them with /transactions.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField(allow_null=True, help_text="Start of the period (inclusive), UTC.")
+        fields["to"] = serializers.CharField(help_text="End of the period (exclusive), UTC.")
+        return fields
