@@ -97,7 +97,8 @@ def _plain(detail: Any) -> Any:
 
 def _error_response(exc: BaseException) -> JsonResponse:
     error = error_of(exc)
-    return JsonResponse({"error": error.as_dict()}, status=error.spec.http_status, headers=error_headers(error))
+    return JsonResponse({"error": error.as_dict()}, status=error.spec.http_status, headers=error_headers(error),
+                        json_dumps_params={"sort_keys": True, "separators": (",", ":")})
 
 
 # Django's own error views (handler400/403/404/500 in the root URLconf): for what fails before or

@@ -259,3 +259,8 @@ def test_error_bodies_are_compact_sorted_json(api):
     response = api.get("/api/v1/accounts/987654321")
     assert response["Content-Type"] == "application/json"
     assert response.content == json.dumps(response.json(), sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_django_level_errors_use_the_same_canonical_json(api):
+    response = api.get("/api/v1/nope")
+    assert response.content == json.dumps(response.json(), sort_keys=True, separators=(",", ":")).encode()
