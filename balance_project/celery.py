@@ -22,9 +22,9 @@ app.autodiscover_tasks()
 # work, so a backlog never piles up.
 PERIODIC_JOBS: dict[str, tuple[str, float]] = {
     "expire-overdue-reservations": ("reservations.expire_overdue_reservations", 15.0),
-    "ledger-checkpoint": ("ledger.tasks.ledger_checkpoint_task", 5 * 60.0),
-    "verify-ledger": ("ledger.tasks.verify_ledger_task", 10 * 60.0),
-    "reconcile-balances": ("ledger.tasks.reconcile_balances_task", 60 * 60.0),
+    "ledger-checkpoint": ("ledger.checkpoint", 5 * 60.0),
+    "verify-ledger": ("ledger.verify_ledger", 10 * 60.0),
+    "reconcile-balances": ("ledger.reconcile_balances", 60 * 60.0),
 }
 
 app.conf.beat_schedule = {

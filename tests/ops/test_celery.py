@@ -12,9 +12,9 @@ from balance_project.celery import PERIODIC_JOBS, app
 
 EXPECTED_EVERY_SECONDS = {
     "reservations.expire_overdue_reservations": 15,
-    "ledger.tasks.ledger_checkpoint_task": 5 * 60,
-    "ledger.tasks.verify_ledger_task": 10 * 60,
-    "ledger.tasks.reconcile_balances_task": 60 * 60,
+    "ledger.checkpoint": 5 * 60,
+    "ledger.verify_ledger": 10 * 60,
+    "ledger.reconcile_balances": 60 * 60,
 }
 
 
@@ -66,7 +66,7 @@ def test_database_scheduler_stores_the_schedule():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("task_name", ["ledger.tasks.verify_ledger_task", "reservations.expire_overdue_reservations"])
+@pytest.mark.parametrize("task_name", ["ledger.verify_ledger", "reservations.expire_overdue_reservations"])
 def test_periodic_task_runs_eagerly(task_name):
     if task_name not in registered_tasks():
         pytest.skip(f"{task_name} is not registered yet")

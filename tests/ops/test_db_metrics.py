@@ -1,10 +1,7 @@
-"""The scrape-time gauges: ledger integrity from the latest runs, house balances from the accounts."""
+"""The scrape-time gauges of the house accounts, and their place beside the ledger's own gauges."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 
 from balance_project import db_metrics
@@ -32,24 +29,18 @@ def test_house_balances_follow_deposits(wallet):
     assert samples["balance_system_account_balance{currency=EUR,system_code=external}"] == -2000
 
 
-def test_integrity_gauge_reports_the_latest_run_of_each_kind():
-    from ledger.models import IntegrityRun
-
-    now = timezone.now()
-    IntegrityRun.objects.create(kind="verify", started_at=now - timedelta(minutes=11),
-                                finished_at=now - timedelta(minutes=10), ok=True, problem_count=0)
-    IntegrityRun.objects.create(kind="verify", started_at=now - timedelta(seconds=2), finished_at=now,
-                                ok=False, problem_count=3)
-    samples = scrape()
-    assert samples["balance_ledger_integrity_ok{kind=verify}"] == 0
-    assert samples["balance_ledger_integrity_problems{kind=verify}"] == 3
-    assert samples["balance_ledger_integrity_last_run_timestamp_seconds{kind=verify}"] == pytest.approx(now.timestamp())
-    assert "balance_ledger_integrity_ok{kind=reconcile}" not in samples  # no run yet: no sample, not a fake 1
-
-
 def test_registering_twice_keeps_one_collector_and_names_are_described_without_the_database():
     registry = CollectorRegistry()
     assert db_metrics.register(registry) is db_metrics.register(registry)
     assert b"balance_db_metrics_scrape_ok" in generate_latest(registry)
-    assert {f.name for f in db_metrics.LedgerGaugesCollector().describe()} == set(db_metrics.FAMILIES)
+    assert {f.name for f in db_metrics.HouseAccountsCollector().describe()} == set(db_metrics.FAMILIES)
 
+
+
+def test_coexists_with_the_ledger_collector_on_the_default_registry():
+    """gunicorn registers these on the default registry, where ledger/apps.py put its own gauges."""
+    from prometheus_client import REGISTRY
+
+    db_metrics.register(REGISTRY)
+    names = {family.name for family in REGISTRY.collect()}
+    assert {"balance_system_account_balance", "balance_db_metrics_scrape_ok"} <= names

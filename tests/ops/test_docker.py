@@ -127,12 +127,9 @@ def exported_metric_names() -> set[str]:
     from balance_project.db_metrics import FAMILIES
 
     Metrics.get_instance()
-    suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_sum", "_count", "_created"],
-                "gauge": [""], "summary": ["", "_sum", "_count"], "info": ["_info"]}
-    names = set(FAMILIES)
-    for family in REGISTRY.collect():
-        names.update(family.name + suffix for suffix in suffixes.get(family.type, [""]))
-    return names | {"up"}
+    # The registry indexes every sample name its collectors declare (_total, _bucket, ... included),
+    # scrape-time collectors too (ledger/apps.py registers the ledger's), without collecting.
+    return set(REGISTRY._names_to_collectors) | set(FAMILIES) | {"up"}
 
 
 def queried_metric_names(expr: str) -> set[str]:
