@@ -33,6 +33,7 @@ class Reservation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        permissions = [("release_reservation", "Can release a pending reservation from the admin")]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="reservation_amount_positive"),
             models.CheckConstraint(condition=Q(committed_amount__gte=0) & Q(committed_amount__lte=F("amount")),

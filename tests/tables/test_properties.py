@@ -185,7 +185,7 @@ class BuyInBooks(RuleBasedStateMachine):
 def test_random_operations_keep_the_books():
     OUTCOMES.clear()
     run_state_machine_as_test(BuyInBooks, settings=settings(
-        max_examples=50, stateful_step_count=50, deadline=None, database=None, derandomize=True,
+        max_examples=40, stateful_step_count=40, deadline=None, database=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     ))
     print(dict(sorted(OUTCOMES.items())))
