@@ -161,3 +161,10 @@ def test_expiry_rate(api, setup):
     assert (bad.status_code, error_code(bad)) == (400, "invalid_request")
     backwards = api.get("reservations/expiry-rate", {"from": "2024-02-01", "to": "2024-01-01"})
     assert (backwards.status_code, error_code(backwards)) == (400, "invalid_request")
+
+
+def test_the_outcome_counter_is_exported_on_metrics(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    for outcome in ("committed", "released", "expired"):
+        assert f'balance_reservations_total{{outcome="{outcome}"}}'.encode() in response.content

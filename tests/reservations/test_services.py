@@ -302,3 +302,55 @@ def test_the_database_refuses_impossible_reservations(change):
     r = reserve(user, table, 100)
     with pytest.raises(IntegrityError), transaction.atomic():
         Reservation.objects.filter(pk=r["id"]).update(**change)
+
+
+def test_release_and_expiry_are_counted_only_once_committed(django_capture_on_commit_callbacks):
+    table = open_table()
+    user, _ = new_player(funded=1000)
+    released, expired = outcome_count("released"), outcome_count("expired")
+    r1, r2 = reserve(user, table, 10), reserve(user, table, 10)
+    with django_capture_on_commit_callbacks(execute=True):
+        reservation_release(client="poker", idempotency_key=new_key(), reservation_id=r1["id"])
+        overdue(r2["id"])
+        reservation_expire_overdue()
+    assert (outcome_count("released"), outcome_count("expired")) == (released + 1, expired + 1)
+    # A refused call counts nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(ApplicationError):
+            reservation_release(client="poker", idempotency_key=new_key(), reservation_id=r1["id"])
+    assert outcome_count("released") == released + 1
+
+
+def test_expiry_rate_is_a_rounded_decimal_string():
+    from reservations.selectors import reservation_expiry_rate
+
+    table = open_table()
+    user, _ = new_player(funded=1000)
+    start = timezone.now()
+    ids = [reserve(user, table, 10)["id"] for _ in range(3)]
+    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=ids[0])
+    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=ids[1])
+    overdue(ids[2])
+    reservation_expire_overdue()
+    end = timezone.now() + timedelta(seconds=1)
+    rate = reservation_expiry_rate(start=start, end=end)
+    assert (rate["expired"], rate["committed"], rate["released"], rate["rate"]) == (1, 2, 0, "0.3333")
+    reserve(user, table, 10)  # pending: not counted
+    assert reservation_expiry_rate(start=start, end=end)["total"] == 3
+    assert reservation_expiry_rate(start=end, end=end + timedelta(hours=1))["rate"] == "0.0000"
+    with pytest.raises(ApplicationError) as err:
+        reservation_expiry_rate(start=end, end=start)
+    assert err.value.code == "invalid_request"
+
+
+def test_the_management_command_runs_the_sweep():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    table = open_table()
+    user, wallet = new_player(funded=1000)
+    overdue(reserve(user, table, 100)["id"])
+    out = StringIO()
+    call_command("reservations_expire", stdout=out)
+    assert "expired 1" in out.getvalue() and account(wallet).held == 0
