@@ -37,6 +37,7 @@ PROBLEM_CODES = {
     "transaction_unbalanced": "a transaction's entries do not sum to zero",
     "held_negative": "an account holds a negative amount",
     "available_negative": "balance - held is negative on an account that may not go negative",
+    "account_missing": "entries exist for an account whose row is gone",
     "checkpoint_mismatch": "a chain no longer reaches, or no longer matches, its checkpointed head",
     "checkpoint_account_missing": "an account named in the checkpoint no longer exists",
     "checkpoint_signature_invalid": "the latest checkpoint's signature does not verify",
@@ -154,11 +155,14 @@ def _verify(account_ids: list[int] | None) -> VerificationReport:
 
     entry_stream = entries.iterator(chunk_size=CHUNK_SIZE)
     pending = next(entry_stream, None)
+    orphans: dict[int, list] = {}  # entries whose account row is gone: account id -> [first seq, count]
     for account in accounts.iterator(chunk_size=CHUNK_SIZE):
         walk = ChainWalk(account, checkpoint_heads.pop(account.id, None), report.checkpoint_id)
         while pending is not None and pending.account_id <= account.id:
             if pending.account_id == account.id:
                 walk.step(pending)
+            else:
+                orphans.setdefault(pending.account_id, [pending.seq, 0])[1] += 1
             pending = next(entry_stream, None)
         for problem in walk.finish():
             report.add(problem)
@@ -167,6 +171,14 @@ def _verify(account_ids: list[int] | None) -> VerificationReport:
         if account.entry_seq:
             report.heads[str(account.id)] = [account.entry_seq, account.chain_head]
 
+    while pending is not None:
+        orphans.setdefault(pending.account_id, [pending.seq, 0])[1] += 1
+        pending = next(entry_stream, None)
+    for account_id, (seq, count) in sorted(orphans.items()):
+        report.entries_checked += count
+        report.add(Problem("account_missing", account_id=account_id, seq=seq,
+                           message=f"account {account_id}: {count} entries from seq {seq} on, "
+                                   "but the account row does not exist"))
     for account_id, (seq, _checksum) in sorted(checkpoint_heads.items()):
         report.add(Problem("checkpoint_account_missing", account_id=account_id, seq=seq,
                            message=f"checkpoint #{report.checkpoint_id} has account {account_id} at seq {seq}, "

@@ -7,6 +7,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_deposit, system_account_get
@@ -216,3 +218,21 @@ def test_verifying_some_accounts_looks_only_at_them(books):
     call_command("verify_ledger", "--account", str(b), stdout=out)
     with pytest.raises(CommandError):
         call_command("verify_ledger", "--account", str(a), stdout=out)
+
+
+def test_deleted_account_row_is_found_by_its_orphaned_entries_and_the_checkpoint(books):
+    b = books["b"]
+    ledger_checkpoint_create()
+    with triggers_bypassed() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA defer_foreign_keys = ON")  # the test's own transaction checks them at the end
+        cursor.execute("DELETE FROM accounts_account WHERE id = %s", [b])
+    report = ledger_verify()
+    assert {("account_missing", b, 1), ("checkpoint_account_missing", b, 5)} <= found(report)
+    assert report.entries_checked == Entry.objects.count()
+    command_finds(("account_missing", b, 1))
+    with triggers_bypassed() as cursor:  # put it back so the test database stays consistent
+        cursor.execute("INSERT INTO accounts_account (id, kind, owner_ref, system_code, currency, balance, held, "
+                       "allow_negative, status, version, entry_seq, chain_head, created_at, updated_at) "
+                       "VALUES (%s, 'user', 'restored', '', 'EUR', 0, 0, %s, 'active', 0, 0, '', %s, %s)",
+                       [b, False, timezone.now(), timezone.now()])
