@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 
 import grpc
@@ -44,6 +45,16 @@ def rpc_failure(excinfo) -> BalanceError:
 def handled_count(method: str, code: str) -> float:
     return REGISTRY.get_sample_value("balance_grpc_server_handled_total", {
         "grpc_service": "balance.v1.BalanceService", "grpc_method": method, "grpc_code": code}) or 0.0
+
+
+def wait_for(predicate, seconds: float = 10.0) -> bool:
+    """Poll ``predicate`` until true or ``seconds`` pass: for what the server records after answering."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 class Gate(UnaryInterceptor):

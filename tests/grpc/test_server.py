@@ -22,11 +22,14 @@ from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client._pb.balance.v1 import balance_pb2_grpc
 from balance_project.grpc.interceptors import UnaryInterceptor
 from ledger.models import IdempotencyRecord
-from tests.grpc.conftest import Gate, auth, handled_count, new_key, rpc_failure
+from tests.grpc.conftest import Gate, auth, handled_count, new_key, rpc_failure, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 REPO = Path(__file__).resolve().parents[2]
+# Long enough for the server to dispatch the call to its handler on a busy machine (a call whose
+# deadline passes before dispatch never reaches the gate), short enough to keep the tests quick.
+SHORT_DEADLINE = 1.5
 
 
 def get_balance(stub, account_id, metadata=()):
@@ -127,12 +130,14 @@ def test_a_mutation_whose_deadline_expired_before_it_started_is_refused_and_leav
     key = new_key()
 
     with pytest.raises(grpc.RpcError) as excinfo:
-        stub.BuyIn(buy_in_request(key, user, table_id), metadata=md, timeout=0.3)
+        stub.BuyIn(buy_in_request(key, user, table_id), metadata=md, timeout=SHORT_DEADLINE)
     assert excinfo.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert gate.entered.wait(10), "the call never reached its handler"
     gate.release.set()  # the server's handler only now reaches the guard, past the deadline
     assert gate.finished.wait(10)
 
-    assert handled_count("BuyIn", "DEADLINE_EXCEEDED") == refused_before + 1  # refused by the guard itself
+    # Refused by the guard itself (the metrics interceptor, outermost, records it last).
+    assert wait_for(lambda: handled_count("BuyIn", "DEADLINE_EXCEEDED") == refused_before + 1)
     assert Account.objects.get(pk=wallet).balance == 1000
     assert Account.objects.get(pk=wallet).held == 0
     assert not IdempotencyRecord.objects.filter(key=key).exists()
@@ -153,8 +158,9 @@ def test_a_deadline_expiring_during_a_mutation_leaves_it_whole_and_a_retry_gets_
     key = new_key()
 
     with pytest.raises(grpc.RpcError) as excinfo:
-        stub.BuyIn(buy_in_request(key, user, table_id), metadata=md, timeout=0.3)
+        stub.BuyIn(buy_in_request(key, user, table_id), metadata=md, timeout=SHORT_DEADLINE)
     assert excinfo.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert gate.entered.wait(10), "the call never reached its handler"
     gate.release.set()
     assert gate.finished.wait(10)
 
