@@ -7,13 +7,14 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from accounts.services import account_freeze
+from balance_project.errors import ApplicationError
 from ledger.models import Transaction
 from reservations.models import Reservation, ReservationEvent
 from reservations.services import (
     reservation_commit, reservation_expire_overdue, reservation_release, reservation_reserve,
 )
 from reservations.tasks import expire_overdue_reservations
-from balance_project.errors import ApplicationError
+from tables.models import Table
 from tables.services import table_close
 from tests.tables.helpers import (
     account, books_problems, money_snapshot, new_key, new_player, open_table, seat_chips, table_row,
@@ -287,7 +288,7 @@ def test_commit_for_a_table_closed_behind_its_back_is_refused_as_closed():
     user, _ = new_player(funded=1000)
     r = reserve(user, table, 100)
     # Only possible by a write that skips table_close (which releases pending reservations).
-    table_row(table).__class__.objects.filter(table_id=table).update(status="closed", closed_at=timezone.now())
+    Table.objects.filter(table_id=table).update(status="closed", closed_at=timezone.now())
     refused("table_closed", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=r["id"])
     assert Reservation.objects.get(pk=r["id"]).status == "pending"
 

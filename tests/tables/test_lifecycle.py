@@ -5,7 +5,7 @@ import pytest
 from accounts.models import Account
 from tables.models import Hand
 from tables.services import hand_settle, seat_cash_out, table_buy_in, table_close
-from tests.tables.helpers import account, books_problems, new_key, new_player, open_table, seat_chips, table_row
+from tests.tables.helpers import account, books_problems, new_player, open_table, seat_chips, table_row
 
 pytestmark = pytest.mark.django_db
 
