@@ -65,11 +65,13 @@ class Gate(UnaryInterceptor):
         self.entered = threading.Event()
         self.release = threading.Event()
         self.finished = threading.Event()
+        self.context = None  # the held call's, once it entered
 
     def applies_to(self, full_method):
         return full_method.endswith("/" + self.method)
 
     def around(self, full_method, request, context, proceed):
+        self.context = context
         self.entered.set()
         assert self.release.wait(30), "the test never released the gate"
         try:

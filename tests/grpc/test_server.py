@@ -133,6 +133,8 @@ def test_a_mutation_whose_deadline_expired_before_it_started_is_refused_and_leav
         stub.BuyIn(buy_in_request(key, user, table_id), metadata=md, timeout=SHORT_DEADLINE)
     assert excinfo.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert gate.entered.wait(10), "the call never reached its handler"
+    # The server's deadline is the client's plus the time the request took to arrive: wait it out too.
+    assert wait_for(lambda: gate.context.time_remaining() <= 0)
     gate.release.set()  # the server's handler only now reaches the guard, past the deadline
     assert gate.finished.wait(10)
 
