@@ -8,14 +8,20 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework.response import Response
 
 from accounts import selectors, services
 from accounts import serializers as s
-from balance_project.api import IDEMPOTENCY_KEY_PARAMETER, ApiView, client_of, error_responses, idempotency_key_of
+from balance_project.api import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ApiView,
+    client_of,
+    idempotency_key_of,
+    render,
+    validated,
+)
 
-_READ_ERRORS = error_responses(400, 401, 403, 404, 503)
-_WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 _ACCOUNT_ID = OpenApiParameter("account_id", OpenApiTypes.INT64, OpenApiParameter.PATH, description="Account id.")
 
 
@@ -35,14 +41,6 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         ]
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _render(serializer_class, result: dict, status: int = 200) -> Response:
-    return Response(serializer_class(result).data, status=status)
 
 
 class AccountsView(ApiView):
@@ -52,21 +50,21 @@ class AccountsView(ApiView):
 
     @extend_schema(operation_id="accounts_list", summary="The accounts (wallets and seats) of one owner",
                    parameters=[s.AccountsListInputSerializer],
-                   responses={200: s.AccountsListOutputSerializer, **_READ_ERRORS})
+                   responses={200: s.AccountsListOutputSerializer, **READ_ERRORS})
     def get(self, request):
-        params = _valid(s.AccountsListInputSerializer, request.query_params)
+        params = validated(s.AccountsListInputSerializer, request.query_params)
         result = selectors.accounts_list_by_owner(owner_ref=params["owner_ref"], kind=params.get("kind"))
-        return _render(s.AccountsListOutputSerializer, result)
+        return render(s.AccountsListOutputSerializer, result)
 
     @extend_schema(operation_id="accounts_open", summary="Open a user wallet (one per owner and currency)",
                    request=s.AccountOpenInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.AccountEnvelopeOutputSerializer, **_WRITE_ERRORS})
+                   responses={201: s.AccountEnvelopeOutputSerializer, **WRITE_ERRORS})
     def post(self, request):
         key = idempotency_key_of(request)
-        data = _valid(s.AccountOpenInputSerializer, request.data)
+        data = validated(s.AccountOpenInputSerializer, request.data)
         result = services.account_open(client=client_of(request), idempotency_key=key,
                                        owner_ref=data["owner_ref"], currency=data["currency"])
-        return _render(s.AccountEnvelopeOutputSerializer, result, status=201)
+        return render(s.AccountEnvelopeOutputSerializer, result, status=201)
 
 
 class AccountDetailView(ApiView):
@@ -75,9 +73,9 @@ class AccountDetailView(ApiView):
     required_scopes = {"GET": "accounts:read"}
 
     @extend_schema(operation_id="accounts_detail", summary="One account, served from the balance cache",
-                   parameters=[_ACCOUNT_ID], responses={200: s.AccountDetailOutputSerializer, **_READ_ERRORS})
+                   parameters=[_ACCOUNT_ID], responses={200: s.AccountDetailOutputSerializer, **READ_ERRORS})
     def get(self, request, account_id: int):
-        return _render(s.AccountDetailOutputSerializer, selectors.account_balance_get(account_id=account_id))
+        return render(s.AccountDetailOutputSerializer, selectors.account_balance_get(account_id=account_id))
 
 
 class AccountBalanceView(ApiView):
@@ -86,9 +84,9 @@ class AccountBalanceView(ApiView):
     required_scopes = {"GET": "accounts:read"}
 
     @extend_schema(operation_id="accounts_balance", summary="Balance, hold and available amount",
-                   parameters=[_ACCOUNT_ID], responses={200: s.BalanceOutputSerializer, **_READ_ERRORS})
+                   parameters=[_ACCOUNT_ID], responses={200: s.BalanceOutputSerializer, **READ_ERRORS})
     def get(self, request, account_id: int):
-        return _render(s.BalanceOutputSerializer, selectors.account_balance_get(account_id=account_id))
+        return render(s.BalanceOutputSerializer, selectors.account_balance_get(account_id=account_id))
 
 
 class _MovementView(ApiView):
@@ -99,16 +97,16 @@ class _MovementView(ApiView):
 
     def post(self, request, account_id: int):
         key = idempotency_key_of(request)
-        data = _valid(s.MovementInputSerializer, request.data)
+        data = validated(s.MovementInputSerializer, request.data)
         result = type(self).service(client=client_of(request), idempotency_key=key, account_id=account_id,
                                     amount=data["amount"], metadata=data.get("metadata"))
-        return _render(s.MovementOutputSerializer, result, status=201)
+        return render(s.MovementOutputSerializer, result, status=201)
 
 
 def _movement_schema(operation_id: str, summary: str):
     return extend_schema(operation_id=operation_id, summary=summary, request=s.MovementInputSerializer,
                          parameters=[_ACCOUNT_ID, IDEMPOTENCY_KEY_PARAMETER],
-                         responses={201: s.MovementOutputSerializer, **_WRITE_ERRORS})
+                         responses={201: s.MovementOutputSerializer, **WRITE_ERRORS})
 
 
 @extend_schema_view(post=_movement_schema("accounts_deposit", "Credit a wallet with money arriving from a payment"))
@@ -133,15 +131,15 @@ class TransferView(ApiView):
 
     @extend_schema(operation_id="transfers_create", summary="Move money between two wallets of one currency",
                    request=s.TransferInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.TransferOutputSerializer, **_WRITE_ERRORS})
+                   responses={201: s.TransferOutputSerializer, **WRITE_ERRORS})
     def post(self, request):
         key = idempotency_key_of(request)
-        data = _valid(s.TransferInputSerializer, request.data)
+        data = validated(s.TransferInputSerializer, request.data)
         result = services.account_transfer(client=client_of(request), idempotency_key=key,
                                            from_account_id=data["from_account_id"],
                                            to_account_id=data["to_account_id"],
                                            amount=data["amount"], metadata=data.get("metadata"))
-        return _render(s.TransferOutputSerializer, result, status=201)
+        return render(s.TransferOutputSerializer, result, status=201)
 
 
 class _StatusView(ApiView):
@@ -152,15 +150,15 @@ class _StatusView(ApiView):
 
     def post(self, request, account_id: int):
         key = idempotency_key_of(request)
-        _valid(s.StrictSerializer, request.data or {})
+        validated(s.StrictSerializer, request.data or {})
         result = type(self).service(client=client_of(request), idempotency_key=key, account_id=account_id)
-        return _render(s.AccountEnvelopeOutputSerializer, result)
+        return render(s.AccountEnvelopeOutputSerializer, result)
 
 
 def _status_schema(operation_id: str, summary: str):
     return extend_schema(operation_id=operation_id, summary=summary, request=None,
                          parameters=[_ACCOUNT_ID, IDEMPOTENCY_KEY_PARAMETER],
-                         responses={200: s.AccountEnvelopeOutputSerializer, **_WRITE_ERRORS})
+                         responses={200: s.AccountEnvelopeOutputSerializer, **WRITE_ERRORS})
 
 
 @extend_schema_view(post=_status_schema("accounts_freeze",
@@ -192,12 +190,12 @@ class AccountTransactionsView(ApiView):
 
     @extend_schema(operation_id="accounts_transactions", summary="The account's entries, newest first",
                    parameters=[_ACCOUNT_ID, s.TransactionsListInputSerializer],
-                   responses={200: s.TransactionsPageOutputSerializer, **_READ_ERRORS})
+                   responses={200: s.TransactionsPageOutputSerializer, **READ_ERRORS})
     def get(self, request, account_id: int):
-        params = _valid(s.TransactionsListInputSerializer, request.query_params)
+        params = validated(s.TransactionsListInputSerializer, request.query_params)
         result = selectors.account_transactions_list(account_id=account_id, cursor=params.get("cursor"),
                                                      limit=params["limit"])
-        return _render(s.TransactionsPageOutputSerializer, result)
+        return render(s.TransactionsPageOutputSerializer, result)
 
 
 class AccountStatementView(ApiView):
@@ -208,8 +206,8 @@ class AccountStatementView(ApiView):
     @extend_schema(operation_id="accounts_statement",
                    summary="Opening and closing balance, totals in and out and the entries of a period",
                    parameters=[_ACCOUNT_ID, s.StatementInputSerializer],
-                   responses={200: s.StatementOutputSerializer, **_READ_ERRORS})
+                   responses={200: s.StatementOutputSerializer, **READ_ERRORS})
     def get(self, request, account_id: int):
-        params = _valid(s.StatementInputSerializer, request.query_params)
+        params = validated(s.StatementInputSerializer, request.query_params)
         result = selectors.account_statement(account_id=account_id, start=params.get("from"), end=params.get("to"))
-        return _render(s.StatementOutputSerializer, result)
+        return render(s.StatementOutputSerializer, result)

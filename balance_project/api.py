@@ -242,3 +242,20 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """``{status: the error envelope}`` for ``extend_schema(responses=...)``."""
     return {status: OpenApiResponse(ErrorResponseSerializer, description="See error.code.")
             for status in statuses}
+
+
+READ_ERRORS = error_responses(400, 401, 403, 404, 503)
+WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+
+
+def validated(serializer_class, data) -> dict:
+    """Run an input serializer; its errors become 400 invalid_request through the handler."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def render(serializer_class, result: dict, status: int = 200):
+    from rest_framework.response import Response
+
+    return Response(serializer_class(result).data, status=status)

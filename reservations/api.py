@@ -10,26 +10,24 @@ from datetime import timedelta
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.response import Response
 
-from balance_project.api import IDEMPOTENCY_KEY_PARAMETER, ApiView, client_of, error_responses, idempotency_key_of
+from balance_project.api import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ApiView,
+    client_of,
+    idempotency_key_of,
+    render,
+    validated,
+)
 from reservations import selectors, services
 from reservations import serializers as s
 
-_READ_ERRORS = error_responses(400, 401, 403, 404, 503)
-_WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 _RESERVATION_ID = OpenApiParameter("reservation_id", OpenApiTypes.INT64, OpenApiParameter.PATH,
                                    description="Reservation id.")
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _render(serializer_class, result: dict, status: int = 200) -> Response:
-    return Response(serializer_class(result).data, status=status)
 
 
 class ReservationsView(ApiView):
@@ -39,14 +37,14 @@ class ReservationsView(ApiView):
 
     @extend_schema(operation_id="reservations_create", summary="Reserve a buy-in (hold funds on the wallet)",
                    request=s.ReserveInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.ReservationEnvelopeOutputSerializer, **_WRITE_ERRORS})
+                   responses={201: s.ReservationEnvelopeOutputSerializer, **WRITE_ERRORS})
     def post(self, request):
         key = idempotency_key_of(request)
-        data = _valid(s.ReserveInputSerializer, request.data)
+        data = validated(s.ReserveInputSerializer, request.data)
         result = services.reservation_reserve(client=client_of(request), idempotency_key=key,
                                               user_id=data["user_id"], table_id=data["table_id"],
                                               amount=data["amount"], ttl_seconds=data.get("ttl_seconds"))
-        return _render(s.ReservationEnvelopeOutputSerializer, result, status=201)
+        return render(s.ReservationEnvelopeOutputSerializer, result, status=201)
 
 
 class ReservationDetailView(ApiView):
@@ -55,9 +53,9 @@ class ReservationDetailView(ApiView):
     required_scopes = {"GET": "accounts:read"}
 
     @extend_schema(operation_id="reservations_detail", summary="One reservation", parameters=[_RESERVATION_ID],
-                   responses={200: s.ReservationEnvelopeOutputSerializer, **_READ_ERRORS})
+                   responses={200: s.ReservationEnvelopeOutputSerializer, **READ_ERRORS})
     def get(self, request, reservation_id: int):
-        return _render(s.ReservationEnvelopeOutputSerializer,
+        return render(s.ReservationEnvelopeOutputSerializer,
                        selectors.reservation_get(reservation_id=reservation_id))
 
 
@@ -68,13 +66,13 @@ class ReservationCommitView(ApiView):
 
     @extend_schema(operation_id="reservations_commit", summary="Commit a reservation into the player's seat",
                    request=s.CommitInputSerializer, parameters=[_RESERVATION_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: s.CommitOutputSerializer, **_WRITE_ERRORS})
+                   responses={200: s.CommitOutputSerializer, **WRITE_ERRORS})
     def post(self, request, reservation_id: int):
         key = idempotency_key_of(request)
-        data = _valid(s.CommitInputSerializer, request.data or {})
+        data = validated(s.CommitInputSerializer, request.data or {})
         result = services.reservation_commit(client=client_of(request), idempotency_key=key,
                                              reservation_id=reservation_id, amount=data.get("amount"))
-        return _render(s.CommitOutputSerializer, result)
+        return render(s.CommitOutputSerializer, result)
 
 
 class ReservationReleaseView(ApiView):
@@ -84,13 +82,13 @@ class ReservationReleaseView(ApiView):
 
     @extend_schema(operation_id="reservations_release", summary="Release a reservation (drop the hold)",
                    request=s.ReleaseInputSerializer, parameters=[_RESERVATION_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: s.ReservationEnvelopeOutputSerializer, **_WRITE_ERRORS})
+                   responses={200: s.ReservationEnvelopeOutputSerializer, **WRITE_ERRORS})
     def post(self, request, reservation_id: int):
         key = idempotency_key_of(request)
-        data = _valid(s.ReleaseInputSerializer, request.data or {})
+        data = validated(s.ReleaseInputSerializer, request.data or {})
         result = services.reservation_release(client=client_of(request), idempotency_key=key,
                                               reservation_id=reservation_id, reason=data.get("reason", ""))
-        return _render(s.ReservationEnvelopeOutputSerializer, result)
+        return render(s.ReservationEnvelopeOutputSerializer, result)
 
 
 class ReservationExpiryRateView(ApiView):
@@ -100,9 +98,9 @@ class ReservationExpiryRateView(ApiView):
 
     @extend_schema(operation_id="reservations_expiry_rate", summary="Reservation expiry rate over a period",
                    parameters=[s.ExpiryRateInputSerializer],
-                   responses={200: s.ExpiryRateOutputSerializer, **_READ_ERRORS})
+                   responses={200: s.ExpiryRateOutputSerializer, **READ_ERRORS})
     def get(self, request):
-        params = _valid(s.ExpiryRateInputSerializer, request.query_params)
+        params = validated(s.ExpiryRateInputSerializer, request.query_params)
         end = params.get("to") or timezone.now()
         start = params.get("from") or end - timedelta(hours=24)
-        return _render(s.ExpiryRateOutputSerializer, selectors.reservation_expiry_rate(start=start, end=end))
+        return render(s.ExpiryRateOutputSerializer, selectors.reservation_expiry_rate(start=start, end=end))

@@ -7,27 +7,25 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.response import Response
 
-from balance_project.api import IDEMPOTENCY_KEY_PARAMETER, ApiView, client_of, error_responses, idempotency_key_of
+from balance_project.api import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ApiView,
+    client_of,
+    idempotency_key_of,
+    render,
+    validated,
+)
 from reservations.serializers import CommitOutputSerializer
 from tables import selectors, services
 from tables import serializers as s
 
-_READ_ERRORS = error_responses(400, 401, 403, 404, 503)
-_WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 _TABLE_ID = OpenApiParameter("table_id", OpenApiTypes.STR, OpenApiParameter.PATH,
                              description="The poker service's table id.")
 
 
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _render(serializer_class, result: dict, status: int = 200) -> Response:
-    return Response(serializer_class(result).data, status=status)
 
 
 class TablesView(ApiView):
@@ -37,13 +35,13 @@ class TablesView(ApiView):
 
     @extend_schema(operation_id="tables_open", summary="Open a table",
                    request=s.TableOpenInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.TableEnvelopeOutputSerializer, **_WRITE_ERRORS})
+                   responses={201: s.TableEnvelopeOutputSerializer, **WRITE_ERRORS})
     def post(self, request):
         key = idempotency_key_of(request)
-        data = _valid(s.TableOpenInputSerializer, request.data)
+        data = validated(s.TableOpenInputSerializer, request.data)
         result = services.table_open(client=client_of(request), idempotency_key=key, table_id=data["table_id"],
                                      currency=data["currency"])
-        return _render(s.TableEnvelopeOutputSerializer, result, status=201)
+        return render(s.TableEnvelopeOutputSerializer, result, status=201)
 
 
 class TableDetailView(ApiView):
@@ -52,9 +50,9 @@ class TableDetailView(ApiView):
     required_scopes = {"GET": "accounts:read"}
 
     @extend_schema(operation_id="tables_detail", summary="One table with its seats", parameters=[_TABLE_ID],
-                   responses={200: s.TableEnvelopeOutputSerializer, **_READ_ERRORS})
+                   responses={200: s.TableEnvelopeOutputSerializer, **READ_ERRORS})
     def get(self, request, table_id: str):
-        return _render(s.TableEnvelopeOutputSerializer, selectors.table_get(table_id=table_id))
+        return render(s.TableEnvelopeOutputSerializer, selectors.table_get(table_id=table_id))
 
 
 class TableCloseView(ApiView):
@@ -64,11 +62,11 @@ class TableCloseView(ApiView):
 
     @extend_schema(operation_id="tables_close", summary="Close a table (every seat must be at zero)",
                    request=None, parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: s.TableEnvelopeOutputSerializer, **_WRITE_ERRORS})
+                   responses={200: s.TableEnvelopeOutputSerializer, **WRITE_ERRORS})
     def post(self, request, table_id: str):
         key = idempotency_key_of(request)
         result = services.table_close(client=client_of(request), idempotency_key=key, table_id=table_id)
-        return _render(s.TableEnvelopeOutputSerializer, result)
+        return render(s.TableEnvelopeOutputSerializer, result)
 
 
 class TableBuyInView(ApiView):
@@ -78,14 +76,14 @@ class TableBuyInView(ApiView):
 
     @extend_schema(operation_id="tables_buy_in", summary="Buy in (or top up) at a table",
                    request=s.BuyInInputSerializer, parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: CommitOutputSerializer, **_WRITE_ERRORS})
+                   responses={201: CommitOutputSerializer, **WRITE_ERRORS})
     def post(self, request, table_id: str):
         key = idempotency_key_of(request)
-        data = _valid(s.BuyInInputSerializer, request.data)
+        data = validated(s.BuyInInputSerializer, request.data)
         result = services.table_buy_in(client=client_of(request), idempotency_key=key, user_id=data["user_id"],
                                        table_id=table_id, amount=data["amount"],
                                        ttl_seconds=data.get("ttl_seconds"))
-        return _render(CommitOutputSerializer, result, status=201)
+        return render(CommitOutputSerializer, result, status=201)
 
 
 class TableHandsView(ApiView):
@@ -95,14 +93,14 @@ class TableHandsView(ApiView):
 
     @extend_schema(operation_id="tables_hand_settle", summary="Settle a hand",
                    request=s.HandInputSerializer, parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.HandOutputSerializer, **_WRITE_ERRORS})
+                   responses={201: s.HandOutputSerializer, **WRITE_ERRORS})
     def post(self, request, table_id: str):
         key = idempotency_key_of(request)
-        data = _valid(s.HandInputSerializer, request.data)
+        data = validated(s.HandInputSerializer, request.data)
         result = services.hand_settle(client=client_of(request), idempotency_key=key, table_id=table_id,
                                       hand_id=data["hand_id"], contributions=data["contributions"],
                                       payouts=data["payouts"], rake=data["rake"])
-        return _render(s.HandOutputSerializer, result, status=201)
+        return render(s.HandOutputSerializer, result, status=201)
 
 
 class TableCashOutView(ApiView):
@@ -112,11 +110,11 @@ class TableCashOutView(ApiView):
 
     @extend_schema(operation_id="tables_cash_out", summary="Cash a player out",
                    request=s.CashOutInputSerializer, parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: s.CashOutOutputSerializer, **_WRITE_ERRORS})
+                   responses={200: s.CashOutOutputSerializer, **WRITE_ERRORS})
     def post(self, request, table_id: str):
         key = idempotency_key_of(request)
-        data = _valid(s.CashOutInputSerializer, request.data)
+        data = validated(s.CashOutInputSerializer, request.data)
         result = services.seat_cash_out(client=client_of(request), idempotency_key=key, table_id=table_id,
                                         user_id=data["user_id"], amount=data.get("amount"),
                                         leave=data.get("leave", False))
-        return _render(s.CashOutOutputSerializer, result)
+        return render(s.CashOutOutputSerializer, result)
