@@ -23,6 +23,9 @@ def account_result(account: Account) -> dict[str, Any]:
 
 
 def transaction_result(tx) -> dict[str, Any]:
+    """``tx`` just posted carries its entries (``posted_entries``): no need to read them back."""
+    entries = getattr(tx, "posted_entries", None)
+    entries = sorted(entries, key=lambda e: e.account_id) if entries is not None else tx.entries.order_by("account_id")
     return {
         "id": tx.pk,
         "kind": tx.kind,
@@ -32,6 +35,6 @@ def transaction_result(tx) -> dict[str, Any]:
         "created_at": format_timestamp(tx.created_at),
         "entries": [
             {"account_id": e.account_id, "seq": e.seq, "amount": e.amount, "balance_after": e.balance_after}
-            for e in tx.entries.order_by("account_id")
+            for e in entries
         ],
     }

@@ -47,9 +47,15 @@ def idempotent(*, scope: str, key: str, operation: str, params: dict[str, Any],
                execute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run ``execute`` once per (scope, key); later calls with the same request get its answer.
 
-    ``execute`` runs inside a savepoint of the transaction that stores the record: a refusal it
-    raises rolls back its effects and is stored as the answer. The same key with a different
-    ``operation`` or ``params`` raises ``idempotency_conflict``.
+    ``execute`` and the record of its answer are one database transaction. The record is inserted
+    last, without looking for an earlier one first: the unique (scope, key) constraint refuses a
+    second record, which rolls back the whole attempt (effects included), and the call answers with
+    the stored record instead. So a repeated key costs a rolled-back attempt, while a new key (the
+    common case) costs no lookup; Redis answers most repeats before that anyway.
+
+    A refusal ``execute`` raises rolls back its effects; it is then stored as the answer in a
+    transaction of its own (no savepoint round trips on the path that succeeds). The same key with
+    a different ``operation`` or ``params`` raises ``idempotency_conflict``.
     """
     key = idempotency_key_check(key)
     digest = request_hash(operation, params)
@@ -58,30 +64,35 @@ def idempotent(*, scope: str, key: str, operation: str, params: dict[str, Any],
         return _replay(cached["hash"], cached["response"], cached["is_error"], digest, key)
     try:
         with transaction.atomic():
-            existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
-            if existing is not None:
-                return _replay(existing.request_hash, existing.response, existing.is_error, digest, key)
-            error: ApplicationError | None = None
-            try:
-                with transaction.atomic():
-                    response = execute()
-            except ApplicationError as refusal:
-                if refusal.code in _NOT_REMEMBERED:
-                    raise
-                error, response = refusal, refusal.as_dict()
-            IdempotencyRecord.objects.create(scope=scope, key=key, operation=operation, request_hash=digest,
-                                             response=response, is_error=error is not None)
-            entry = {"hash": digest, "response": response, "is_error": error is not None}
-            transaction.on_commit(lambda: _cache_put(scope, key, entry))
-    except IntegrityError:
-        # A concurrent call with the same key committed first; ours rolled back whole.
-        existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
-        if existing is None:
+            response = execute()
+            _record(scope, key, operation, digest, response, is_error=False)
+    except IntegrityError as clash:
+        # The key is taken (a concurrent call or an earlier one); our attempt rolled back whole.
+        return _stored_answer(scope, key, digest, clash)
+    except ApplicationError as refusal:
+        if refusal.code in _NOT_REMEMBERED:
             raise
-        return _replay(existing.request_hash, existing.response, existing.is_error, digest, key)
-    if error is not None:
-        raise error
+        try:
+            with transaction.atomic():
+                _record(scope, key, operation, digest, refusal.as_dict(), is_error=True)
+        except IntegrityError as clash:
+            return _stored_answer(scope, key, digest, clash)
+        raise
     return response
+
+
+def _record(scope: str, key: str, operation: str, digest: str, response: dict[str, Any], *, is_error: bool) -> None:
+    IdempotencyRecord.objects.create(scope=scope, key=key, operation=operation, request_hash=digest,
+                                     response=response, is_error=is_error)
+    entry = {"hash": digest, "response": response, "is_error": is_error}
+    transaction.on_commit(lambda: _cache_put(scope, key, entry))
+
+
+def _stored_answer(scope: str, key: str, digest: str, clash: IntegrityError) -> dict[str, Any]:
+    existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+    if existing is None:
+        raise clash  # the constraint refused something else than the key
+    return _replay(existing.request_hash, existing.response, existing.is_error, digest, key)
 
 
 def _replay(stored_hash: str, response: dict[str, Any], is_error: bool, digest: str, key: str) -> dict[str, Any]:

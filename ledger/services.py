@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.cache import balance_cache_refresh_on_commit
@@ -29,13 +30,18 @@ class Leg:
     amount: int
 
 
-def accounts_lock(account_ids: Iterable[int]) -> dict[int, Account]:
+def accounts_lock(account_ids: Iterable[int], *, system: tuple[str, str] | None = None) -> dict[int, Account]:
     """Lock the named accounts (``SELECT ... FOR UPDATE``, ascending id) and return them by id.
 
     Must run inside ``transaction.atomic``. Raises ``account_not_found`` naming the first missing id.
+    ``system=(code, currency)`` also locks that house account, if it exists, in the same statement
+    and the same ascending order (one round trip instead of a lookup and a lock).
     """
     ids = sorted(set(account_ids))
-    locked = {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    wanted = Q(pk__in=ids)
+    if system is not None:
+        wanted |= Q(kind=Account.Kind.SYSTEM, system_code=system[0], currency=system[1])
+    locked = {a.pk: a for a in Account.objects.select_for_update().filter(wanted).order_by("pk")}
     for account_id in ids:
         if account_id not in locked:
             raise ApplicationError("account_not_found", f"account {account_id} does not exist",
@@ -59,19 +65,25 @@ def transaction_post(
     hold_deltas: Mapping[int, int] | None = None,
     allow_frozen: bool = False,
     allow_empty: bool = False,
+    locked: Mapping[int, Account] | None = None,
 ) -> Transaction:
-    """Post one balanced transaction and return it.
+    """Post one balanced transaction and return it, its entries in ``tx.posted_entries``.
 
     Locks every account in ``legs`` and ``hold_deltas`` (ascending id) for the rest of the
     enclosing database transaction, then checks status, currency and available funds against the
     locked rows, writes the entries with their chain checksums, and updates balances, holds,
     versions and chain heads. ``hold_deltas`` changes ``held`` in the same step (a reservation
     commit drops its hold while it moves the money).
+
+    ``locked``: rows the caller has already locked with ``accounts_lock`` in this database
+    transaction (and changed only through these instances); they are used as they are instead of
+    being selected again. A refusal leaves the enclosing transaction to be rolled back (no savepoint
+    of its own: every caller runs inside the transaction of ``idempotent``).
     """
     hold_deltas = dict(hold_deltas or {})
     _check_legs(legs, allow_empty=allow_empty)
-    with transaction.atomic():
-        locked = accounts_lock([leg.account_id for leg in legs] + list(hold_deltas))
+    with transaction.atomic(savepoint=False):
+        locked = _locked_or_lock([leg.account_id for leg in legs] + list(hold_deltas), locked)
         currencies = {account.currency for account in locked.values()}
         if len(currencies) > 1:
             raise ApplicationError("currency_mismatch", "all accounts of a transaction must share one currency",
@@ -99,16 +111,19 @@ def transaction_post(
         Entry.objects.bulk_create(entries)
         for account in locked.values():
             _save_money_fields(account)
+        tx.posted_entries = entries
         return tx
 
 
-def holds_apply(*, hold_deltas: Mapping[int, int], allow_frozen: bool = False) -> dict[int, Account]:
+def holds_apply(*, hold_deltas: Mapping[int, int], allow_frozen: bool = False,
+                locked: Mapping[int, Account] | None = None) -> dict[int, Account]:
     """Raise or drop holds without moving money (reserve, release, expire). Returns the accounts.
 
-    Locks the accounts (ascending id). A positive delta must fit in the available balance.
+    Locks the accounts (ascending id); ``locked`` as in ``transaction_post``. A positive delta must
+    fit in the available balance.
     """
-    with transaction.atomic():
-        locked = accounts_lock(hold_deltas)
+    with transaction.atomic(savepoint=False):
+        locked = _locked_or_lock(hold_deltas, locked)
         for account_id, delta in hold_deltas.items():
             account = locked[account_id]
             if delta > 0:
@@ -120,6 +135,14 @@ def holds_apply(*, hold_deltas: Mapping[int, int], allow_frozen: bool = False) -
         for account in locked.values():
             _save_money_fields(account)
         return locked
+
+
+def _locked_or_lock(account_ids: Iterable[int], locked: Mapping[int, Account] | None) -> dict[int, Account]:
+    """The caller's already locked rows when they cover ``account_ids``, else lock them now."""
+    ids = set(account_ids)
+    if locked is not None and ids <= locked.keys():
+        return {account_id: locked[account_id] for account_id in sorted(ids)}
+    return accounts_lock(ids)
 
 
 def account_status_set(*, account: Account, status: str) -> Account:

@@ -28,12 +28,13 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from accounts.models import Account
 from accounts.results import transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount
 from ledger.idempotency import idempotent
 from ledger.models import Transaction
-from ledger.services import Leg, holds_apply, transaction_post
+from ledger.services import Leg, accounts_lock, holds_apply, transaction_post
 from reservations.metrics import reservation_outcome_count_on_commit
 from reservations.models import Reservation, ReservationEvent
 from reservations.results import reservation_result
@@ -152,15 +153,18 @@ def reservation_release_locked(*, reservation: Reservation, actor: str, reason: 
     _end(reservation, status=Reservation.Status.RELEASED, actor=actor, reason=reason, amount=reservation.amount)
 
 
-def reservation_hold(*, table: Table, user_id: str, amount: int, ttl_seconds: int, actor: str) -> Reservation:
+def reservation_hold(*, table: Table, user_id: str, amount: int, ttl_seconds: int, actor: str,
+                     locked: dict[int, Account] | None = None, wallet_id: int | None = None) -> Reservation:
     """Hold ``amount`` on the user's wallet for ``table`` (no idempotency: callers wrap it).
 
-    The caller has locked the table. Locks the wallet (holds_apply refuses a frozen wallet and a hold beyond available)."""
+    The caller has locked the table. Locks the wallet (holds_apply refuses a frozen wallet and a hold
+    beyond available), unless the caller passes the wallet's id and its row already ``locked``."""
     table_require_open(table)
-    wallet = wallet_for(user_id, table.currency)
-    holds_apply(hold_deltas={wallet.pk: amount})
+    if wallet_id is None or locked is None or wallet_id not in locked:
+        wallet_id = wallet_for(user_id, table.currency).pk
+    holds_apply(hold_deltas={wallet_id: amount}, locked=locked)
     reservation = Reservation.objects.create(
-        account=wallet, table=table, user_id=user_id, currency=table.currency, amount=amount,
+        account_id=wallet_id, table=table, user_id=user_id, currency=table.currency, amount=amount,
         expires_at=timezone.now() + timedelta(seconds=ttl_seconds), created_by=actor,
     )
     ReservationEvent.objects.create(reservation=reservation, kind=ReservationEvent.Kind.RESERVED,
@@ -173,25 +177,35 @@ def reservation_commit_into_seat(*, reservation_id: int, amount: int | None, act
     """Post the buy-in of a pending reservation (no idempotency: callers wrap it).
 
     Locks the table, the player's seat (opening one on a first buy-in), the reservation, then the
-    wallet and the seat account (transaction_post)."""
+    wallet and the seat account."""
     found = Reservation.objects.select_related("table").filter(pk=reservation_id).first()
     if found is None:
         raise _not_found(reservation_id)
     table = table_lock(found.table.table_id)
     if table.status != Table.Status.OPEN:
-        _require_pending(_reservation_lock(reservation_id))
+        _require_pending(_reservation_lock(reservation_id, table=table))
         table_require_open(table)
     seat = seat_lock_or_open(table, found.user_id)
-    reservation = _reservation_lock(reservation_id)
+    reservation = _reservation_lock(reservation_id, table=table)
     _require_pending(reservation)
+    locked = accounts_lock([reservation.account_id, seat.account_id])
+    return reservation_commit_locked(reservation=reservation, table=table, seat=seat, amount=amount, actor=actor,
+                                     locked=locked)
+
+
+def reservation_commit_locked(*, reservation: Reservation, table: Table, seat: Seat, amount: int | None,
+                              actor: str, locked: dict[int, Account]) -> dict[str, Any]:
+    """Commit a pending reservation into ``seat``: the caller holds, in order, the table, the seat,
+    the reservation and ``locked`` (the wallet and the seat account). Answers from those rows
+    without reading anything back."""
     committed = reservation.amount if amount is None else amount
     if committed > reservation.amount:
         raise ApplicationError("insufficient_funds",
-                               f"reservation {reservation_id} holds {reservation.amount}, {committed} requested",
-                               {"reservation_id": reservation_id, "held": reservation.amount, "requested": committed})
+                               f"reservation {reservation.pk} holds {reservation.amount}, {committed} requested",
+                               {"reservation_id": reservation.pk, "held": reservation.amount, "requested": committed})
     released = reservation.amount - committed
     tx = transaction_post(
-        kind=Transaction.Kind.BUY_IN, actor=actor,
+        kind=Transaction.Kind.BUY_IN, actor=actor, locked=locked,
         legs=[Leg(reservation.account_id, -committed), Leg(seat.account_id, committed)],
         hold_deltas={reservation.account_id: -reservation.amount},
         metadata={"table_id": table.table_id, "user_id": reservation.user_id, "reservation_id": reservation.pk,
@@ -202,7 +216,7 @@ def reservation_commit_into_seat(*, reservation_id: int, amount: int | None, act
     reservation.committed_amount, reservation.seat, reservation.transaction = committed, seat, tx
     _end(reservation, status=Reservation.Status.COMMITTED, actor=actor, amount=committed,
          reason=f"committed {committed}, released {released}")
-    seat = Seat.objects.select_related("account", "table").get(pk=seat.pk)
+    seat.table, seat.account = table, locked[seat.account_id]
     return {"reservation": reservation_result(reservation), "seat": seat_result(seat),
             "transaction": transaction_result(tx)}
 
@@ -252,11 +266,15 @@ def _expiring_overdue(reservation_id: int, actor: str, call: Callable[[], dict[s
         raise
 
 
-def _reservation_lock(reservation_id: int) -> Reservation:
+def _reservation_lock(reservation_id: int, *, table: Table | None = None) -> Reservation:
+    """Lock the reservation; ``table``: its table, if the caller already holds it."""
     reservation = Reservation.objects.select_for_update(no_key=True).filter(pk=reservation_id).first()
     if reservation is None:
         raise _not_found(reservation_id)
-    reservation.table = Table.objects.get(pk=reservation.table_id)
+    if table is not None and table.pk == reservation.table_id:
+        reservation.table = table
+    else:
+        reservation.table = Table.objects.get(pk=reservation.table_id)
     return reservation
 
 

@@ -28,7 +28,7 @@ from ledger.models import Transaction
 from ledger.services import Leg, accounts_lock, transaction_post
 from reservations.models import Reservation
 from reservations.services import (
-    reservation_commit_into_seat, reservation_hold, reservation_release_locked, ttl_check,
+    reservation_commit_locked, reservation_hold, reservation_release_locked, ttl_check,
 )
 from tables.models import Hand, Seat, Table
 from tables.results import seat_result, table_result
@@ -118,9 +118,12 @@ def table_buy_in(*, client: str, idempotency_key: str, user_id: str, table_id: s
         table_require_open(table)
         seat = seat_lock_or_open(table, user_id)
         wallet = wallet_for(user_id, table.currency)
-        accounts_lock([wallet.pk, seat.account_id])
-        reservation = reservation_hold(table=table, user_id=user_id, amount=amount, ttl_seconds=ttl, actor=client)
-        return reservation_commit_into_seat(reservation_id=reservation.pk, amount=None, actor=client)
+        locked = accounts_lock([wallet.pk, seat.account_id])
+        # The reservation is created in this transaction, so no one else can see it, let alone lock it.
+        reservation = reservation_hold(table=table, user_id=user_id, amount=amount, ttl_seconds=ttl, actor=client,
+                                       locked=locked, wallet_id=wallet.pk)
+        return reservation_commit_locked(reservation=reservation, table=table, seat=seat, amount=None, actor=client,
+                                         locked=locked)
 
     return idempotent(scope=client, key=idempotency_key, operation="table_buy_in",
                       params={"user_id": user_id, "table_id": table_id, "amount": amount, "ttl_seconds": ttl},
@@ -166,9 +169,7 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
             return settled.response
         table_require_open(table)
         seats = seats_lock(table, players)
-        rake_account = system_account_get(code=Account.SystemCode.RAKE, currency=table.currency) if rake else None
-        accounts = accounts_lock([seat.account_id for seat in seats.values()]
-                                 + ([rake_account.pk] if rake_account else []))
+        accounts, rake_account = _seat_accounts_and_rake_lock(seats, table.currency, rake)
         short = {user: {"contribution": amount, "chips": accounts[seats[user].account_id].balance}
                  for user, amount in contributions.items() if amount > accounts[seats[user].account_id].balance}
         if short:
@@ -178,7 +179,7 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
         legs = [leg for leg in legs if leg.amount != 0] + ([Leg(rake_account.pk, rake)] if rake_account else [])
         tx = None
         if legs:
-            tx = transaction_post(kind=Transaction.Kind.HAND_SETTLEMENT, legs=legs, actor=client,
+            tx = transaction_post(kind=Transaction.Kind.HAND_SETTLEMENT, legs=legs, actor=client, locked=accounts,
                                   metadata={"table_id": table_id, "hand_id": hand_id, **figures})
         table.chips -= rake
         table.save(update_fields=["chips", "updated_at"])
@@ -210,8 +211,10 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
     def execute() -> dict[str, Any]:
         table = table_lock(table_id)
         seat = seats_lock(table, [user_id])[user_id]
-        wallet = wallet_for(user_id, table.currency)
-        chips = accounts_lock([seat.account_id, wallet.pk])[seat.account_id].balance
+        wallet_id = wallet_for(user_id, table.currency).pk
+        locked = accounts_lock([seat.account_id, wallet_id])
+        seat_account, wallet = locked[seat.account_id], locked[wallet_id]
+        chips = seat_account.balance
         if amount is not None and amount > chips:
             raise ApplicationError("insufficient_chips", f"the seat holds {chips}, {amount} requested",
                                    {"table_id": table_id, "user_id": user_id, "chips": chips, "requested": amount})
@@ -221,21 +224,39 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
         moved = chips if amount is None else amount
         tx = None
         if moved:
-            tx = transaction_post(kind=Transaction.Kind.CASH_OUT, actor=client, allow_frozen=True,
+            tx = transaction_post(kind=Transaction.Kind.CASH_OUT, actor=client, allow_frozen=True, locked=locked,
                                   legs=[Leg(seat.account_id, -moved), Leg(wallet.pk, moved)],
                                   metadata={"table_id": table_id, "user_id": user_id, "seat_id": seat.pk,
                                             "leave": leave})
             table.chips -= moved
             table.save(update_fields=["chips", "updated_at"])
         if leave:
-            seat_leave(seat, accounts_lock([seat.account_id])[seat.account_id])
-        seat = Seat.objects.select_related("account", "table").get(pk=seat.pk)
+            seat_leave(seat, seat_account)
+        seat.account = seat_account  # the locked rows hold the figures just written: nothing to read back
         return {"seat": seat_result(seat), "transaction": transaction_result(tx) if tx else None,
-                "account": account_result(Account.objects.get(pk=wallet.pk))}
+                "account": account_result(wallet)}
 
     return idempotent(scope=client, key=idempotency_key, operation="seat_cash_out",
                       params={"table_id": table_id, "user_id": user_id, "amount": amount, "leave": leave},
                       execute=execute)
+
+
+def _seat_accounts_and_rake_lock(seats: dict[str, Seat], currency: str,
+                                  rake: int) -> tuple[dict[int, Account], Account | None]:
+    """Lock the seats' accounts and, when there is rake, the rake account, in one ascending-id
+    statement. The rake account is created on the first rake in a currency, then locked: being the
+    newest account it has the highest id, so the ascending order still holds."""
+    seat_account_ids = [seat.account_id for seat in seats.values()]
+    if not rake:
+        return accounts_lock(seat_account_ids), None
+    code = Account.SystemCode.RAKE
+    accounts = accounts_lock(seat_account_ids, system=(code, currency))
+    rake_account = next((a for a in accounts.values() if a.kind == Account.Kind.SYSTEM), None)
+    if rake_account is None:
+        rake_account = system_account_get(code=code, currency=currency)
+        accounts = accounts_lock(seat_account_ids + [rake_account.pk])
+        rake_account = accounts[rake_account.pk]
+    return accounts, rake_account
 
 
 def _hand_id_check(value: Any) -> str:
