@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 
 from django.utils import timezone
 
@@ -47,6 +49,42 @@ def api_key_authenticate(raw: str | None) -> ApiKey:
     if record.last_used_at is None or (now - record.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=record.pk).update(last_used_at=now)
     return record
+
+
+class ApiKeyCache:
+    """Keys authenticated in the last ``seconds``, kept in this process's memory, by key hash.
+
+    For the gRPC sidecar's hot path: a cached key costs no database lookup. The price, documented
+    in docs/grpc.md: a key revoked (``is_active`` cleared) or whose scopes change keeps working in a
+    process that cached it for at most ``seconds`` more. Refusals are never cached, so a new key
+    works at once. ``seconds`` <= 0 turns the cache off (every call reads the database).
+    """
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._entries: dict[str, tuple[ApiKey, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, raw: str | None) -> ApiKey:
+        if self.seconds <= 0 or not raw:
+            return api_key_authenticate(raw)
+        digest = _digest(raw)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        record = api_key_authenticate(raw)
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[digest] = (record, now + self.seconds)
+        return record
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 def api_key_require(record: ApiKey, scope: str) -> None:

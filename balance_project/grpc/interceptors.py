@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from accounts.keys import api_key_authenticate, api_key_require
+from accounts.keys import ApiKeyCache, api_key_require
 from balance_project.errors import ApplicationError
 from balance_project.grpc import metrics
 from balance_project.grpc.caller import current_key
@@ -107,14 +107,21 @@ class ErrorsInterceptor(UnaryInterceptor):
 
 class AuthInterceptor(UnaryInterceptor):
     """``authorization: Bearer <key>``: the same ApiKey records and scopes as HTTP. The key's client
-    becomes the caller (the idempotency scope) for the rest of the call."""
+    becomes the caller (the idempotency scope) for the rest of the call.
+
+    ``cache_seconds`` > 0 keeps authenticated keys in process memory that long (``ApiKeyCache``): a
+    revoked key then stops working within that time. 0, the default here, reads the database on
+    every call; ``grpcserver --auth-cache-seconds`` sets it for the sidecar."""
+
+    def __init__(self, cache_seconds: float = 0.0):
+        self.keys = ApiKeyCache(cache_seconds)
 
     def applies_to(self, full_method):
         return policy_for(full_method) is not None
 
     def around(self, full_method, request, context, proceed):
         policy = policy_for(full_method)
-        record = api_key_authenticate(_bearer_token(context))
+        record = self.keys.authenticate(_bearer_token(context))
         if not any(scope in record.scopes for scope in policy.scopes):
             api_key_require(record, policy.scopes[0] if policy.scopes else "undeclared")
         token = current_key.set(record)

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from accounts.grpc_servicer import AccountsServicer
+from accounts.keys import ApiKeyCache
 from balance_client._pb.balance.v1 import balance_pb2, balance_pb2_grpc
 from reservations.grpc_servicer import ReservationsServicer
 from tables.grpc_servicer import TablesServicer
@@ -62,13 +63,24 @@ class RunningServer:
 
 
 def create_server(*, bind: str | None = None, max_workers: int | None = None,
-                  interceptors: Sequence[grpc.ServerInterceptor] | None = None) -> RunningServer:
-    """A server bound to ``bind`` (port 0 picks a free port), not started yet."""
+                  interceptors: Sequence[grpc.ServerInterceptor] | None = None, reuse_port: bool = False,
+                  auth_cache_seconds: float | None = None) -> RunningServer:
+    """A server bound to ``bind`` (port 0 picks a free port), not started yet.
+
+    ``reuse_port``: bind with SO_REUSEPORT, so several processes share the port (``--processes``);
+    off otherwise, so a second server on a taken port fails instead of silently sharing it.
+    ``auth_cache_seconds``: when given, how long the auth interceptor keeps authenticated keys."""
     bind = bind or settings.GRPC_BIND
     executor = futures.ThreadPoolExecutor(max_workers=max_workers or settings.GRPC_MAX_WORKERS,
                                           thread_name_prefix="grpc-worker")
-    server = grpc.server(executor, interceptors=list(load_interceptors() if interceptors is None else interceptors),
-                         options=[("grpc.so_reuseport", 0)])
+    interceptors = list(load_interceptors() if interceptors is None else interceptors)
+    if auth_cache_seconds is not None:
+        from balance_project.grpc.interceptors import AuthInterceptor
+
+        for interceptor in interceptors:
+            if isinstance(interceptor, AuthInterceptor):
+                interceptor.keys = ApiKeyCache(auth_cache_seconds)
+    server = grpc.server(executor, interceptors=interceptors, options=[("grpc.so_reuseport", int(reuse_port))])
     balance_pb2_grpc.add_BalanceServiceServicer_to_server(BalanceServicer(), server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -83,9 +95,11 @@ def create_server(*, bind: str | None = None, max_workers: int | None = None,
 
 
 def serve(*, bind: str, max_workers: int, metrics_port: int, grace: float,
-          on_started: Callable[[RunningServer], None] | None = None) -> None:
+          on_started: Callable[[RunningServer], None] | None = None, reuse_port: bool = False,
+          auth_cache_seconds: float | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain. ``metrics_port`` 0 leaves the metrics endpoint off."""
-    running = create_server(bind=bind, max_workers=max_workers)
+    running = create_server(bind=bind, max_workers=max_workers, reuse_port=reuse_port,
+                            auth_cache_seconds=auth_cache_seconds)
     if metrics_port:
         from prometheus_client import start_http_server
 
