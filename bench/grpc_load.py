@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import queue
 import re
@@ -30,7 +31,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import grpc  # noqa: E402
+
 from balance_client import BalanceClient, BalanceError, RetryPolicy  # noqa: E402
+from balance_client.client import CHANNEL_OPTIONS  # noqa: E402
 
 STAKE = 1_000
 HANDS_PER_SESSION = 3
@@ -56,13 +60,13 @@ class Stats:
     def report(self, title: str, elapsed: float) -> str:
         lines = [f"{title}: {self.total()} calls in {elapsed:.1f} s = {self.total() / elapsed:.1f} calls/s "
                  f"({sum(self.errors.values())} errors)",
-                 f"  {'method':<12} {'ok':>7} {'calls/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"]
-        for method in ("BuyIn", "SettleHand", "CashOut"):
+                 f"  {'method':<18} {'ok':>7} {'calls/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"]
+        for method in ("BuyIn", "GetBalance", "Reserve", "CommitReservation", "SettleHand", "CashOut"):
             values = sorted(self.latencies.get(method, []))
             if not values:
                 continue
             p = lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000  # noqa: E731
-            lines.append(f"  {method:<12} {len(values):>7} {len(values) / elapsed:>9.1f} {p(0.50):>8.1f} "
+            lines.append(f"  {method:<18} {len(values):>7} {len(values) / elapsed:>9.1f} {p(0.50):>8.1f} "
                          f"{p(0.95):>8.1f} {p(0.99):>8.1f} {values[-1] * 1000:>8.1f}")
         for (method, error), count in sorted(self.errors.items()):
             lines.append(f"  error {method} {error}: {count}")
@@ -70,30 +74,45 @@ class Stats:
 
 
 class Session:
-    """One table's cycle: buy in both, settle HANDS_PER_SESSION hands, cash both out; then again."""
+    """One table's cycle: buy in both, settle HANDS_PER_SESSION hands, cash both out; then again.
 
-    def __init__(self, table_id: str, players: tuple[str, str]):
+    ``full``: also a GetBalance of the first player and a two-phase top-up (Reserve, then
+    CommitReservation of that reservation) after the buy-ins, so every hot method is measured."""
+
+    def __init__(self, table_id: str, players: tuple[str, str], full: bool = False):
         self.table_id, self.players = table_id, players
         self.step, self.cycle = 0, 0
+        self.steps = (["BuyIn", "BuyIn"] + (["GetBalance", "Reserve", "CommitReservation"] if full else [])
+                      + ["SettleHand"] * HANDS_PER_SESSION + ["CashOut", "CashOut"])
+        self.reservation_id = 0
+        self.client: BalanceClient | None = None  # its own channel, when the run spreads over several
 
     def next_call(self, client: BalanceClient):
         """-> (method name, a function making the call); advances the cycle."""
         a, b = self.players
-        steps = 2 + HANDS_PER_SESSION + 2
-        step, self.step = self.step, (self.step + 1) % steps
-        if step == steps - 1:
+        step, self.step = self.step, (self.step + 1) % len(self.steps)
+        if step == len(self.steps) - 1:
             self.cycle += 1
-        if step < 2:
+        method = self.steps[step]
+        if method == "BuyIn":
             user = self.players[step]
-            return "BuyIn", lambda: client.buy_in(user_id=user, table_id=self.table_id, amount=STAKE)
-        if step < 2 + HANDS_PER_SESSION:
+            return method, lambda: client.buy_in(user_id=user, table_id=self.table_id, amount=STAKE)
+        if method == "GetBalance":
+            return method, lambda: client.get_balance(user_id=a, currency="EUR")
+        if method == "Reserve":
+            def reserve():
+                self.reservation_id = client.reserve(user_id=a, table_id=self.table_id, amount=STAKE).reservation.id
+            return method, reserve
+        if method == "CommitReservation":
+            return method, lambda: client.commit_reservation(reservation_id=self.reservation_id)
+        if method == "SettleHand":
             hand = f"h-{self.cycle}-{step}"
             winner, loser = (a, b) if step % 2 else (b, a)
-            return "SettleHand", lambda: client.settle_hand(
+            return method, lambda: client.settle_hand(
                 table_id=self.table_id, hand_id=hand, contributions={winner: 50, loser: 50},
                 payouts={winner: 95}, rake=5)
-        user = self.players[step - 2 - HANDS_PER_SESSION]
-        return "CashOut", lambda: client.cash_out(table_id=self.table_id, user_id=user, leave=True)
+        user = self.players[len(self.steps) - 1 - step]
+        return method, lambda: client.cash_out(table_id=self.table_id, user_id=user, leave=True)
 
 
 def timed(stats: Stats, method: str, call, started: float) -> None:
@@ -113,7 +132,7 @@ def closed_loop(client: BalanceClient, sessions: list[Session], seconds: float, 
         for _ in range(per_client):
             if time.perf_counter() >= stop_at:
                 return
-            method, call = session.next_call(client)
+            method, call = session.next_call(session.client or client)
             timed(stats, method, call, time.perf_counter())
 
     started = time.perf_counter()
@@ -153,12 +172,12 @@ def open_loop(client: BalanceClient, sessions: list[Session], rate: float, secon
             except queue.Empty:
                 unsent += 1
                 continue
-            method, call = session.next_call(client)
+            method, call = session.next_call(session.client or client)
             pool.submit(run, session, method, call, due)
     return stats, time.perf_counter() - started, unsent
 
 
-def prepare(tables: int, tag: str) -> tuple[str, list[Session]]:
+def prepare(tables: int, tag: str, full: bool = False) -> tuple[str, list[Session]]:
     """Token, funded wallets and open tables, written straight through the services."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "balance_project.settings")
     import django
@@ -180,7 +199,7 @@ def prepare(tables: int, tag: str) -> tuple[str, list[Session]]:
             account_deposit(client="bench", idempotency_key=f"{user}-fund", account_id=wallet["account"]["id"],
                             amount=10**12)
             players.append(user)
-        sessions.append(Session(table_id, tuple(players)))
+        sessions.append(Session(table_id, tuple(players), full=full))
     from django.db import connections
 
     connections.close_all()
@@ -188,10 +207,13 @@ def prepare(tables: int, tag: str) -> tuple[str, list[Session]]:
 
 
 def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of process ``pid`` (Linux /proc), None when it cannot be read."""
+    """User + system CPU time of process ``pid`` and its live descendants (Linux /proc: the
+    children of ``grpcserver --processes N``), None when it cannot be read."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return own + sum(cpu_seconds(int(child)) or 0.0 for child in children)
     except (OSError, ValueError, IndexError, TypeError):
         return None
 
@@ -200,12 +222,13 @@ def server_cpu_note(pid: int | None, before: float | None, calls: int) -> str:
     after = cpu_seconds(pid)
     if before is None or after is None or not calls:
         return ""
-    return f"  server process CPU: {(after - before) / calls * 1000:.1f} ms per call"
+    return f"  server CPU (all its processes): {(after - before) / calls * 1000:.1f} ms per call"
 
 
-def start_server(workers: int) -> tuple[subprocess.Popen, str]:
+def start_server(workers: int, processes: int = 1) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "manage.py", "grpcserver", "--bind", "127.0.0.1:0", "--metrics-port",
-                                "0", "--max-workers", str(workers)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+                                "0", "--max-workers", str(workers), "--processes", str(processes)],
+                               cwd=REPO, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     match = re.search(r"listening on (\S+)", line)
     if not match:
@@ -219,6 +242,13 @@ def main() -> int:
     parser.add_argument("--target", help="a running server on loopback (default: start one)")
     parser.add_argument("--token", help="its token (with --target)")
     parser.add_argument("--workers", type=int, default=16, help="server worker threads (default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=1, help="server processes (default: %(default)s)")
+    parser.add_argument("--mix", choices=("table", "full"), default="table",
+                        help="table: BuyIn/SettleHand/CashOut; full: also GetBalance, Reserve, CommitReservation")
+    parser.add_argument("--channels", type=int, default=8,
+                        help="client connections the tables are spread over; SO_REUSEPORT balances "
+                             "connections, not calls, across --processes (default: %(default)s)")
+    parser.add_argument("--skip-closed", action="store_true", help="run the open loop only")
     parser.add_argument("--clients", type=int, default=16, help="closed-loop callers (default: %(default)s)")
     parser.add_argument("--closed-seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop offered calls/s (default: %(default)s)")
@@ -233,22 +263,33 @@ def main() -> int:
 
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, check=True)
     tag = uuid.uuid4().hex[:8]
-    token, sessions = prepare(args.clients + args.open_tables, tag)
+    token, sessions = prepare(args.clients + args.open_tables, tag, full=args.mix == "full")
     token = args.token or token
     from django.db import connection
 
-    print(f"database: {connection.vendor}; server workers: {args.workers}; tables: {len(sessions)}")
-    process, target = (None, args.target) if args.target else start_server(args.workers)
+    print(f"database: {connection.vendor}; server processes: {args.processes}, workers: {args.workers}; "
+          f"tables: {len(sessions)}; mix: {args.mix}")
+    process, target = (None, args.target) if args.target else start_server(args.workers, args.processes)
     try:
-        with BalanceClient(target, token, timeout=10.0, retry=RetryPolicy(max_attempts=1)) as client:
-            for session in sessions[:2]:  # warm-up: connections, caches, first seats
-                for _ in range(7):
-                    session.next_call(client)[1]()
+        channels = [grpc.insecure_channel(target, options=[*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(max(1, args.channels))]
+        clients = [BalanceClient(target, token, timeout=10.0, retry=RetryPolicy(max_attempts=1), channel=channel)
+                   for channel in channels]
+        for n, session in enumerate(sessions):
+            session.client = clients[n % len(clients)]
+        with contextlib.ExitStack() as stack:
+            for each in clients:
+                stack.enter_context(each)
+            client = clients[0]
+            for session in sessions[:max(2, len(clients))]:  # warm-up: every channel, caches, first seats
+                for _ in range(len(session.steps)):
+                    session.next_call(session.client or client)[1]()
             pid = process.pid if process is not None else None
-            cpu = cpu_seconds(pid)
-            stats, elapsed = closed_loop(client, sessions[:args.clients], args.closed_seconds, args.max_calls)
-            print(stats.report(f"closed loop, {args.clients} concurrent clients", elapsed))
-            print(server_cpu_note(pid, cpu, stats.total()))
+            if not args.skip_closed:
+                cpu = cpu_seconds(pid)
+                stats, elapsed = closed_loop(client, sessions[:args.clients], args.closed_seconds, args.max_calls)
+                print(stats.report(f"closed loop, {args.clients} concurrent clients", elapsed))
+                print(server_cpu_note(pid, cpu, stats.total()))
             cpu = cpu_seconds(pid)
             stats, elapsed, unsent = open_loop(client, sessions[args.clients:], args.rate, args.open_seconds,
                                                args.max_calls)
