@@ -41,8 +41,6 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         ]
 
 
-
-
 class AccountsView(ApiView):
     """List an owner's accounts; open a wallet."""
 

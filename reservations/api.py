@@ -28,8 +28,6 @@ _RESERVATION_ID = OpenApiParameter("reservation_id", OpenApiTypes.INT64, OpenApi
                                    description="Reservation id.")
 
 
-
-
 class ReservationsView(ApiView):
     """Hold funds on a player's wallet for a buy-in at a table, until committed, released or expired."""
 

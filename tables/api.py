@@ -26,8 +26,6 @@ _TABLE_ID = OpenApiParameter("table_id", OpenApiTypes.STR, OpenApiParameter.PATH
                              description="The poker service's table id.")
 
 
-
-
 class TablesView(ApiView):
     """Open a table (one currency; its id is the poker service's)."""
 
