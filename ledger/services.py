@@ -64,7 +64,6 @@ def transaction_post(
     metadata: Mapping[str, Any] | None = None,
     hold_deltas: Mapping[int, int] | None = None,
     allow_frozen: bool = False,
-    allow_empty: bool = False,
     locked: Mapping[int, Account] | None = None,
 ) -> Transaction:
     """Post one balanced transaction and return it, its entries in ``tx.posted_entries``.
@@ -81,7 +80,7 @@ def transaction_post(
     of its own: every caller runs inside the transaction of ``idempotent``).
     """
     hold_deltas = dict(hold_deltas or {})
-    _check_legs(legs, allow_empty=allow_empty)
+    _check_legs(legs)
     with transaction.atomic(savepoint=False):
         locked = _locked_or_lock([leg.account_id for leg in legs] + list(hold_deltas), locked)
         currencies = {account.currency for account in locked.values()}
@@ -152,9 +151,7 @@ def account_status_set(*, account: Account, status: str) -> Account:
     return account
 
 
-def _check_legs(legs: Sequence[Leg], *, allow_empty: bool) -> None:
-    if not legs and allow_empty:
-        return
+def _check_legs(legs: Sequence[Leg]) -> None:
     if len(legs) < 2:
         raise ValueError("a transaction needs at least two legs")
     seen: set[int] = set()
