@@ -10,8 +10,9 @@ import logging
 import threading
 from typing import Any
 
-from django.core.cache import cache, caches
 from django.db import transaction
+
+from balance_project.shared_cache import shared_cache
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +38,22 @@ def _key(account_id: int) -> str:
 
 def _redis_client():
     try:
-        from django_redis import get_redis_connection
         from django_redis.cache import RedisCache
     except ImportError:  # pragma: no cover - django-redis is a dependency
         return None
-    # ``cache`` is a proxy: isinstance() must look at the backend behind it.
-    if not isinstance(caches["default"], RedisCache):
+    backend = shared_cache()
+    if not isinstance(backend, RedisCache):
         return None
-    return get_redis_connection("default")
+    return backend.client.get_client(write=True)
 
 
 def balance_cache_get(account_id: int) -> dict[str, Any] | None:
     client = _redis_client()
     try:
         if client is not None:
-            raw = client.get(cache.make_key(_key(account_id)))
+            raw = client.get(shared_cache().make_key(_key(account_id)))
             return json.loads(raw) if raw else None
-        return cache.get(_key(account_id))
+        return shared_cache().get(_key(account_id))
     except Exception:  # Redis down or garbage: the database answers instead.
         log.warning("balance cache read failed for account %s", account_id, exc_info=True)
         return None
@@ -61,34 +61,46 @@ def balance_cache_get(account_id: int) -> dict[str, Any] | None:
 
 def balance_cache_put(data: dict[str, Any]) -> None:
     """Store ``data`` unless the cache already holds the same or a newer version."""
+    balance_cache_put_many([data])
+
+
+def balance_cache_put_many(rows: list[dict[str, Any]]) -> None:
+    """``balance_cache_put`` of each row, in one Redis round trip."""
     from django.conf import settings
 
     ttl = settings.BALANCE_CACHE_TTL_SECONDS
     client = _redis_client()
     try:
         if client is not None:
-            client.eval(_SET_IF_NEWER_LUA, 1, cache.make_key(_key(data["id"])), data["version"],
-                        json.dumps(data), ttl)
+            backend = shared_cache()
+            pipe = client.pipeline(transaction=False)
+            for data in rows:
+                pipe.eval(_SET_IF_NEWER_LUA, 1, backend.make_key(_key(data["id"])), data["version"],
+                          json.dumps(data), ttl)
+            pipe.execute()
             return
         with _LOCAL_LOCK:
-            current = cache.get(_key(data["id"]))
-            if current is None or current["version"] < data["version"]:
-                cache.set(_key(data["id"]), data, ttl)
+            for data in rows:
+                current = shared_cache().get(_key(data["id"]))
+                if current is None or current["version"] < data["version"]:
+                    shared_cache().set(_key(data["id"]), data, ttl)
     except Exception:
-        log.warning("balance cache write failed for account %s", data.get("id"), exc_info=True)
-        balance_cache_forget(data["id"])
+        log.warning("balance cache write failed for accounts %s", [data.get("id") for data in rows], exc_info=True)
+        for data in rows:
+            balance_cache_forget(data["id"])
 
 
 def balance_cache_forget(account_id: int) -> None:
     try:
-        cache.delete(_key(account_id))
+        shared_cache().delete(_key(account_id))
     except Exception:
         log.warning("balance cache delete failed for account %s", account_id, exc_info=True)
 
 
-def balance_cache_refresh_on_commit(account) -> None:
-    """Call inside the transaction that changed ``account``; the cache sees it only after commit."""
+def balance_cache_refresh_on_commit(*accounts) -> None:
+    """Call inside the transaction that changed ``accounts``; the cache sees them only after commit,
+    all in one round trip."""
     from accounts.results import account_result
 
-    data = account_result(account)
-    transaction.on_commit(lambda: balance_cache_put(data))
+    rows = [account_result(account) for account in accounts]
+    transaction.on_commit(lambda: balance_cache_put_many(rows))

@@ -6,13 +6,13 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.cache import balance_cache_get, balance_cache_put
+from balance_project.shared_cache import shared_cache
 from accounts.models import Account
 from accounts.results import account_result
 from balance_project.errors import ApplicationError
@@ -153,7 +153,7 @@ def _balance_after_last(entries) -> int:
 def _balance_cache_shared() -> bool:
     """A per-process memory cache is not a balance cache: another process (the gRPC server, another
     worker) posts without touching it, so it would serve stale balances. Only a shared one counts."""
-    return not isinstance(caches["default"], LocMemCache)
+    return not isinstance(shared_cache(), LocMemCache)
 
 
 def _cursor_encode(account_id: int, seq: int) -> str:
