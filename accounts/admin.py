@@ -86,12 +86,12 @@ def adjust_token_key(token: str, *, account_id: int, user_id: int) -> str | None
 
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "owner_ref", "system_code", "currency", "balance", "held", "available",
+    list_display = ("id", "kind", "owner_ref", "system_code", "shard", "currency", "balance", "held", "available",
                     "status")
     list_filter = ("kind", "currency", "status")
     search_fields = ("owner_ref",)  # shows the search box; the search itself is get_search_results
     search_help_text = "Account id, owner ref or system code (exact)."
-    fields = ("id", "kind", "owner_ref", "system_code", "currency", "balance", "held", "available", "status",
+    fields = ("id", "kind", "owner_ref", "system_code", "shard", "currency", "balance", "held", "available", "status",
               "allow_negative", "version", "entry_seq", "chain_head", "created_at", "updated_at",
               "recent_entries")
     readonly_fields = fields

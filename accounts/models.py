@@ -30,6 +30,10 @@ class Account(models.Model):
     owner_ref = models.CharField(max_length=128, blank=True, default="", db_index=True,
                                  help_text="External user id for user and seat accounts.")
     system_code = models.CharField(max_length=32, blank=True, default="", choices=SystemCode.choices)
+    # A house account may be split into shards, each its own row, lock and chain: every settlement
+    # credits the rake, and one rake row per currency made every table's settlements wait on one
+    # lock. Its revenue is the sum of its shards. Always 0 for other accounts.
+    shard = models.PositiveSmallIntegerField(default=0, db_default=0)
     currency = models.CharField(max_length=3)
     balance = models.BigIntegerField(default=0)
     held = models.BigIntegerField(default=0)
@@ -70,8 +74,9 @@ class Account(models.Model):
             ),
             models.UniqueConstraint(fields=["owner_ref", "currency"], condition=Q(kind="user"),
                                     name="account_one_wallet_per_owner_currency"),
-            models.UniqueConstraint(fields=["system_code", "currency"], condition=Q(kind="system"),
-                                    name="account_one_system_account_per_code_currency"),
+            models.UniqueConstraint(fields=["system_code", "currency", "shard"], condition=Q(kind="system"),
+                                    name="account_one_system_account_per_code_currency_shard"),
+            models.CheckConstraint(condition=Q(kind="system") | Q(shard=0), name="account_shard_only_system"),
         ]
 
     @property
@@ -79,7 +84,9 @@ class Account(models.Model):
         return self.balance - self.held
 
     def __str__(self) -> str:
-        who = self.system_code if self.kind == self.Kind.SYSTEM else self.owner_ref
+        who = self.owner_ref
+        if self.kind == self.Kind.SYSTEM:
+            who = self.system_code + (f"#{self.shard}" if self.shard else "")
         return f"#{self.pk} {self.kind}:{who} {self.currency}"
 
 

@@ -21,19 +21,19 @@ from ledger.services import Leg, accounts_lock, account_status_set, transaction_
 MAX_OWNER_REF = 128
 
 
-def system_account_get(*, code: str, currency: str) -> Account:
-    """The house account ``code`` in ``currency``, created on first use (a race is settled by the
-    unique constraint)."""
+def system_account_get(*, code: str, currency: str, shard: int = 0) -> Account:
+    """The house account ``code`` in ``currency`` (shard ``shard``), created on first use (a race is
+    settled by the unique constraint)."""
     currency = parse_currency(currency)
-    account = Account.objects.filter(kind=Account.Kind.SYSTEM, system_code=code, currency=currency).first()
+    wanted = {"kind": Account.Kind.SYSTEM, "system_code": code, "currency": currency, "shard": shard}
+    account = Account.objects.filter(**wanted).first()
     if account is not None:
         return account
     try:
         with transaction.atomic():
-            return Account.objects.create(kind=Account.Kind.SYSTEM, system_code=code, currency=currency,
-                                          allow_negative=code == Account.SystemCode.EXTERNAL)
+            return Account.objects.create(**wanted, allow_negative=code == Account.SystemCode.EXTERNAL)
     except IntegrityError:
-        return Account.objects.get(kind=Account.Kind.SYSTEM, system_code=code, currency=currency)
+        return Account.objects.get(**wanted)
 
 
 def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency: str) -> dict[str, Any]:

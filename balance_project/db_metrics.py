@@ -45,16 +45,21 @@ class HouseAccountsCollector(Collector):
         yield from families
 
     def _read(self):
+        from django.db.models import Sum
+
         from accounts.models import Account
 
         balance = GaugeMetricFamily("balance_system_account_balance",
                                     "Balance of a house account, in minor units.", labels=["system_code", "currency"])
         held = GaugeMetricFamily("balance_system_account_held",
                                  "Amount held on a house account, in minor units.", labels=["system_code", "currency"])
-        rows = Account.objects.filter(kind=Account.Kind.SYSTEM).values_list("system_code", "currency", "balance", "held")
+        # Summed over the shards of a house account (accounts.models.Account.shard).
+        rows = (Account.objects.filter(kind=Account.Kind.SYSTEM).values("system_code", "currency")
+                .annotate(total=Sum("balance"), total_held=Sum("held")).order_by("system_code", "currency")
+                .values_list("system_code", "currency", "total", "total_held"))
         for system_code, currency, amount, amount_held in rows:
-            balance.add_metric([system_code, currency], amount)
-            held.add_metric([system_code, currency], amount_held)
+            balance.add_metric([system_code, currency], int(amount))
+            held.add_metric([system_code, currency], int(amount_held))
         yield from (balance, held)
 
 

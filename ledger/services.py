@@ -30,17 +30,18 @@ class Leg:
     amount: int
 
 
-def accounts_lock(account_ids: Iterable[int], *, system: tuple[str, str] | None = None) -> dict[int, Account]:
+def accounts_lock(account_ids: Iterable[int], *,
+                  system: tuple[str, str, int] | None = None) -> dict[int, Account]:
     """Lock the named accounts (``SELECT ... FOR UPDATE``, ascending id) and return them by id.
 
     Must run inside ``transaction.atomic``. Raises ``account_not_found`` naming the first missing id.
-    ``system=(code, currency)`` also locks that house account, if it exists, in the same statement
+    ``system=(code, currency, shard)`` also locks that house account, if it exists, in the same statement
     and the same ascending order (one round trip instead of a lookup and a lock).
     """
     ids = sorted(set(account_ids))
     wanted = Q(pk__in=ids)
     if system is not None:
-        wanted |= Q(kind=Account.Kind.SYSTEM, system_code=system[0], currency=system[1])
+        wanted |= Q(kind=Account.Kind.SYSTEM, system_code=system[0], currency=system[1], shard=system[2])
     locked = {a.pk: a for a in Account.objects.select_for_update().filter(wanted).order_by("pk")}
     for account_id in ids:
         if account_id not in locked:
