@@ -197,6 +197,12 @@ BALANCE_CACHE_TTL_SECONDS = env_int("BALANCE_CACHE_TTL_SECONDS", 60 * 60)
 RESERVATION_DEFAULT_TTL_SECONDS = env_int("RESERVATION_DEFAULT_TTL_SECONDS", 120)
 RESERVATION_MIN_TTL_SECONDS = env_int("RESERVATION_MIN_TTL_SECONDS", 5)
 RESERVATION_MAX_TTL_SECONDS = env_int("RESERVATION_MAX_TTL_SECONDS", 3600)
+# On PostgreSQL the hot calls (reserve, commit, release, buy-in, settle, cash-out) run as one
+# PL/pgSQL function each (ledger/hot_path.py); 0 sends them through the ORM path, as on SQLite.
+PG_HOT_PATH = env_bool("BALANCE_PG_HOT_PATH", True)
+# Rake accounts per currency: a table's rake goes to shard (table pk % this), so settlements at
+# different tables rarely wait on one rake row. Changing it only moves where new rake lands.
+RAKE_ACCOUNT_SHARDS = env_int("RAKE_ACCOUNT_SHARDS", 16)
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
@@ -223,6 +229,8 @@ WORKER_METRICS_ADDR = os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
 # --- gRPC sidecar ---------------------------------------------------------------------------------
 GRPC_BIND = os.environ.get("GRPC_BIND", "127.0.0.1:50051")
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+# sys.setswitchinterval of the sidecar: how long a running thread keeps the GIL from one waiting.
+GRPC_GIL_SWITCH_INTERVAL_SECONDS = env_int("GRPC_GIL_SWITCH_INTERVAL_US", 500) / 1_000_000
 GRPC_METRICS_PORT = env_int("GRPC_METRICS_PORT", 9051)
 # Server interceptors, outermost first (balance_project/grpc/interceptors.py).
 GRPC_INTERCEPTORS = [

@@ -32,9 +32,11 @@ from accounts.models import Account
 from accounts.results import transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount
+from ledger import hot_path
 from ledger.idempotency import idempotent
 from ledger.models import Transaction
 from ledger.services import Leg, accounts_lock, holds_apply, transaction_post
+from reservations import hot_path as reservations_hot_path
 from reservations.metrics import reservation_outcome_count_on_commit
 from reservations.models import Reservation, ReservationEvent
 from reservations.results import reservation_result
@@ -63,6 +65,9 @@ def reservation_reserve(*, client: str, idempotency_key: str, user_id: str, tabl
     ttl = ttl_check(ttl_seconds)
 
     def execute() -> dict[str, Any]:
+        if hot_path.enabled():
+            return reservations_hot_path.reserve(table_id=table_id, user_id=user_id, amount=amount,
+                                                 ttl_seconds=ttl, actor=client)
         reservation = reservation_hold(table=table_lock(table_id), user_id=user_id, amount=amount,
                                        ttl_seconds=ttl, actor=client)
         return {"reservation": reservation_result(reservation)}
@@ -84,6 +89,8 @@ def reservation_commit(*, client: str, idempotency_key: str, reservation_id: int
     amount = None if amount is None else parse_amount(amount)
 
     def execute() -> dict[str, Any]:
+        if hot_path.enabled():
+            return reservations_hot_path.commit(reservation_id=reservation_id, amount=amount, actor=client)
         return reservation_commit_into_seat(reservation_id=reservation_id, amount=amount, actor=client)
 
     return _expiring_overdue(reservation_id, client, lambda: idempotent(
@@ -103,6 +110,8 @@ def reservation_release(*, client: str, idempotency_key: str, reservation_id: in
     actor = actor or client
 
     def execute() -> dict[str, Any]:
+        if hot_path.enabled():
+            return reservations_hot_path.release(reservation_id=reservation_id, reason=reason, actor=actor)
         reservation = _reservation_lock(reservation_id)
         _require_pending(reservation)
         reservation_release_locked(reservation=reservation, actor=actor, reason=reason)

@@ -1,6 +1,7 @@
 """Plain, JSON-safe answers of table services (what idempotency stores and every channel renders)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from tables.models import Seat, Table
@@ -17,8 +18,11 @@ def seat_result(seat: Seat) -> dict[str, Any]:
     }
 
 
-def table_result(table: Table) -> dict[str, Any]:
-    seats = table.seats.filter(status=Seat.Status.ACTIVE).select_related("account", "table").order_by("pk")
+def table_result(table: Table, seats: Iterable[Seat] | None = None) -> dict[str, Any]:
+    """``seats``: its active seats in id order, with their tables and accounts, when the caller has
+    them already; read here otherwise."""
+    if seats is None:
+        seats = table.seats.filter(status=Seat.Status.ACTIVE).select_related("account", "table").order_by("pk")
     return {
         "table_id": table.table_id,
         "currency": table.currency,

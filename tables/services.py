@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -23,6 +24,7 @@ from accounts.results import account_result, transaction_result
 from accounts.services import system_account_get
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount, parse_currency
+from ledger import hot_path
 from ledger.idempotency import idempotent, request_hash
 from ledger.models import Transaction
 from ledger.services import Leg, accounts_lock, transaction_post
@@ -30,6 +32,7 @@ from reservations.models import Reservation
 from reservations.services import (
     reservation_commit_locked, reservation_hold, reservation_release_locked, ttl_check,
 )
+from tables import hot_path as tables_hot_path
 from tables.models import Hand, Seat, Table
 from tables.results import seat_result, table_result
 from tables.seating import (
@@ -114,6 +117,9 @@ def table_buy_in(*, client: str, idempotency_key: str, user_id: str, table_id: s
     ttl = ttl_check(ttl_seconds)
 
     def execute() -> dict[str, Any]:
+        if hot_path.enabled():
+            return tables_hot_path.buy_in(table_id=table_id, user_id=user_id, amount=amount, ttl_seconds=ttl,
+                                          actor=client)
         table = table_lock(table_id)
         table_require_open(table)
         seat = seat_lock_or_open(table, user_id)
@@ -160,6 +166,10 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
     figures_hash = request_hash("hand", figures)
 
     def execute() -> dict[str, Any]:
+        if hot_path.enabled():
+            return tables_hot_path.hand_settle(table_id=table_id, hand_id=hand_id, players=players, figures=figures,
+                                               figures_hash=figures_hash, rake_shards=settings.RAKE_ACCOUNT_SHARDS,
+                                               actor=client)
         table = table_lock(table_id)
         settled = Hand.objects.filter(table=table, hand_id=hand_id).first()
         if settled is not None:
@@ -169,7 +179,7 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
             return settled.response
         table_require_open(table)
         seats = seats_lock(table, players)
-        accounts, rake_account = _seat_accounts_and_rake_lock(seats, table.currency, rake)
+        accounts, rake_account = _seat_accounts_and_rake_lock(seats, table, rake)
         short = {user: {"contribution": amount, "chips": accounts[seats[user].account_id].balance}
                  for user, amount in contributions.items() if amount > accounts[seats[user].account_id].balance}
         if short:
@@ -209,6 +219,9 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
         raise ApplicationError("invalid_request", "leave must be true or false", {"field": "leave"})
 
     def execute() -> dict[str, Any]:
+        if hot_path.enabled():
+            return tables_hot_path.cash_out(table_id=table_id, user_id=user_id, amount=amount, leave=leave,
+                                            actor=client)
         table = table_lock(table_id)
         seat = seats_lock(table, [user_id])[user_id]
         wallet_id = wallet_for(user_id, table.currency).pk
@@ -241,19 +254,24 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
                       execute=execute)
 
 
-def _seat_accounts_and_rake_lock(seats: dict[str, Seat], currency: str,
+def rake_shard(table: Table) -> int:
+    """Which rake account shard a table's rake goes to (settings.RAKE_ACCOUNT_SHARDS; accounts.models)."""
+    return table.pk % settings.RAKE_ACCOUNT_SHARDS
+
+
+def _seat_accounts_and_rake_lock(seats: dict[str, Seat], table: Table,
                                   rake: int) -> tuple[dict[int, Account], Account | None]:
-    """Lock the seats' accounts and, when there is rake, the rake account, in one ascending-id
-    statement. The rake account is created on the first rake in a currency, then locked: being the
-    newest account it has the highest id, so the ascending order still holds."""
+    """Lock the seats' accounts and, when there is rake, the table's rake account shard, in one
+    ascending-id statement. A rake shard is created on its first rake in a currency, then locked:
+    being the newest account it has the highest id, so the ascending order still holds."""
     seat_account_ids = [seat.account_id for seat in seats.values()]
     if not rake:
         return accounts_lock(seat_account_ids), None
-    code = Account.SystemCode.RAKE
-    accounts = accounts_lock(seat_account_ids, system=(code, currency))
+    code, shard = Account.SystemCode.RAKE, rake_shard(table)
+    accounts = accounts_lock(seat_account_ids, system=(code, table.currency, shard))
     rake_account = next((a for a in accounts.values() if a.kind == Account.Kind.SYSTEM), None)
     if rake_account is None:
-        rake_account = system_account_get(code=code, currency=currency)
+        rake_account = system_account_get(code=code, currency=table.currency, shard=shard)
         accounts = accounts_lock(seat_account_ids + [rake_account.pk])
         rake_account = accounts[rake_account.pk]
     return accounts, rake_account

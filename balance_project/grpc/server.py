@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -100,6 +101,9 @@ def serve(*, bind: str, max_workers: int, metrics_port: int, grace: float,
     """Run until SIGTERM or SIGINT, then drain. ``metrics_port`` 0 leaves the metrics endpoint off."""
     running = create_server(bind=bind, max_workers=max_workers, reuse_port=reuse_port,
                             auth_cache_seconds=auth_cache_seconds)
+    # A thread back from the database waits for the GIL until the running one yields it: by default
+    # up to 5 ms, and a call that holds row locks makes every call queued on them wait as long.
+    sys.setswitchinterval(settings.GRPC_GIL_SWITCH_INTERVAL_SECONDS)
     if metrics_port:
         from prometheus_client import start_http_server
 

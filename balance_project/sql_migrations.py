@@ -1,0 +1,31 @@
+"""A migration operation that installs a file of PL/pgSQL functions on PostgreSQL only.
+
+The file is read when the migration runs, so each file is the state of its migration: change a
+function with a new file and a new migration, never by editing a file an applied migration read.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from django.db import migrations
+
+_FUNCTION_RE = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(", re.IGNORECASE)
+
+
+class RunSQLFileOnPostgres(migrations.RunSQL):
+    """Runs ``path`` forwards; backwards drops every function the file creates. Nothing on SQLite."""
+
+    def __init__(self, path: Path):
+        sql = Path(path).read_text()
+        names = _FUNCTION_RE.findall(sql)
+        reverse = "\n".join(f"DROP FUNCTION IF EXISTS {name} CASCADE;" for name in reversed(names))
+        super().__init__(sql=sql, reverse_sql=reverse)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
