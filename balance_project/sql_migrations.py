@@ -11,15 +11,18 @@ from pathlib import Path
 from django.db import migrations
 
 _FUNCTION_RE = re.compile(r"CREATE OR REPLACE FUNCTION (\w+)\(", re.IGNORECASE)
+_TRIGGER_RE = re.compile(r"CREATE (?:CONSTRAINT )?TRIGGER (\w+)\s.*?\sON (\w+)", re.IGNORECASE | re.DOTALL)
 
 
 class RunSQLFileOnPostgres(migrations.RunSQL):
-    """Runs ``path`` forwards; backwards drops every function the file creates. Nothing on SQLite."""
+    """Runs ``path`` forwards; backwards drops every trigger and function the file creates.
+    Nothing on SQLite."""
 
     def __init__(self, path: Path):
         sql = Path(path).read_text()
         names = _FUNCTION_RE.findall(sql)
-        reverse = "\n".join(f"DROP FUNCTION IF EXISTS {name} CASCADE;" for name in reversed(names))
+        triggers = [f"DROP TRIGGER IF EXISTS {name} ON {table};" for name, table in _TRIGGER_RE.findall(sql)]
+        reverse = "\n".join(triggers + [f"DROP FUNCTION IF EXISTS {name} CASCADE;" for name in reversed(names)])
         super().__init__(sql=sql, reverse_sql=reverse)
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):

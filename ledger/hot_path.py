@@ -7,8 +7,10 @@ suite runs on both in CI, and tests/perf/test_hot_path.py compares the two paths
 
 Two things stay in Python:
 - the checksum chain: the HMAC key never enters the database. A function that posts answers its
-  entries without checksums; ``call`` computes them and writes the entries with ``balance_seal`` in
-  the same database transaction, before anything else can happen in it;
+  entries without checksums; ``call`` computes them and queues their ``balance_seal``, which
+  ``ledger.idempotency`` sends in the same round trip as the idempotency record, the last write of
+  the call. A deferred trigger (the chain guard) refuses a COMMIT that moved an account's balance,
+  sequence or chain head without the entry to match, so a forgotten seal cannot land;
 - the answer: the service builds it from the rows the function returns, with the same result
   functions as the ORM path.
 
@@ -22,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
 
 from accounts.cache import balance_cache_refresh_on_commit
 from accounts.models import Account
@@ -52,11 +54,47 @@ def call(sql: str, params: list[Any]) -> dict[str, Any]:
                 raise
             raise refusal from None
         answer = _json(cursor.fetchone()[0])
-        if answer.get("entries"):
-            answer["entries"] = _sealed(answer["entries"])
-            cursor.execute("SELECT balance_seal(%s::jsonb)", [json.dumps(answer["entries"])])
+    if answer.get("entries"):
+        answer["entries"] = _sealed(answer["entries"])
+        deferred_add("SELECT balance_seal(%s::jsonb)", [json.dumps(answer["entries"])])
     balance_cache_refresh_on_commit(*(from_row(Account, row) for row in answer.get("accounts", {}).values()))
     return answer
+
+
+def deferred_add(sql: str, params: list[Any]) -> None:
+    """Queue a write for the next ``deferred_flush`` of this connection's transaction."""
+    _deferred().append((sql, params))
+
+
+def deferred_flush(sql: str | None = None, params: list[Any] | None = None) -> None:
+    """Run the queued writes and then ``sql``, in one round trip (``idempotent`` calls it with the
+    idempotency record, the last write of every mutating call). PostgreSQL with psycopg's
+    client-side binding (Django's default) takes several statements in one query; elsewhere
+    nothing is ever queued."""
+    statements = _deferred()
+    if sql is not None:
+        statements.append((sql, params or []))
+    if not statements:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("; ".join(each for each, _ in statements),
+                       [param for _, each_params in statements for param in each_params])
+    statements.clear()
+
+
+def deferred_discard() -> None:
+    """Forget the queued writes of a transaction that rolled back."""
+    _deferred().clear()
+
+
+def _deferred() -> list[tuple[str, list[Any]]]:
+    """This connection's queue. Its entries are sealed here but written at the flush: if a caller
+    forgot the flush, the chain guard (ledger/sql) would refuse the COMMIT."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    queue = getattr(wrapper, "balance_deferred_writes", None)
+    if queue is None:
+        queue = wrapper.balance_deferred_writes = []
+    return queue
 
 
 def from_row(model: type[models.Model], row: dict[str, Any]) -> models.Model:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from balance_project.errors import ApplicationError
 from balance_project.shared_cache import shared_cache
+from ledger import hot_path
 from ledger.models import IdempotencyRecord
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ def idempotent(*, scope: str, key: str, operation: str, params: dict[str, Any],
             _record(scope, key, operation, digest, response, is_error=False)
     except IntegrityError as clash:
         # The key is taken (a concurrent call or an earlier one); our attempt rolled back whole.
+        hot_path.deferred_discard()
         return _stored_answer(scope, key, digest, clash)
     except ApplicationError as refusal:
+        hot_path.deferred_discard()  # the writes of the attempt that was refused
         if refusal.code in _NOT_REMEMBERED:
             raise
         try:
@@ -83,15 +86,17 @@ def idempotent(*, scope: str, key: str, operation: str, params: dict[str, Any],
         except IntegrityError as clash:
             return _stored_answer(scope, key, digest, clash)
         raise
+    finally:
+        hot_path.deferred_discard()  # whatever else ended the attempt, its writes are gone with it
     return response
 
 
 def _record(scope: str, key: str, operation: str, digest: str, response: dict[str, Any], *, is_error: bool) -> None:
     # One plain INSERT: this runs on every mutating call, and the ORM's create costs more CPU than
-    # the round trip. The constraint on (scope, key) refuses a second record.
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_RECORD, [scope, key, operation, digest, json.dumps(response), is_error,
-                                        connection.ops.adapt_datetimefield_value(timezone.now())])
+    # the round trip. The constraint on (scope, key) refuses a second record. The hot path's
+    # deferred writes (its sealed entries) go in the same round trip, just before it.
+    hot_path.deferred_flush(_INSERT_RECORD, [scope, key, operation, digest, json.dumps(response), is_error,
+                                             connection.ops.adapt_datetimefield_value(timezone.now())])
     entry = {"hash": digest, "response": response, "is_error": is_error}
     transaction.on_commit(lambda: _cache_put(scope, key, entry))
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import connection
-
 from accounts.models import Account
 from accounts.results import account_result, transaction_result
-from ledger.hot_path import account, call, from_row, posted_transaction
+from ledger.hot_path import account, call, deferred_add, from_row, posted_transaction
 from reservations.hot_path import committed
 from tables.models import Seat, Table
 from tables.results import seat_result, table_result
@@ -38,10 +36,8 @@ def hand_settle(*, table_id: str, hand_id: str, players: list[str], figures: dic
     tx = posted_transaction(answer)
     response = {"hand_id": hand_id, "table": table_result(table, seats=_seats(table, answer["seats"])),
                 "transaction": transaction_result(tx) if tx else None}
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT balance_hand_record(%s, %s, %s, %s::bigint, %s::bigint, %s::jsonb, %s)",
-                       [table_id, hand_id, figures_hash, figures["rake"], tx.pk if tx else None,
-                        json.dumps(response), actor])
+    deferred_add("SELECT balance_hand_record(%s, %s, %s, %s::bigint, %s::bigint, %s::jsonb, %s)",
+                 [table_id, hand_id, figures_hash, figures["rake"], tx.pk if tx else None, json.dumps(response), actor])
     return response
 
 

@@ -30,6 +30,13 @@ def triggers_bypassed():
                 cursor.execute("SET LOCAL session_replication_role = origin")
 
 
+def balance_tampered(account_ids, balance: int) -> None:
+    """Set the accounts' balance behind the ledger's back (the chain guard would refuse it at COMMIT)."""
+    with triggers_bypassed() as cursor:
+        for account_id in account_ids:
+            cursor.execute("UPDATE accounts_account SET balance = %s WHERE id = %s", [balance, account_id])
+
+
 def found(report_or_problems) -> set[tuple]:
     """(code, account_id, seq) of each problem."""
     problems = getattr(report_or_problems, "problems", report_or_problems)

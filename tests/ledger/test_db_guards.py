@@ -115,3 +115,20 @@ def test_a_real_commit_refuses_an_unbalanced_leg(wallet):
                 "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
                 "created_at, checksum) VALUES (%s, %s, 2, 1, 'EUR', 101, now(), 'x')", [leg.transaction_id, a])
     assert Entry.objects.filter(account_id=a).count() == 1
+
+
+def test_a_balance_moved_without_its_entry_is_refused_at_commit(committed_books):
+    a = committed_books["a"]
+    message = refused("UPDATE accounts_account SET balance = balance + 1 WHERE id = %s", [a], at_commit=True)
+    assert f"account {a} does not end at its chain head entry 6" in message
+    # A posting that skipped its entries (the hot path's seal forgotten): sequence moved, no entry 7.
+    message = refused("UPDATE accounts_account SET balance = balance - 5, entry_seq = 7 WHERE id = %s", [a],
+                      at_commit=True)
+    assert f"account {a} does not end at its chain head entry 7" in message
+    assert "does not end at its chain head" in refused(
+        "UPDATE accounts_account SET chain_head = %s WHERE id = %s", ["0" * 64, a], at_commit=True)
+    # A change of what the guard does not watch (a hold, the status) passes.
+    accepted("UPDATE accounts_account SET held = 1, status = 'frozen' WHERE id = %s", [a])
+    head = entry(a, 6)
+    accepted("UPDATE accounts_account SET balance = %s, chain_head = %s WHERE id = %s",
+             [head.balance_after, head.checksum, a])

@@ -11,6 +11,7 @@ from balance_project import db_metrics
 from ledger.metrics import LedgerVerificationCollector, register_collector
 from ledger.models import Checkpoint, IntegrityRun
 from ledger.tasks import ledger_checkpoint_task, reconcile_balances_task, verify_ledger_task
+from tests.ledger.conftest import balance_tampered
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def test_verify_task_records_a_clean_run_and_metrics_report_it(books):
 
 
 def test_verify_task_records_problems(books):
-    Account.objects.filter(pk=books["a"]).update(balance=7)
+    balance_tampered([books["a"]], 7)
     verify_ledger_task.apply().get()
     run = IntegrityRun.objects.latest("finished_at")
     assert not run.ok and run.problem_count == 1
@@ -52,7 +53,7 @@ def test_verify_task_records_problems(books):
 def test_stored_problems_are_capped_but_counted(wallet, monkeypatch):
     monkeypatch.setattr(IntegrityRun, "PROBLEMS_KEPT", 3)
     ids = [wallet(funded=10) for _ in range(5)]
-    Account.objects.filter(pk__in=ids).update(balance=11)
+    balance_tampered(ids, 11)
     verify_ledger_task.apply().get()
     run = IntegrityRun.objects.latest("finished_at")
     assert run.problem_count == len(ids)
@@ -78,7 +79,7 @@ def test_the_process_registry_carries_the_collector_and_metrics_endpoint_exposes
 
 def test_reconcile_task_finds_a_balance_that_differs_from_its_entries(books):
     assert reconcile_balances_task.apply().get()["run"]["ok"] is True
-    Account.objects.filter(pk=books["b"]).update(balance=1)
+    balance_tampered([books["b"]], 1)
     result = reconcile_balances_task.apply().get()
     run = IntegrityRun.objects.get(pk=result["run"]["id"])
     assert (run.kind, run.ok, run.accounts_checked) == ("reconcile", False, 3)
@@ -92,7 +93,7 @@ def test_checkpoint_task_signs_a_clean_ledger_and_refuses_a_dirty_one(books):
     checkpoint = Checkpoint.objects.get(pk=result["checkpoint"]["id"])
     assert (checkpoint.account_count, checkpoint.entry_count) == (3, 14)
     assert checkpoint.heads[str(books["a"])][0] == 6
-    Account.objects.filter(pk=books["a"]).update(balance=7)
+    balance_tampered([books["a"]], 7)
     assert ledger_checkpoint_task.apply().get()["error"]["code"] == "invalid_state"
     assert Checkpoint.objects.count() == 1
 
@@ -105,7 +106,7 @@ def test_commands_print_json_and_sign_checkpoints(books):
     call_command("verify_ledger", "--json", stdout=out)
     report = json.loads(out.getvalue())
     assert report["ok"] is True and report["checkpoint_id"] == Checkpoint.objects.get().pk
-    Account.objects.filter(pk=books["a"]).update(balance=7)
+    balance_tampered([books["a"]], 7)
     out = StringIO()
     with pytest.raises(CommandError) as failure:
         call_command("verify_ledger", "--json", stdout=out)

@@ -15,7 +15,7 @@ from accounts.services import account_deposit, system_account_get
 from ledger.integrity import ledger_verify
 from ledger.integrity_runs import ledger_checkpoint_create
 from ledger.models import Checkpoint, Entry
-from tests.ledger.conftest import codes, entry, found, triggers_bypassed
+from tests.ledger.conftest import balance_tampered, codes, entry, found, triggers_bypassed
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +137,7 @@ def test_swapped_entries_are_reported_as_reordered_at_both_seqs(books, first, se
 
 def test_edited_account_balance_differs_from_its_entries(books):
     a = books["a"]
-    Account.objects.filter(pk=a).update(balance=10**6)
+    balance_tampered([a], 10**6)
     report = ledger_verify()
     assert found(report) == {("balance_mismatch", a, 6)}
     command_finds(("balance_mismatch", a, 6))
@@ -200,7 +200,7 @@ def test_edited_checkpoint_fails_its_signature_and_is_not_trusted(books):
 def test_checkpoint_is_refused_while_the_ledger_does_not_verify(books):
     from balance_project.errors import ApplicationError
 
-    Account.objects.filter(pk=books["a"]).update(balance=1)
+    balance_tampered([books["a"]], 1)
     with pytest.raises(ApplicationError) as refusal:
         ledger_checkpoint_create()
     assert refusal.value.code == "invalid_state"
@@ -209,7 +209,7 @@ def test_checkpoint_is_refused_while_the_ledger_does_not_verify(books):
 
 def test_verifying_some_accounts_looks_only_at_them(books):
     a, b = books["a"], books["b"]
-    Account.objects.filter(pk=a).update(balance=1)
+    balance_tampered([a], 1)
     assert ledger_verify(account_ids=[b]).ok
     only_a = ledger_verify(account_ids=[a])
     assert found(only_a) == {("balance_mismatch", a, 6)}

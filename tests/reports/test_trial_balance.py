@@ -6,11 +6,11 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db.models import F
 
 from accounts.keys import api_key_create
 from accounts.models import Account
 from ledger.reports import trial_balance
+from tests.ledger.conftest import balance_tampered
 
 from .conftest import utc
 
@@ -58,7 +58,7 @@ def test_currency_filter(postings):
 
 
 def test_an_account_row_that_disagrees_with_its_entries_is_named(postings):
-    Account.objects.filter(pk=postings["alice"]).update(balance=F("balance") + 7)
+    balance_tampered([postings["alice"]], Account.objects.get(pk=postings["alice"]).balance + 7)
     report = trial_balance()
     eur = by_currency(report)["EUR"]
     assert report["balanced"] is False
@@ -77,7 +77,7 @@ def test_command_prints_and_exits_non_zero_when_the_books_do_not_balance(posting
     call_command("trial_balance", "--at", "2026-11-01", "--currency", "EUR", "--json", stdout=out)
     assert by_currency(json.loads(out.getvalue()))["EUR"]["kinds"]["user"]["total"] == 1000
 
-    Account.objects.filter(pk=postings["bob"]).update(balance=F("balance") - 1)
+    balance_tampered([postings["bob"]], Account.objects.get(pk=postings["bob"]).balance - 1)
     out = io.StringIO()
     with pytest.raises(CommandError, match="do not balance"):
         call_command("trial_balance", stdout=out)
