@@ -270,9 +270,17 @@ def _expiring_overdue(reservation_id: int, actor: str, call: Callable[[], dict[s
         return call()
     except ApplicationError as refusal:
         if refusal.code == "reservation_expired":
+            # As of its expiry: the clock that refused it (this process's, or the database's on the
+            # hot path) said it was past it, whatever this process's clock says now.
+            expired_at = refusal.details.get("expires_at")
             reservation_expire_one(reservation_id=reservation_id, actor=actor,
+                                   now=max(timezone.now(), _parse_timestamp(expired_at)) if expired_at else None,
                                    reason="expired on the spot: past its expiry when committed or released")
         raise
+
+
+def _parse_timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _reservation_lock(reservation_id: int, *, table: Table | None = None) -> Reservation:

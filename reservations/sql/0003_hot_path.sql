@@ -150,7 +150,9 @@ DECLARE
     v_wallet_id bigint := p_wallet_id;
     v_reservation reservations_reservation;
 BEGIN
-    PERFORM balance_table_require_open(p_table);
+    IF p_table.status <> 'open' THEN
+        PERFORM balance_table_require_open(p_table);
+    END IF;
     IF v_wallet_id IS NULL THEN
         v_wallet_id := (balance_wallet_for(p_user_id, p_table.currency)).id;
     END IF;
@@ -245,7 +247,9 @@ BEGIN
     END IF;
     v_seat := balance_seat_lock_or_open(v_table, v_found.user_id);
     v_reservation := balance_reservation_lock(p_reservation_id);
-    PERFORM balance_reservation_require_pending(v_reservation);
+    IF v_reservation.status <> 'pending' OR v_reservation.expires_at <= clock_timestamp() THEN
+        PERFORM balance_reservation_require_pending(v_reservation);
+    END IF;
     PERFORM balance_accounts_lock(ARRAY[v_reservation.account_id, v_seat.account_id]);
     RETURN balance_reservation_commit_locked(v_reservation, v_table, v_seat, p_amount, p_actor);
 END
@@ -257,7 +261,9 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     v_reservation reservations_reservation := balance_reservation_lock(p_reservation_id);
 BEGIN
-    PERFORM balance_reservation_require_pending(v_reservation);
+    IF v_reservation.status <> 'pending' OR v_reservation.expires_at <= clock_timestamp() THEN
+        PERFORM balance_reservation_require_pending(v_reservation);
+    END IF;
     PERFORM balance_hold(v_reservation.account_id, -v_reservation.amount);
     v_reservation := balance_reservation_end(v_reservation, 'released', p_actor, p_reason, v_reservation.amount);
     RETURN jsonb_build_object(

@@ -22,7 +22,9 @@ DECLARE
     v_wallet accounts_account;
     v_reservation reservations_reservation;
 BEGIN
-    PERFORM balance_table_require_open(v_table);
+    IF v_table.status <> 'open' THEN
+        PERFORM balance_table_require_open(v_table);
+    END IF;
     v_seat := balance_seat_lock_or_open(v_table, p_user_id);
     v_wallet := balance_wallet_for(p_user_id, v_table.currency);
     PERFORM balance_accounts_lock(ARRAY[v_wallet.id, v_seat.account_id]);
@@ -47,9 +49,10 @@ DECLARE
     v_missing text[];
     v_rake_id bigint;
     v_shard integer;
-    v_account_ids bigint[];
+    v_account_ids bigint[] := '{}';
+    v_account accounts_account;
     v_short jsonb := '{}'::jsonb;
-    v_chips bigint;
+    v_chips jsonb := '{}'::jsonb;
     v_net bigint;
     v_leg_ids bigint[] := '{}';
     v_leg_amounts bigint[] := '{}';
@@ -64,15 +67,23 @@ BEGIN
         END IF;
         RETURN jsonb_build_object('settled', v_hand.response);
     END IF;
-    PERFORM balance_table_require_open(v_table);
+    IF v_table.status <> 'open' THEN
+        PERFORM balance_table_require_open(v_table);
+    END IF;
 
     FOR v_seat IN SELECT * FROM tables_seat
                   WHERE table_id = v_table.id AND user_id = ANY (p_players) AND status = 'active'
                   ORDER BY id FOR NO KEY UPDATE LOOP
         v_seats := v_seats || jsonb_build_object(v_seat.user_id, v_seat.account_id);
+        v_account_ids := v_account_ids || v_seat.account_id;
     END LOOP;
-    v_missing := ARRAY(SELECT p FROM unnest(p_players) WITH ORDINALITY AS u(p, n) WHERE NOT v_seats ? p ORDER BY n);
-    IF cardinality(v_missing) > 0 THEN
+    IF cardinality(v_account_ids) < cardinality(p_players) THEN
+        v_missing := '{}';
+        FOR i IN 1 .. cardinality(p_players) LOOP
+            IF NOT v_seats ? p_players[i] THEN
+                v_missing := v_missing || p_players[i];
+            END IF;
+        END LOOP;
         PERFORM balance_refuse('player_not_seated',
                                format('not seated at table %s: %s', v_table.table_id, array_to_string(v_missing, ', ')),
                                jsonb_build_object('table_id', v_table.table_id, 'user_ids', to_jsonb(v_missing)));
@@ -94,17 +105,17 @@ BEGIN
             SELECT id INTO v_rake_id FROM accounts_account
             WHERE kind = 'system' AND system_code = 'rake' AND currency = v_table.currency AND shard = v_shard;
         END IF;
+        v_account_ids := v_account_ids || v_rake_id;
     END IF;
-    v_account_ids := ARRAY(SELECT (value)::bigint FROM jsonb_each_text(v_seats));
-    PERFORM balance_accounts_lock(v_account_ids || COALESCE(ARRAY[v_rake_id], '{}'));
+    -- Lock the seats' accounts and the rake shard (ascending id), reading the seats' chips.
+    FOR v_account IN SELECT * FROM accounts_account WHERE id = ANY (v_account_ids) ORDER BY id FOR UPDATE LOOP
+        v_chips := v_chips || jsonb_build_object(v_account.id::text, v_account.balance);
+    END LOOP;
 
     FOR i IN 1 .. cardinality(p_players) LOOP
-        IF p_contributions[i] > 0 THEN
-            SELECT balance INTO v_chips FROM accounts_account WHERE id = (v_seats ->> p_players[i])::bigint;
-            IF p_contributions[i] > v_chips THEN
-                v_short := v_short || jsonb_build_object(p_players[i], jsonb_build_object(
-                    'contribution', p_contributions[i], 'chips', v_chips));
-            END IF;
+        IF p_contributions[i] > (v_chips ->> (v_seats ->> p_players[i]))::bigint THEN
+            v_short := v_short || jsonb_build_object(p_players[i], jsonb_build_object(
+                'contribution', p_contributions[i], 'chips', (v_chips ->> (v_seats ->> p_players[i]))::bigint));
         END IF;
     END LOOP;
     IF v_short <> '{}'::jsonb THEN
@@ -130,7 +141,7 @@ BEGIN
     WHERE id = v_table.id RETURNING * INTO v_table;
     RETURN v_posted || jsonb_build_object(
         'table', to_jsonb(v_table), 'seats', balance_table_seats_json(v_table.id),
-        'accounts', balance_accounts_json(v_account_ids || COALESCE(ARRAY[v_rake_id], '{}')));
+        'accounts', balance_accounts_json(v_account_ids));
 END
 $$;
 
@@ -163,7 +174,7 @@ BEGIN
     END IF;
     v_wallet_id := (balance_wallet_for(p_user_id, v_table.currency)).id;
     PERFORM balance_accounts_lock(ARRAY[v_seat.account_id, v_wallet_id]);
-    SELECT balance INTO v_chips FROM accounts_account WHERE id = v_seat.account_id;
+    SELECT balance INTO v_chips FROM accounts_account WHERE id = v_seat.account_id;  -- locked just now
     IF p_amount IS NOT NULL AND p_amount > v_chips THEN
         PERFORM balance_refuse('insufficient_chips', format('the seat holds %s, %s requested', v_chips, p_amount),
                                jsonb_build_object('table_id', p_table_id, 'user_id', p_user_id, 'chips', v_chips,
