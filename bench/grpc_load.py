@@ -3,7 +3,8 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/balance_bench .venv/bin/python bench/grpc_load.py
 
 Each table runs sessions back to back: two players buy in, three hands are settled, both cash out
-(leave). Two phases, each bounded in time and in requests:
+(leave). Two phases, each bounded in time and in requests (and with ``--sequential N`` a first one
+of N calls one at a time, the floor under both):
 - closed loop: ``--clients`` (16) tables, each with one caller issuing its next call as soon as the
   last one answered: the throughput the service sustains;
 - open loop: calls offered at a steady ``--rate`` (200/s) whatever the answers, latency measured from
@@ -122,6 +123,28 @@ def timed(stats: Stats, method: str, call, started: float) -> None:
     except BalanceError as exc:
         error = exc.reason or exc.code.name
     stats.record(method, time.perf_counter() - started, error)
+
+
+def warm_up(client: BalanceClient, sessions: list[Session]) -> None:
+    """One whole cycle of each session, all at once: every channel, and every server worker thread
+    with its database connection (whose first hot calls compile the PL/pgSQL), the steady state of
+    a running sidecar; and caches and first seats."""
+    def cycle(session: Session) -> None:
+        for _ in range(len(session.steps)):
+            session.next_call(session.client or client)[1]()
+
+    with futures.ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+        list(pool.map(cycle, sessions))
+
+
+def sequential(client: BalanceClient, session: Session, calls: int) -> tuple[Stats, float]:
+    """One caller, one call at a time: the latency of each method with nothing else running."""
+    stats = Stats()
+    started = time.perf_counter()
+    for _ in range(calls):
+        method, call = session.next_call(session.client or client)
+        timed(stats, method, call, time.perf_counter())
+    return stats, time.perf_counter() - started
 
 
 def closed_loop(client: BalanceClient, sessions: list[Session], seconds: float, max_calls: int) -> tuple[Stats, float]:
@@ -248,6 +271,8 @@ def main() -> int:
     parser.add_argument("--channels", type=int, default=8,
                         help="client connections the tables are spread over; SO_REUSEPORT balances "
                              "connections, not calls, across --processes (default: %(default)s)")
+    parser.add_argument("--sequential", type=int, default=0, metavar="N",
+                        help="first, N calls one at a time on one table: each method's latency unloaded")
     parser.add_argument("--skip-closed", action="store_true", help="run the open loop only")
     parser.add_argument("--clients", type=int, default=16, help="closed-loop callers (default: %(default)s)")
     parser.add_argument("--closed-seconds", type=float, default=20.0)
@@ -281,10 +306,11 @@ def main() -> int:
             for each in clients:
                 stack.enter_context(each)
             client = clients[0]
-            for session in sessions[:max(2, len(clients))]:  # warm-up: every channel, caches, first seats
-                for _ in range(len(session.steps)):
-                    session.next_call(session.client or client)[1]()
+            warm_up(client, sessions[:max(len(clients), args.workers * args.processes)])
             pid = process.pid if process is not None else None
+            if args.sequential:
+                stats, elapsed = sequential(client, sessions[0], min(args.sequential, args.max_calls))
+                print(stats.report("sequential, one call at a time", elapsed))
             if not args.skip_closed:
                 cpu = cpu_seconds(pid)
                 stats, elapsed = closed_loop(client, sessions[:args.clients], args.closed_seconds, args.max_calls)

@@ -6,6 +6,7 @@ grace period, exit.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -104,6 +105,10 @@ def serve(*, bind: str, max_workers: int, metrics_port: int, grace: float,
     # A thread back from the database waits for the GIL until the running one yields it: by default
     # up to 5 ms, and a call that holds row locks makes every call queued on them wait as long.
     sys.setswitchinterval(settings.GRPC_GIL_SWITCH_INTERVAL_SECONDS)
+    # Everything loaded so far (Django, the apps, grpc, protobuf) lives as long as the process: out
+    # of the collector's sight, a full collection no longer walks it and stalls every call in flight.
+    gc.collect()
+    gc.freeze()
     if metrics_port:
         from prometheus_client import start_http_server
 
