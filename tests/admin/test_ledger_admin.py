@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.services import account_deposit, account_transfer
+from accounts.services import account_transfer
 from ledger.models import Checkpoint, Entry, IdempotencyRecord, Transaction
 
 pytestmark = pytest.mark.django_db

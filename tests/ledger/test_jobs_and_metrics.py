@@ -6,7 +6,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from accounts.models import Account
 from balance_project import db_metrics
 from ledger.metrics import LedgerVerificationCollector, register_collector
 from ledger.models import Checkpoint, IntegrityRun

@@ -1,7 +1,6 @@
 """The process supervisor behind `make run`: prefixes output, stops all on a signal or on one death."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
