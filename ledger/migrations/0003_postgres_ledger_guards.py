@@ -14,6 +14,8 @@ On SQLite these operations do nothing.
 """
 from django.db import migrations
 
+from balance_project.sql_migrations import RunSQLOnPostgres
+
 FORWARD = r"""
 CREATE OR REPLACE FUNCTION ledger_entry_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -107,18 +109,6 @@ DROP FUNCTION IF EXISTS ledger_entry_refuse_truncate();
 DROP TRIGGER IF EXISTS ledger_entry_append_only ON ledger_entry;
 DROP FUNCTION IF EXISTS ledger_entry_refuse_change();
 """
-
-
-class RunSQLOnPostgres(migrations.RunSQL):
-    """RunSQL that runs only on PostgreSQL (the SQL above is PL/pgSQL)."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class Migration(migrations.Migration):
