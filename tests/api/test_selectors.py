@@ -44,3 +44,16 @@ def test_transactions_list_refuses_a_bad_limit(wallet, limit):
 
 def test_balance_get_of_an_unknown_account(db):
     _refused("account_not_found", selectors.account_balance_get, account_id=987654321)
+
+
+def test_a_remembered_wallet_id_that_names_another_account_is_looked_up_again(wallet):
+    """The process remembers wallet ids; one that no longer names that wallet (a test database
+    reset reuses ids) is dropped, never answered with."""
+    mine = wallet(owner="ivy", funded=70)
+    other = wallet(owner="jon", funded=900)
+    selectors._WALLET_IDS[("ivy", "EUR")] = other
+    result = selectors.wallet_balance_get(user_id="ivy", currency="EUR")
+    assert (result["id"], result["owner_ref"], result["balance"]) == (mine, "ivy", 70)
+    assert selectors._WALLET_IDS[("ivy", "EUR")] == mine
+    selectors._WALLET_IDS[("ivy", "EUR")] = 2**62  # an id with no account at all
+    assert selectors.wallet_balance_get(user_id="ivy", currency="EUR")["id"] == mine

@@ -179,3 +179,29 @@ def test_a_refusal_from_the_hot_path_is_stored_and_replayed_without_moving_anyth
     # The connection serves the next call: the same hand, with figures that fit, settles.
     assert settle(table, "h1", {a: 400}, {a: 399}, 1)["table"]["chips"] == 399
     assert Account.objects.get(pk=wallet).balance == 600
+
+
+# --- 6. a call that fails after its function ran leaves nothing queued for the next ---------------
+
+def test_a_failure_after_the_function_leaves_no_writes_queued_for_the_next_call(settings, monkeypatch):
+    """The seal and the hand record wait for the idempotency record's round trip: when the call
+    fails in between, they go with its rolled-back transaction, not into the next call's."""
+    import tables.hot_path
+
+    settings.PG_HOT_PATH = True
+    run = Run()
+    table, (a, _), (b, _) = run.table(), run.player("a"), run.player("b")
+    buy_in(table, a, 300)
+    buy_in(table, b, 300)
+    before = world()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the answer could not be built")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tables.hot_path, "table_result", broken)
+        with pytest.raises(RuntimeError):
+            settle(table, "h1", {a: 50, b: 50}, {a: 95}, 5)
+    assert world() == before
+    answer = settle(table, "h1", {a: 50, b: 50}, {a: 95}, 5)  # the same hand, now answered
+    assert answer["transaction"]["entries"] and books_problems() == []
