@@ -49,6 +49,7 @@ proto-check: install
 example-node: install
 	bash tests/grpc/run_node_example.sh
 
-# gRPC load benchmark (closed and open loop); set DATABASE_URL to a PostgreSQL database.
+# gRPC load benchmark (unloaded floor, closed and open loop); set DATABASE_URL to a PostgreSQL database.
+BENCH_GRPC_ARGS ?= --mix full --processes 2 --sequential 400
 bench-grpc: install
-	$(PY) bench/grpc_load.py
+	$(PY) bench/grpc_load.py $(BENCH_GRPC_ARGS)
