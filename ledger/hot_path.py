@@ -1,9 +1,10 @@
 """The PostgreSQL hot path: a hot call's locks, checks and writes in one PL/pgSQL function.
 
-Through the ORM a buy-in was 19 statements and 7-9 ms of Python per call; as one function it is one
-round trip. The functions (``<app>/sql/*.sql``, installed by migrations) keep the rules, the lock
-order and the refusals of the ORM services they stand for, which still serve SQLite; the whole test
-suite runs on both in CI, and tests/perf/test_hot_path.py compares the two paths on PostgreSQL.
+Through the ORM a buy-in was 19 statements and 7-9 ms of Python per call; this way it is BEGIN, the
+function, one closing query and COMMIT. The functions (``<app>/sql/*.sql``, installed by
+migrations) keep the rules, the lock order and the refusals of the ORM services they stand for,
+which still serve SQLite; the whole test suite runs on both in CI, and
+tests/perf/test_hot_path_equivalence.py compares the two paths call by call on PostgreSQL.
 
 Two things stay in Python:
 - the checksum chain: the HMAC key never enters the database. A function that posts answers its
@@ -43,8 +44,9 @@ def enabled() -> bool:
 def call(sql: str, params: list[Any]) -> dict[str, Any]:
     """Run ``sql`` (a SELECT of one hot-path function) in the caller's database transaction.
 
-    Seals the entries it posted, feeds the balance cache (after commit) with the accounts it
-    answers, and returns its JSON answer. Raises ``ApplicationError`` for a refusal."""
+    Computes the checksums of the entries it posted and queues their seal, feeds the balance cache
+    (after commit) with the accounts it answers, and returns its JSON answer. Raises
+    ``ApplicationError`` for a refusal."""
     with connection.cursor() as cursor:
         try:
             cursor.execute(sql, params)
@@ -77,8 +79,12 @@ def deferred_flush(sql: str | None = None, params: list[Any] | None = None) -> N
     if not statements:
         return
     with connection.cursor() as cursor:
-        cursor.execute("; ".join(each for each, _ in statements),
-                       [param for _, each_params in statements for param in each_params])
+        if connection.settings_dict["OPTIONS"].get("server_side_binding"):
+            for each, each_params in statements:  # server-side binding takes one statement a query
+                cursor.execute(each, each_params)
+        else:
+            cursor.execute("; ".join(each for each, _ in statements),
+                           [param for _, each_params in statements for param in each_params])
     statements.clear()
 
 
