@@ -154,3 +154,25 @@ def test_mixed_traffic_at_two_tables_keeps_the_books():
     results = run_threads([traffic(seed) for seed in range(6)])
     assert [code for code, _ in results] == ["ok"] * 6, results
     assert books_problems() == []
+
+
+def test_the_same_buy_in_and_hand_sent_at_once_move_money_once():
+    """Five callers retry one buy-in (and one hand) with the same key at the same moment: one effect,
+    one answer for all. On PostgreSQL this runs the hot path, whose effect and key commit together."""
+    table = open_table()
+    (a, wallet_a), (b, _) = new_player(funded=1000), new_player(funded=1000)
+    table_buy_in(client="poker", idempotency_key=new_key(), user_id=b, table_id=table, amount=100)
+    buy_key, hand_key = new_key(), new_key()
+    buy = lambda: table_buy_in(client="poker", idempotency_key=buy_key, user_id=a, table_id=table, amount=300)  # noqa: E731
+    bought = run_threads([buy] * 5)
+    assert [code for code, _ in bought] == ["ok"] * 5, bought
+    assert len({answer["transaction"]["id"] for _, answer in bought}) == 1
+    assert account(wallet_a).balance == 700 and seat_chips(table, a) == 300
+
+    hand = lambda: hand_settle(client="poker", idempotency_key=hand_key, table_id=table, hand_id="h1",  # noqa: E731
+                               contributions={a: 40, b: 40}, payouts={a: 78}, rake=2)
+    settled = run_threads([hand] * 5)
+    assert [code for code, _ in settled] == ["ok"] * 5, settled
+    assert len({answer["transaction"]["id"] for _, answer in settled}) == 1
+    assert (seat_chips(table, a), seat_chips(table, b)) == (338, 60)
+    assert books_problems() == []
