@@ -1,7 +1,9 @@
-"""Upper bounds on the database queries of each hot-path call (BEGIN and COMMIT included).
+"""Upper bounds on the database queries of each hot call on the ORM path (BEGIN and COMMIT included).
 
 Not timed: a count of round trips, which is what made these calls slow (22 to 36 queries each
 before). A change that adds a lookup to the hot path fails here and has to say why in the bound.
+The ORM path serves SQLite and, with BALANCE_PG_HOT_PATH=0, PostgreSQL: these bounds hold it on
+both. The PL/pgSQL path's own counts are in test_hot_path.py.
 """
 from __future__ import annotations
 
@@ -16,6 +18,11 @@ from reservations.services import reservation_commit, reservation_reserve
 from tables.services import hand_settle, seat_cash_out, table_buy_in, table_open
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _orm_path(settings):
+    settings.PG_HOT_PATH = False
 
 BUY_IN_MAX = 19      # opening the seat included (2 inserts)
 SETTLE_MAX = 15
