@@ -176,3 +176,30 @@ def test_the_same_buy_in_and_hand_sent_at_once_move_money_once():
     assert len({answer["transaction"]["id"] for _, answer in settled}) == 1
     assert (seat_chips(table, a), seat_chips(table, b)) == (338, 60)
     assert books_problems() == []
+
+
+@pytest.mark.parametrize("hot", [True, False], ids=["hot-path", "orm-path"])
+def test_first_rakes_at_many_tables_at_once_share_one_new_shard(settings, hot):
+    """Six tables settle their first hand at once and all rake into one shard that does not exist
+    yet: one account is created, every settlement lands on it, nothing deadlocks."""
+    from accounts.models import Account
+
+    settings.PG_HOT_PATH, settings.RAKE_ACCOUNT_SHARDS = hot, 1
+    currency = "GBP" if hot else "CHF"  # a currency no other test rakes in: the shard is new
+    seated = []
+    for _ in range(6):
+        table = open_table(currency)
+        players = [new_player(funded=500, currency=currency)[0] for _ in range(2)]
+        for user in players:
+            table_buy_in(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=100)
+        seated.append((table, players))
+
+    def settle(table, a, b):
+        return lambda: hand_settle(client="poker", idempotency_key=new_key(), table_id=table, hand_id="first",
+                                   contributions={a: 20, b: 20}, payouts={a: 37}, rake=3)
+
+    results = run_threads([settle(table, a, b) for table, (a, b) in seated])
+    assert [code for code, _ in results] == ["ok"] * 6, results
+    rake = Account.objects.get(kind="system", system_code="rake", currency=currency)
+    assert (rake.shard, rake.balance, rake.entry_seq) == (0, 18, 6)
+    assert books_problems() == []
