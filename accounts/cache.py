@@ -10,8 +10,6 @@ import logging
 import threading
 from typing import Any
 
-from django.db import transaction
-
 from balance_project.shared_cache import shared_cache
 
 log = logging.getLogger(__name__)
@@ -95,12 +93,3 @@ def balance_cache_forget(account_id: int) -> None:
         shared_cache().delete(_key(account_id))
     except Exception:
         log.warning("balance cache delete failed for account %s", account_id, exc_info=True)
-
-
-def balance_cache_refresh_on_commit(*accounts) -> None:
-    """Call inside the transaction that changed ``accounts``; the cache sees them only after commit,
-    all in one round trip."""
-    from accounts.results import account_result
-
-    rows = [account_result(account) for account in accounts]
-    transaction.on_commit(lambda: balance_cache_put_many(rows))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.models import Account
@@ -16,7 +17,12 @@ from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount, parse_currency
 from ledger.idempotency import idempotent
 from ledger.models import Transaction
-from ledger.services import Leg, accounts_lock, account_status_set, transaction_post
+from ledger.rows import AccountRow
+from ledger.services import (
+    Leg, account_require, account_status_set, accounts_of, accounts_select, system_account_lock,
+    system_account_where, transaction_post,
+)
+from ledger.work import Work
 
 MAX_OWNER_REF = 128
 
@@ -41,7 +47,7 @@ def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency:
     owner_ref = _owner_ref_check(owner_ref)
     currency = parse_currency(currency)
 
-    def execute() -> dict[str, Any]:
+    def execute(work: Work) -> dict[str, Any]:
         existing = Account.objects.filter(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency).first()
         if existing is not None:
             raise ApplicationError("account_exists", f"{owner_ref} already has a {currency} wallet",
@@ -56,7 +62,7 @@ def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency:
         return {"account": account_result(account)}
 
     return idempotent(scope=client, key=idempotency_key, operation="account_open",
-                      params={"owner_ref": owner_ref, "currency": currency}, execute=execute)
+                      params={"owner_ref": owner_ref, "currency": currency}, execute=execute, orm=True)
 
 
 def account_deposit(*, client: str, idempotency_key: str, account_id: int, amount: Any,
@@ -84,9 +90,15 @@ def account_transfer(*, client: str, idempotency_key: str, from_account_id: int,
                                {"account_id": from_account_id})
     metadata = _metadata_check(metadata)
 
-    def execute() -> dict[str, Any]:
-        _require_kind(account_ids=[from_account_id, to_account_id], kind=Account.Kind.USER)
-        tx = transaction_post(kind=Transaction.Kind.TRANSFER, actor=client, metadata=metadata,
+    def execute(work: Work) -> dict[str, Any]:
+        tx_ids = work.next_ids("ledger_transaction")
+        found = accounts_select(work, "id IN (%s, %s)", [from_account_id, to_account_id])
+        work.send()
+        accounts = accounts_of(found)
+        for account_id in (from_account_id, to_account_id):
+            _require_kind(account_require(accounts, account_id), Account.Kind.USER)
+        tx = transaction_post(work, transaction_id=work.ids(tx_ids)[0], kind=Transaction.Kind.TRANSFER, actor=client,
+                              metadata=metadata, accounts=accounts,
                               legs=[Leg(from_account_id, -amount), Leg(to_account_id, amount)])
         return {"transaction": transaction_result(tx)}
 
@@ -97,10 +109,12 @@ def account_transfer(*, client: str, idempotency_key: str, from_account_id: int,
 
 def account_adjust(*, actor: str, idempotency_key: str, account_id: int, amount: int, reason: str,
                    scope: str = "admin") -> dict[str, Any]:
-    """A manual reconciliation adjustment (signed ``amount``) against the external-funds account.
+    """A manual reconciliation adjustment (signed ``amount``) of a user wallet against the
+    external-funds account.
 
-    Allowed on a frozen account (support fixes what froze it); refused on a closed one. The reason
-    and the actor are recorded on the transaction, in the same database transaction as the move.
+    Allowed on a frozen wallet (support fixes what froze it); refused on a closed one, and on seats
+    and house accounts (their figures follow from the play and the wallets). The reason and the
+    actor are recorded on the transaction, in the same database transaction as the move.
     """
     if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
         raise ApplicationError("invalid_amount", "an adjustment is a non-zero integer of minor units",
@@ -110,13 +124,9 @@ def account_adjust(*, actor: str, idempotency_key: str, account_id: int, amount:
     if not reason:
         raise ApplicationError("invalid_request", "an adjustment needs a reason", {"field": "reason"})
 
-    def execute() -> dict[str, Any]:
-        account = _account_get(account_id)
-        external = system_account_get(code=Account.SystemCode.EXTERNAL, currency=account.currency)
-        tx = transaction_post(kind=Transaction.Kind.ADJUSTMENT, actor=actor, allow_frozen=True,
-                              metadata={"reason": reason, "actor": actor},
-                              legs=[Leg(account_id, amount), Leg(external.pk, -amount)])
-        return {"transaction": transaction_result(tx), "account": account_result(_account_get(account_id))}
+    def execute(work: Work) -> dict[str, Any]:
+        return _post_against_external(work, account_id=account_id, amount=amount, kind=Transaction.Kind.ADJUSTMENT,
+                                      actor=actor, metadata={"reason": reason, "actor": actor}, allow_frozen=True)
 
     return idempotent(scope=scope, key=idempotency_key, operation="adjust",
                       params={"account_id": account_id, "amount": amount, "reason": reason}, execute=execute)
@@ -135,16 +145,25 @@ def account_close(*, client: str, idempotency_key: str, account_id: int) -> dict
     return _status_change(client, idempotency_key, account_id, Account.Status.CLOSED)
 
 
+def external_shard(account_id: int) -> int:
+    """Which external-funds shard a wallet's deposits and withdrawals post against: a wallet always
+    uses the same one, and wallets spread over settings.EXTERNAL_ACCOUNT_SHARDS rows, so deposits to
+    different wallets stop queueing on one lock. The external funds are the sum of the shards."""
+    return account_id % settings.EXTERNAL_ACCOUNT_SHARDS
+
+
 def _status_change(client: str, key: str, account_id: int, status: str) -> dict[str, Any]:
-    def execute() -> dict[str, Any]:
-        account = accounts_lock([account_id])[account_id]
+    def execute(work: Work) -> dict[str, Any]:
+        found = accounts_select(work, "id = %s", [account_id])
+        work.send()
+        account = account_require(accounts_of(found), account_id)
         if account.status == Account.Status.CLOSED:
             raise ApplicationError("account_closed", f"account {account_id} is closed", {"account_id": account_id})
         if status == Account.Status.CLOSED and (account.balance != 0 or account.held != 0):
             raise ApplicationError("account_not_empty", f"account {account_id} still holds money",
                                    {"account_id": account_id, "balance": account.balance, "held": account.held})
         if account.status != status:
-            account_status_set(account=account, status=status)
+            account_status_set(work, account=account, status=status)
         return {"account": account_result(account)}
 
     return idempotent(scope=client, key=key, operation=f"account_status:{status}",
@@ -155,34 +174,43 @@ def _external_movement(*, client: str, key: str, account_id: int, amount: int, k
                        metadata: dict[str, Any] | None) -> dict[str, Any]:
     metadata = _metadata_check(metadata)
 
-    def execute() -> dict[str, Any]:
-        account = _account_get(account_id)
-        if account.kind != Account.Kind.USER:
-            raise ApplicationError("invalid_request", f"account {account_id} is not a user wallet",
-                                   {"account_id": account_id, "kind": account.kind})
-        external = system_account_get(code=Account.SystemCode.EXTERNAL, currency=account.currency)
-        tx = transaction_post(kind=kind, actor=client, metadata=metadata,
-                              legs=[Leg(account_id, amount), Leg(external.pk, -amount)])
-        return {"transaction": transaction_result(tx), "account": account_result(_account_get(account_id))}
+    def execute(work: Work) -> dict[str, Any]:
+        return _post_against_external(work, account_id=account_id, amount=amount, kind=kind, actor=client,
+                                      metadata=metadata)
 
     return idempotent(scope=client, key=key, operation=str(kind),
                       params={"account_id": account_id, "amount": abs(amount), "metadata": metadata},
                       execute=execute)
 
 
-def _account_get(account_id: int) -> Account:
-    account = Account.objects.filter(pk=account_id).first()
-    if account is None:
-        raise ApplicationError("account_not_found", f"account {account_id} does not exist", {"account_id": account_id})
+def _post_against_external(work: Work, *, account_id: int, amount: int, kind: str, actor: str,
+                           metadata: dict[str, Any], allow_frozen: bool = False) -> dict[str, Any]:
+    """Lock the wallet and its external-funds shard (one statement, ascending id), then post
+    ``amount`` to the wallet against the shard. -> {"transaction", "account"}"""
+    shard = external_shard(account_id)
+    tx_ids = work.next_ids("ledger_transaction")
+    external_where = system_account_where(code=Account.SystemCode.EXTERNAL, shard_sql="%s",
+                                          currency_sql="(SELECT currency FROM accounts_account WHERE id = %s)")
+    # Parameters in the order the SQL names them: the wallet, then the shard's currency and number.
+    found = accounts_select(work, f"id = %s OR {external_where}", [account_id, account_id, shard])
+    work.send()
+    accounts = accounts_of(found)
+    wallet = _require_kind(account_require(accounts, account_id), Account.Kind.USER)
+    external = next((a for a in accounts.values() if a.kind == Account.Kind.SYSTEM), None)
+    if external is None:
+        external = system_account_lock(work, code=Account.SystemCode.EXTERNAL, currency=wallet.currency, shard=shard)
+        accounts[external.id] = external
+    tx = transaction_post(work, transaction_id=work.ids(tx_ids)[0], kind=kind, actor=actor, metadata=metadata,
+                          accounts=accounts, allow_frozen=allow_frozen,
+                          legs=[Leg(account_id, amount), Leg(external.id, -amount)])
+    return {"transaction": transaction_result(tx), "account": account_result(wallet)}
+
+
+def _require_kind(account: AccountRow, kind: str) -> AccountRow:
+    if account.kind != kind:
+        raise ApplicationError("invalid_request", f"account {account.id} is not a {kind} account",
+                               {"account_id": account.id, "kind": account.kind})
     return account
-
-
-def _require_kind(*, account_ids: list[int], kind: str) -> None:
-    for account_id in account_ids:
-        account = _account_get(account_id)
-        if account.kind != kind:
-            raise ApplicationError("invalid_request", f"account {account_id} is not a {kind} account",
-                                   {"account_id": account_id, "kind": account.kind})
 
 
 def _owner_ref_check(owner_ref: Any) -> str:

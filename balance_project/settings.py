@@ -109,8 +109,8 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "balance.sqlite3"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    # Long-lived connections: each new one compiles the hot path's PL/pgSQL on its first calls
-    # (about 10 ms for a buy-in on an idle machine, far more under load).
+    # Long-lived connections: a new one costs a connect and authentication round trips, and the
+    # triggers' plans are cached per connection.
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
@@ -199,12 +199,13 @@ BALANCE_CACHE_TTL_SECONDS = env_int("BALANCE_CACHE_TTL_SECONDS", 60 * 60)
 RESERVATION_DEFAULT_TTL_SECONDS = env_int("RESERVATION_DEFAULT_TTL_SECONDS", 120)
 RESERVATION_MIN_TTL_SECONDS = env_int("RESERVATION_MIN_TTL_SECONDS", 5)
 RESERVATION_MAX_TTL_SECONDS = env_int("RESERVATION_MAX_TTL_SECONDS", 3600)
-# On PostgreSQL the hot calls (reserve, commit, release, buy-in, settle, cash-out) run as one
-# PL/pgSQL function each (ledger/hot_path.py); 0 sends them through the ORM path, as on SQLite.
-PG_HOT_PATH = env_bool("BALANCE_PG_HOT_PATH", True)
 # Rake accounts per currency: a table's rake goes to shard (table pk % this), so settlements at
 # different tables rarely wait on one rake row. Changing it only moves where new rake lands.
 RAKE_ACCOUNT_SHARDS = env_int("RAKE_ACCOUNT_SHARDS", 16)
+# External-funds accounts per currency, the same way: a wallet's deposits and withdrawals post
+# against shard (wallet id % this), so the cashier's calls for different wallets do not queue on one
+# row. The external funds are the sum of the shards.
+EXTERNAL_ACCOUNT_SHARDS = env_int("EXTERNAL_ACCOUNT_SHARDS", 16)
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"

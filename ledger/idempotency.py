@@ -10,15 +10,16 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from balance_project.errors import ApplicationError
 from balance_project.shared_cache import shared_cache
-from ledger import hot_path
+from ledger.work import Work
 from ledger.models import IdempotencyRecord
 
 log = logging.getLogger(__name__)
@@ -50,55 +51,66 @@ def request_hash(operation: str, params: dict[str, Any]) -> str:
 
 
 def idempotent(*, scope: str, key: str, operation: str, params: dict[str, Any],
-               execute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``execute`` once per (scope, key); later calls with the same request get its answer.
+               execute: Callable[[Work], dict[str, Any]], orm: bool = False) -> dict[str, Any]:
+    """Run ``execute(work)`` once per (scope, key); later calls with the same request get its answer.
 
-    ``execute`` and the record of its answer are one database transaction. The record is inserted
-    last, without looking for an earlier one first: the unique (scope, key) constraint refuses a
-    second record, which rolls back the whole attempt (effects included), and the call answers with
-    the stored record instead. So a repeated key costs a rolled-back attempt, while a new key (the
-    common case) costs no lookup; Redis answers most repeats before that anyway.
+    ``execute`` locks, reads and decides on the ``Work`` it is given and queues its writes; the
+    record of its answer is queued last and goes with the COMMIT, in the same round trip. No lookup
+    comes first: the unique (scope, key) constraint refuses a second record, which rolls back the
+    whole attempt (effects included), and the call answers with the stored record instead. So a
+    repeated key costs a rolled-back attempt, while a new key (the common case) costs no lookup;
+    Redis answers most repeats before that anyway.
 
-    A refusal ``execute`` raises rolls back its effects; it is then stored as the answer in a
-    transaction of its own (no savepoint round trips on the path that succeeds). The same key with
-    a different ``operation`` or ``params`` raises ``idempotency_conflict``.
+    A refusal ``execute`` raises before any write reached the database is stored in the same
+    transaction (its queued writes dropped); one raised later rolls the attempt back and is stored
+    in a transaction of its own. The same key with a different ``operation`` or ``params`` raises
+    ``idempotency_conflict``.
+
+    ``orm``: ``execute`` also writes through the ORM (the calls that open things), so the attempt
+    runs in ``transaction.atomic`` and the work is a savepoint inside it.
     """
     key = idempotency_key_check(key)
     digest = request_hash(operation, params)
     cached = _cache_get(scope, key)
     if cached is not None:
         return _replay(cached["hash"], cached["response"], cached["is_error"], digest, key)
+    record = (scope, key, operation, digest)
     try:
-        with transaction.atomic():
-            response = execute()
-            _record(scope, key, operation, digest, response, is_error=False)
+        with transaction.atomic() if orm else nullcontext(), Work() as work:
+            try:
+                response = execute(work)
+            except ApplicationError as refusal:
+                if refusal.code in _NOT_REMEMBERED or work.wrote or orm:
+                    raise
+                work.discard()
+                _record(work, record, refusal.as_dict(), is_error=True)
+                work.commit()
+                refusal.remembered = True
+                raise
+            _record(work, record, response, is_error=False)
+            work.commit()
+            return response
     except IntegrityError as clash:
         # The key is taken (a concurrent call or an earlier one); our attempt rolled back whole.
-        hot_path.deferred_discard()
         return _stored_answer(scope, key, digest, clash)
     except ApplicationError as refusal:
-        hot_path.deferred_discard()  # the writes of the attempt that was refused
-        if refusal.code in _NOT_REMEMBERED:
+        if refusal.code in _NOT_REMEMBERED or getattr(refusal, "remembered", False):
             raise
         try:
-            with transaction.atomic():
-                _record(scope, key, operation, digest, refusal.as_dict(), is_error=True)
+            with Work() as work:
+                _record(work, record, refusal.as_dict(), is_error=True)
+                work.commit()
         except IntegrityError as clash:
             return _stored_answer(scope, key, digest, clash)
         raise
-    finally:
-        hot_path.deferred_discard()  # whatever else ended the attempt, its writes are gone with it
-    return response
 
 
-def _record(scope: str, key: str, operation: str, digest: str, response: dict[str, Any], *, is_error: bool) -> None:
-    # One plain INSERT: this runs on every mutating call, and the ORM's create costs more CPU than
-    # the round trip. The constraint on (scope, key) refuses a second record. The hot path's
-    # deferred writes (its sealed entries) go in the same round trip, just before it.
-    hot_path.deferred_flush(_INSERT_RECORD, [scope, key, operation, digest, json.dumps(response), is_error,
-                                             connection.ops.adapt_datetimefield_value(timezone.now())])
+def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, Any], *, is_error: bool) -> None:
+    # One plain INSERT, queued last: the constraint on (scope, key) refuses a second record.
+    scope, key, _, digest = record
+    work.execute(_INSERT_RECORD, [*record, json.dumps(response), is_error, work.time(timezone.now())])
     entry = {"hash": digest, "response": response, "is_error": is_error}
-    transaction.on_commit(lambda: _cache_put(scope, key, entry))
+    work.on_commit(lambda: _cache_put(scope, key, entry))
 
 
 def _stored_answer(scope: str, key: str, digest: str, clash: IntegrityError) -> dict[str, Any]:

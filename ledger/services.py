@@ -1,25 +1,33 @@
-"""Every money movement goes through ``transaction_post``; every hold change through ``holds_apply``.
+"""Every money movement goes through ``transaction_post``; every hold change through ``holds_change``.
+
+Both work on account rows the caller has locked in its ``Work`` (ledger/work.py) and queue their
+writes on it: the rules (status, currency, funds, int64 bounds, the checksum chain) are decided here,
+in Python, from those rows, and the database only stores the result. The checksums are computed
+from the values decided here, never from anything a database function answered.
 
 Lock order, for the whole service, so two calls never wait on each other in a cycle:
-tables -> seats -> reservations -> accounts (ascending id). Account rows are locked with
-``SELECT ... FOR UPDATE`` by ``accounts_lock``; on SQLite the IMMEDIATE transaction mode takes the
-database write lock at BEGIN instead.
+tables -> seats -> reservations -> accounts (ascending id). ``accounts_select`` takes the last:
+``SELECT ... ORDER BY id FOR UPDATE``; on SQLite the IMMEDIATE transaction holds the database write
+lock from BEGIN instead.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from accounts.cache import balance_cache_refresh_on_commit
-from accounts.models import Account
+from accounts.cache import balance_cache_put_many
 from balance_project.errors import ApplicationError
+from balance_project.money import INT64_MAX
 from ledger import chain
-from ledger.models import Entry, Transaction
+from ledger.rows import ACCOUNT_COLUMNS, AccountRow, EntryRow, TransactionRow
+from ledger.work import Result, Work
+
+INT64_MIN = -(2**63)
+SYSTEM = "system"
 
 
 @dataclass(frozen=True)
@@ -30,126 +38,169 @@ class Leg:
     amount: int
 
 
-def accounts_lock(account_ids: Iterable[int], *,
-                  system: tuple[str, str, int] | None = None) -> dict[int, Account]:
-    """Lock the named accounts (``SELECT ... FOR UPDATE``, ascending id) and return them by id.
-
-    Must run inside ``transaction.atomic``. Raises ``account_not_found`` naming the first missing id.
-    ``system=(code, currency, shard)`` also locks that house account, if it exists, in the same statement
-    and the same ascending order (one round trip instead of a lookup and a lock).
-    """
-    ids = sorted(set(account_ids))
-    wanted = Q(pk__in=ids)
-    if system is not None:
-        wanted |= Q(kind=Account.Kind.SYSTEM, system_code=system[0], currency=system[1], shard=system[2])
-    locked = {a.pk: a for a in Account.objects.select_for_update().filter(wanted).order_by("pk")}
-    for account_id in ids:
-        if account_id not in locked:
-            raise ApplicationError("account_not_found", f"account {account_id} does not exist",
-                                   {"account_id": account_id})
-    return locked
+def accounts_select(work: Work, where: str, params: Sequence[Any] = ()) -> Result:
+    """Queue the lock and read of the accounts ``where`` names, in ascending id (the lock order).
+    Read them with ``accounts_of``."""
+    return work.query(f"SELECT {ACCOUNT_COLUMNS} FROM accounts_account WHERE {where} ORDER BY id{work.lock()}",
+                      params)
 
 
-def ensure_usable(account: Account, *, allow_frozen: bool = False) -> None:
-    if account.status == Account.Status.CLOSED:
-        raise ApplicationError("account_closed", f"account {account.pk} is closed", {"account_id": account.pk})
-    if account.status == Account.Status.FROZEN and not allow_frozen:
-        raise ApplicationError("account_frozen", f"account {account.pk} is frozen", {"account_id": account.pk})
+def accounts_of(result: Result) -> dict[int, AccountRow]:
+    return {row[0]: AccountRow.from_db(row) for row in result.all()}
 
 
-def transaction_post(
-    *,
-    kind: str,
-    legs: Sequence[Leg],
-    actor: str,
-    metadata: Mapping[str, Any] | None = None,
-    hold_deltas: Mapping[int, int] | None = None,
-    allow_frozen: bool = False,
-    locked: Mapping[int, Account] | None = None,
-) -> Transaction:
-    """Post one balanced transaction and return it, its entries in ``tx.posted_entries``.
+def account_require(accounts: Mapping[int, AccountRow], account_id: int) -> AccountRow:
+    account = accounts.get(account_id)
+    if account is None:
+        raise ApplicationError("account_not_found", f"account {account_id} does not exist", {"account_id": account_id})
+    return account
 
-    Locks every account in ``legs`` and ``hold_deltas`` (ascending id) for the rest of the
-    enclosing database transaction, then checks status, currency and available funds against the
-    locked rows, writes the entries with their chain checksums, and updates balances, holds,
-    versions and chain heads. ``hold_deltas`` changes ``held`` in the same step (a reservation
-    commit drops its hold while it moves the money).
 
-    ``locked``: rows the caller has already locked with ``accounts_lock`` in this database
-    transaction (and changed only through these instances); they are used as they are instead of
-    being selected again. A refusal leaves the enclosing transaction to be rolled back (no savepoint
-    of its own: every caller runs inside the transaction of ``idempotent``).
-    """
+def system_account_where(*, code: str, currency_sql: str, shard_sql: str) -> str:
+    """The WHERE clause of house account ``code`` whose currency and shard the SQL expressions name
+    (for ``accounts_select``, next to the call's other accounts in one ascending-id lock)."""
+    return (f"(kind = 'system' AND system_code = '{code}' AND currency = {currency_sql} "
+            f"AND shard = {shard_sql})")
+
+
+def system_account_lock(work: Work, *, code: str, currency: str, shard: int) -> AccountRow:
+    """Create house account ``code`` (currency, shard) if it does not exist yet, and lock it.
+
+    Its first use in a currency and shard costs this round trip; a concurrent creation waits on the
+    unique index and then finds the row. Being the newest account it has the highest id, so locking
+    it after the call's other accounts keeps the ascending order."""
+    now = work.time(timezone.now())
+    work.execute(
+        "INSERT INTO accounts_account (kind, owner_ref, system_code, shard, currency, balance, held, allow_negative, "
+        "status, version, entry_seq, chain_head, created_at, updated_at) "
+        "VALUES ('system', '', %s, %s, %s, 0, 0, %s, 'active', 0, 0, '', %s, %s) "
+        "ON CONFLICT (system_code, currency, shard) WHERE kind = 'system' DO NOTHING",
+        [code, shard, currency, code == "external", now, now])
+    found = accounts_select(work, "kind = 'system' AND system_code = %s AND currency = %s AND shard = %s",
+                            [code, currency, shard])
+    work.send()
+    return next(iter(accounts_of(found).values()))
+
+
+def ensure_usable(account: AccountRow, *, allow_frozen: bool = False) -> None:
+    if account.status == "closed":
+        raise ApplicationError("account_closed", f"account {account.id} is closed", {"account_id": account.id})
+    if account.status == "frozen" and not allow_frozen:
+        raise ApplicationError("account_frozen", f"account {account.id} is frozen", {"account_id": account.id})
+
+
+def transaction_post(work: Work, *, transaction_id: int, kind: str, legs: Sequence[Leg], actor: str,
+                     accounts: Mapping[int, AccountRow], metadata: Mapping[str, Any] | None = None,
+                     hold_deltas: Mapping[int, int] | None = None, allow_frozen: bool = False) -> TransactionRow:
+    """Post one balanced transaction (id ``transaction_id``, allocated by the caller with
+    ``work.next_ids``) and return it with its entries.
+
+    ``accounts``: the locked rows of every account in ``legs`` and ``hold_deltas``; they are
+    changed in place. Checks status, currency, available funds and the int64 bounds, then queues
+    the transaction, its entries with their chain checksums, and the new balances, holds, versions
+    and chain heads. ``hold_deltas`` changes ``held`` in the same step (a commit drops its hold while
+    it moves the money). A refusal queues nothing."""
     hold_deltas = dict(hold_deltas or {})
     _check_legs(legs)
-    with transaction.atomic(savepoint=False):
-        locked = _locked_or_lock([leg.account_id for leg in legs] + list(hold_deltas), locked)
-        currencies = {account.currency for account in locked.values()}
-        if len(currencies) > 1:
-            raise ApplicationError("currency_mismatch", "all accounts of a transaction must share one currency",
-                                   {"accounts": {str(a.pk): a.currency for a in locked.values()}})
-        for account in locked.values():
+    involved = [account_require(accounts, account_id) for account_id in sorted({*(l.account_id for l in legs),
+                                                                                 *hold_deltas})]
+    currencies = {account.currency for account in involved}
+    if len(currencies) > 1:
+        raise ApplicationError("currency_mismatch", "all accounts of a transaction must share one currency",
+                               {"accounts": {str(a.id): a.currency for a in involved}})
+    for account in involved:
+        ensure_usable(account, allow_frozen=allow_frozen)
+    amounts = {leg.account_id: leg.amount for leg in legs}
+    for account in involved:
+        _check_change(account, balance=account.balance + amounts.get(account.id, 0),
+                      held=account.held + hold_deltas.get(account.id, 0),
+                      requested=-amounts.get(account.id, 0) + hold_deltas.get(account.id, 0))
+
+    currency, now = currencies.pop(), timezone.now()
+    tx = TransactionRow(transaction_id, str(kind), currency, actor, dict(metadata or {}), now)
+    work.execute("INSERT INTO ledger_transaction (id, kind, currency, actor, metadata, created_at) "
+                 "VALUES (%s, %s, %s, %s, %s, %s)",
+                 [tx.id, tx.kind, currency, actor, json.dumps(tx.metadata), work.time(now)])
+    values, params = [], []
+    for account in involved:
+        account.held += hold_deltas.get(account.id, 0)
+        if account.id not in amounts:
+            continue
+        account.balance += amounts[account.id]
+        account.entry_seq += 1
+        entry = EntryRow(account.id, account.entry_seq, tx.id, amounts[account.id], currency, account.balance, now, "")
+        entry.checksum = account.chain_head = chain.entry_checksum(
+            prev_checksum=account.chain_head, account_id=entry.account_id, seq=entry.seq,
+            transaction_id=entry.transaction_id, amount=entry.amount, currency=entry.currency,
+            balance_after=entry.balance_after, created_at=now)
+        tx.posted_entries.append(entry)
+        values.append("(%s, %s, %s, %s, %s, %s, %s, %s)")
+        params += [entry.transaction_id, entry.account_id, entry.seq, entry.amount, currency, entry.balance_after,
+                   work.time(now), entry.checksum]
+    work.execute("INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
+                 f"created_at, checksum) VALUES {', '.join(values)}", params)
+    for account in involved:
+        account_write(work, account)
+    return tx
+
+
+def holds_change(work: Work, *, accounts: Mapping[int, AccountRow], hold_deltas: Mapping[int, int],
+                 allow_frozen: bool = False) -> None:
+    """Raise or drop holds without moving money (reserve, release, expire) on locked rows. A positive
+    delta must fit in the available balance of a usable account."""
+    for account_id in sorted(hold_deltas):
+        account, delta = account_require(accounts, account_id), hold_deltas[account_id]
+        if delta > 0:
             ensure_usable(account, allow_frozen=allow_frozen)
-
-        amounts = {leg.account_id: leg.amount for leg in legs}
-        for account in locked.values():
-            account.held += hold_deltas.get(account.pk, 0)
-            account.balance += amounts.get(account.pk, 0)
-            _check_funds(account, requested=-amounts.get(account.pk, 0) + hold_deltas.get(account.pk, 0))
-
-        tx = Transaction.objects.create(kind=kind, currency=currencies.pop(), actor=actor, metadata=dict(metadata or {}))
-        now = timezone.now()
-        entries = []
-        for account_id in sorted(amounts):
-            account = locked[account_id]
-            account.entry_seq += 1
-            fields = dict(account_id=account_id, seq=account.entry_seq, transaction_id=tx.pk,
-                          amount=amounts[account_id], currency=account.currency,
-                          balance_after=account.balance, created_at=now)
-            account.chain_head = chain.entry_checksum(prev_checksum=account.chain_head, **fields)
-            entries.append(Entry(checksum=account.chain_head, **fields))
-        Entry.objects.bulk_create(entries)
-        for account in locked.values():
-            _save_money_fields(account)
-        tx.posted_entries = entries
-        return tx
+        if account.held + delta < 0:
+            raise RuntimeError(f"hold on account {account_id} would go below zero")
+        _check_change(account, balance=account.balance, held=account.held + delta, requested=delta)
+    for account_id in sorted(hold_deltas):
+        accounts[account_id].held += hold_deltas[account_id]
+        account_write(work, accounts[account_id])
 
 
-def holds_apply(*, hold_deltas: Mapping[int, int], allow_frozen: bool = False,
-                locked: Mapping[int, Account] | None = None) -> dict[int, Account]:
-    """Raise or drop holds without moving money (reserve, release, expire). Returns the accounts.
-
-    Locks the accounts (ascending id); ``locked`` as in ``transaction_post``. A positive delta must
-    fit in the available balance.
-    """
-    with transaction.atomic(savepoint=False):
-        locked = _locked_or_lock(hold_deltas, locked)
-        for account_id, delta in hold_deltas.items():
-            account = locked[account_id]
-            if delta > 0:
-                ensure_usable(account, allow_frozen=allow_frozen)
-            account.held += delta
-            if account.held < 0:
-                raise RuntimeError(f"hold on account {account_id} would go below zero")
-            _check_funds(account, requested=delta)
-        for account in locked.values():
-            _save_money_fields(account)
-        return locked
-
-
-def _locked_or_lock(account_ids: Iterable[int], locked: Mapping[int, Account] | None) -> dict[int, Account]:
-    """The caller's already locked rows when they cover ``account_ids``, else lock them now."""
-    ids = set(account_ids)
-    if locked is not None and ids <= locked.keys():
-        return {account_id: locked[account_id] for account_id in sorted(ids)}
-    return accounts_lock(ids)
-
-
-def account_status_set(*, account: Account, status: str) -> Account:
-    """Change the status of an account already locked by the caller."""
+def account_status_set(work: Work, *, account: AccountRow, status: str) -> None:
+    """Change the status of a locked account."""
     account.status = status
-    _save_money_fields(account, extra=("status",))
-    return account
+    account_write(work, account)
+
+
+def account_write(work: Work, account: AccountRow) -> None:
+    """Queue the new money fields and status of a locked row (its version bumped), and its balance
+    cache refresh after commit."""
+    account.version += 1
+    work.execute("UPDATE accounts_account SET balance = %s, held = %s, status = %s, version = %s, entry_seq = %s, "
+                 "chain_head = %s, updated_at = %s WHERE id = %s",
+                 [account.balance, account.held, account.status, account.version, account.entry_seq,
+                  account.chain_head, work.time(timezone.now()), account.id])
+    balance_cache_refresh_on_commit(work, account)
+
+
+def balance_cache_refresh_on_commit(work: Work, *accounts: AccountRow) -> None:
+    """After commit, the balance cache gets the rows as they are then (one Redis round trip for
+    every account the work changed)."""
+    pending = getattr(work, "_cache_rows", None)
+    if pending is None:
+        from accounts.results import account_result
+
+        pending = work._cache_rows = {}
+        work.on_commit(lambda: balance_cache_put_many([account_result(row) for row in pending.values()]))
+    for account in accounts:
+        pending[account.id] = account
+
+
+def new_accounts(work: Work, rows: Iterable[AccountRow]) -> None:
+    """Queue the insert of accounts opened by this call (ids from ``work.next_ids``), as they stand
+    after the call: an opened seat account starts with its first buy-in."""
+    now = work.time(timezone.now())
+    for account in rows:
+        work.execute(
+            "INSERT INTO accounts_account (id, kind, owner_ref, system_code, shard, currency, balance, held, "
+            "allow_negative, status, version, entry_seq, chain_head, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, 'active', 0, 0, '', %s, %s)",
+            [account.id, account.kind, account.owner_ref, account.system_code, account.shard, account.currency,
+             account.allow_negative, now, now])
 
 
 def _check_legs(legs: Sequence[Leg]) -> None:
@@ -167,17 +218,15 @@ def _check_legs(legs: Sequence[Leg]) -> None:
                                {"sum": sum(leg.amount for leg in legs)})
 
 
-def _check_funds(account: Account, *, requested: int) -> None:
-    if account.allow_negative or account.balance - account.held >= 0:
-        return
-    raise ApplicationError(
-        "insufficient_funds",
-        f"account {account.pk} has {account.balance - account.held + requested} available, {requested} requested",
-        {"account_id": account.pk, "available": account.balance - account.held + requested, "requested": requested},
-    )
-
-
-def _save_money_fields(account: Account, extra: tuple[str, ...] = ()) -> None:
-    account.version += 1
-    account.save(update_fields=["balance", "held", "version", "entry_seq", "chain_head", "updated_at", *extra])
-    balance_cache_refresh_on_commit(account)
+def _check_change(account: AccountRow, *, balance: int, held: int, requested: int) -> None:
+    """``balance`` and ``held``: the account's figures after the change; ``requested``: what the
+    change takes from its available balance."""
+    if not account.allow_negative and balance - held < 0:
+        available = balance - held + requested
+        raise ApplicationError(
+            "insufficient_funds", f"account {account.id} has {available} available, {requested} requested",
+            {"account_id": account.id, "available": available, "requested": requested},
+        )
+    if not (INT64_MIN <= balance <= INT64_MAX and 0 <= held <= INT64_MAX):
+        raise ApplicationError("invalid_amount", f"account {account.id} cannot hold that much",
+                               {"account_id": account.id, "max": INT64_MAX})

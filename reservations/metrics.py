@@ -2,7 +2,6 @@
 says the buy-in timeouts need tuning."""
 from __future__ import annotations
 
-from django.db import transaction
 from prometheus_client import Counter
 
 RESERVATIONS_TOTAL = Counter(
@@ -15,6 +14,6 @@ for _outcome in OUTCOMES:  # exported at zero from the start, so rate() works be
     RESERVATIONS_TOTAL.labels(outcome=_outcome)
 
 
-def reservation_outcome_count_on_commit(outcome: str) -> None:
-    """Count ``outcome`` once the enclosing database transaction commits (never for a rollback)."""
-    transaction.on_commit(lambda: RESERVATIONS_TOTAL.labels(outcome=outcome).inc())
+def reservation_outcome_count(outcome: str) -> None:
+    """Count ``outcome``: call it once the transaction that ended the reservation has committed."""
+    RESERVATIONS_TOTAL.labels(outcome=outcome).inc()

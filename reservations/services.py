@@ -25,31 +25,36 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
-from accounts.models import Account
 from accounts.results import transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount
-from ledger import hot_path
+from ledger.chain import format_timestamp
 from ledger.idempotency import idempotent
 from ledger.models import Transaction
-from ledger.services import Leg, accounts_lock, holds_apply, transaction_post
-from reservations import hot_path as reservations_hot_path
-from reservations.metrics import reservation_outcome_count_on_commit
+from ledger.rows import AccountRow
+from ledger.services import Leg, accounts_of, accounts_select, holds_change, transaction_post
+from ledger.work import Result, Work
+from reservations.metrics import reservation_outcome_count
 from reservations.models import Reservation, ReservationEvent
 from reservations.results import reservation_result
-from tables.models import Seat, Table
+from reservations.rows import RESERVATION_COLUMNS, ReservationRow, event_insert, reservation_insert, reservation_update
+from tables.models import Table
 from tables.results import seat_result
+from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow, table_write
 from tables.seating import (
-    seat_lock_or_open, table_id_check, table_lock, table_require_open, user_id_check, wallet_for,
+    seat_open, table_id_check, table_of, table_require_open, table_select, user_id_check, wallet_at_table_where,
+    wallet_of,
 )
 
 log = logging.getLogger(__name__)
 
 EXPIRY_ACTOR = "expiry-job"
 MAX_REASON = 255
+# The reservation's columns by its id, for statements queued before it was read.
+_OF_RESERVATION = "(SELECT {} FROM reservations_reservation WHERE id = %s)"
 
 
 def reservation_reserve(*, client: str, idempotency_key: str, user_id: str, table_id: str, amount: Any,
@@ -64,12 +69,18 @@ def reservation_reserve(*, client: str, idempotency_key: str, user_id: str, tabl
     amount = parse_amount(amount)
     ttl = ttl_check(ttl_seconds)
 
-    def execute() -> dict[str, Any]:
-        if hot_path.enabled():
-            return reservations_hot_path.reserve(table_id=table_id, user_id=user_id, amount=amount,
-                                                 ttl_seconds=ttl, actor=client)
-        reservation = reservation_hold(table=table_lock(table_id), user_id=user_id, amount=amount,
-                                       ttl_seconds=ttl, actor=client)
+    def execute(work: Work) -> dict[str, Any]:
+        reservation_ids = work.next_ids("reservations_reservation")
+        table_found = table_select(work, table_id)
+        wallet_found = accounts_select(work, wallet_at_table_where(), [user_id, table_id])
+        work.send()
+        table = table_of(table_found, table_id)
+        table_require_open(table)
+        accounts = accounts_of(wallet_found)
+        wallet = wallet_of(accounts, user_id, table.currency)
+        holds_change(work, accounts=accounts, hold_deltas={wallet.id: amount})
+        reservation = reservation_new(work, reservation_id=work.ids(reservation_ids)[0], table=table,
+                                      wallet=wallet, user_id=user_id, amount=amount, ttl_seconds=ttl, actor=client)
         return {"reservation": reservation_result(reservation)}
 
     return idempotent(scope=client, key=idempotency_key, operation="reservation_reserve",
@@ -82,16 +93,42 @@ def reservation_commit(*, client: str, idempotency_key: str, reservation_id: int
     """Commit all (or ``amount`` <= held) into the player's seat at the reservation's table; the
     rest is released. -> {"reservation": ..., "seat": seat_result, "transaction": transaction_result}
 
-    Locks the table, the seat, the reservation, then the wallet and seat accounts. Refuses
-    reservation_not_found, reservation_expired, reservation_not_pending, table_closed,
-    insufficient_funds (more than held), account_frozen."""
+    Locks the table, the seat, the reservation, then the wallet and seat accounts (one round trip),
+    opening the seat on a first buy-in (one more). Refuses reservation_not_found,
+    reservation_expired, reservation_not_pending, table_closed, insufficient_funds (more than held),
+    account_frozen."""
     reservation_id = reservation_id_check(reservation_id)
     amount = None if amount is None else parse_amount(amount)
 
-    def execute() -> dict[str, Any]:
-        if hot_path.enabled():
-            return reservations_hot_path.commit(reservation_id=reservation_id, amount=amount, actor=client)
-        return reservation_commit_into_seat(reservation_id=reservation_id, amount=amount, actor=client)
+    def execute(work: Work) -> dict[str, Any]:
+        of_reservation = _OF_RESERVATION.format
+        seat_where = (f"table_id = {of_reservation('table_id')} AND user_id = {of_reservation('user_id')} "
+                      "AND status = 'active'")
+        tx_ids = work.next_ids("ledger_transaction")
+        table_found = work.query(f"SELECT {TABLE_COLUMNS} FROM tables_table WHERE id = {of_reservation('table_id')}"
+                                 f"{work.lock('FOR NO KEY UPDATE')}", [reservation_id])
+        seat_found = work.query(f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE {seat_where}"
+                                f"{work.lock('FOR NO KEY UPDATE')}", [reservation_id, reservation_id])
+        reservation_found = _reservation_select(work, reservation_id)
+        accounts_found = accounts_select(
+            work, f"id = {of_reservation('account_id')} OR id = (SELECT account_id FROM tables_seat WHERE {seat_where})",
+            [reservation_id, reservation_id, reservation_id])
+        work.send()
+        if reservation_found.one() is None:
+            raise _not_found(reservation_id)
+        table = TableRow.from_db(table_found.one())
+        reservation = ReservationRow.from_db(reservation_found.one(), table)
+        if table.status != Table.Status.OPEN:
+            _require_pending(reservation)
+            table_require_open(table)
+        _require_pending(reservation)
+        seat_row = seat_found.one()
+        seat = SeatRow.from_db(seat_row, table) if seat_row else seat_open(work, table, reservation.user_id)
+        accounts = accounts_of(accounts_found)
+        if seat.account is not None:
+            accounts[seat.account_id] = seat.account
+        return reservation_commit_locked(work, reservation=reservation, table=table, seat=seat, amount=amount,
+                                         actor=client, accounts=accounts, transaction_id=work.ids(tx_ids)[0])
 
     return _expiring_overdue(reservation_id, client, lambda: idempotent(
         scope=client, key=idempotency_key, operation="reservation_commit",
@@ -109,12 +146,12 @@ def reservation_release(*, client: str, idempotency_key: str, reservation_id: in
     reason = reason_check(reason)
     actor = actor or client
 
-    def execute() -> dict[str, Any]:
-        if hot_path.enabled():
-            return reservations_hot_path.release(reservation_id=reservation_id, reason=reason, actor=actor)
-        reservation = _reservation_lock(reservation_id)
+    def execute(work: Work) -> dict[str, Any]:
+        reservation, accounts = _reservation_and_wallet_lock(work, reservation_id)
+        if reservation is None:
+            raise _not_found(reservation_id)
         _require_pending(reservation)
-        reservation_release_locked(reservation=reservation, actor=actor, reason=reason)
+        reservation_release_locked(work, reservation=reservation, accounts=accounts, actor=actor, reason=reason)
         return {"reservation": reservation_result(reservation)}
 
     return _expiring_overdue(reservation_id, actor, lambda: idempotent(
@@ -146,86 +183,68 @@ def reservation_expire_one(*, reservation_id: int, now: datetime | None = None, 
 
     Locks the reservation, then its wallet. Idempotent by nature: a second call finds it ended."""
     cutoff = now or timezone.now()
-    with transaction.atomic():
-        reservation = Reservation.objects.select_for_update(no_key=True).filter(pk=reservation_id).first()
+    with Work() as work:
+        reservation, accounts = _reservation_and_wallet_lock(work, reservation_id)
         if reservation is None or reservation.status != Reservation.Status.PENDING \
                 or reservation.expires_at > cutoff:
+            work.commit()
             return False
-        holds_apply(hold_deltas={reservation.account_id: -reservation.amount})
-        _end(reservation, status=Reservation.Status.EXPIRED, actor=actor, reason=reason, amount=reservation.amount)
+        holds_change(work, accounts=accounts, hold_deltas={reservation.account_id: -reservation.amount})
+        reservation_end(work, reservation, status=Reservation.Status.EXPIRED, actor=actor, reason=reason,
+                        amount=reservation.amount)
+        work.commit()
         return True
 
 
-def reservation_release_locked(*, reservation: Reservation, actor: str, reason: str) -> None:
-    """Release a pending reservation the caller has already locked (with its wallet, in order)."""
-    holds_apply(hold_deltas={reservation.account_id: -reservation.amount})
-    _end(reservation, status=Reservation.Status.RELEASED, actor=actor, reason=reason, amount=reservation.amount)
+def reservation_release_locked(work: Work, *, reservation: ReservationRow, accounts: dict[int, AccountRow],
+                               actor: str, reason: str) -> None:
+    """Release a pending reservation the caller has locked, with its wallet (in ``accounts``)."""
+    holds_change(work, accounts=accounts, hold_deltas={reservation.account_id: -reservation.amount})
+    reservation_end(work, reservation, status=Reservation.Status.RELEASED, actor=actor, reason=reason,
+                    amount=reservation.amount)
 
 
-def reservation_hold(*, table: Table, user_id: str, amount: int, ttl_seconds: int, actor: str,
-                     locked: dict[int, Account] | None = None, wallet_id: int | None = None) -> Reservation:
-    """Hold ``amount`` on the user's wallet for ``table`` (no idempotency: callers wrap it).
-
-    The caller has locked the table. Locks the wallet (holds_apply refuses a frozen wallet and a hold
-    beyond available), unless the caller passes the wallet's id and its row already ``locked``."""
-    table_require_open(table)
-    if wallet_id is None or locked is None or wallet_id not in locked:
-        wallet_id = wallet_for(user_id, table.currency).pk
-    holds_apply(hold_deltas={wallet_id: amount}, locked=locked)
-    reservation = Reservation.objects.create(
-        account_id=wallet_id, table=table, user_id=user_id, currency=table.currency, amount=amount,
-        expires_at=timezone.now() + timedelta(seconds=ttl_seconds), created_by=actor,
-    )
-    ReservationEvent.objects.create(reservation=reservation, kind=ReservationEvent.Kind.RESERVED,
-                                    to_status=Reservation.Status.PENDING, amount=amount, actor=actor,
-                                    reason=f"ttl {ttl_seconds}s")
+def reservation_new(work: Work, *, reservation_id: int, table: TableRow, wallet: AccountRow, user_id: str,
+                    amount: int, ttl_seconds: int, actor: str) -> ReservationRow:
+    """Queue a pending reservation of ``amount`` on ``wallet`` for ``table`` (the caller holds the
+    table's and the wallet's locks and has raised the hold), with its ``reserved`` event."""
+    now = timezone.now()
+    reservation = ReservationRow(reservation_id, wallet.id, user_id, table.currency, amount, 0,
+                                 Reservation.Status.PENDING, now + timedelta(seconds=ttl_seconds), None, None,
+                                 actor[:128], None, "", "", now, now, table)
+    reservation_insert(work, reservation, table.id)
+    event_insert(work, reservation_id=reservation.id, kind=ReservationEvent.Kind.RESERVED, from_status="",
+                 to_status=Reservation.Status.PENDING, amount=amount, actor=actor[:128], reason=f"ttl {ttl_seconds}s",
+                 now=now)
     return reservation
 
 
-def reservation_commit_into_seat(*, reservation_id: int, amount: int | None, actor: str) -> dict[str, Any]:
-    """Post the buy-in of a pending reservation (no idempotency: callers wrap it).
-
-    Locks the table, the player's seat (opening one on a first buy-in), the reservation, then the
-    wallet and the seat account."""
-    found = Reservation.objects.select_related("table").filter(pk=reservation_id).first()
-    if found is None:
-        raise _not_found(reservation_id)
-    table = table_lock(found.table.table_id)
-    if table.status != Table.Status.OPEN:
-        _require_pending(_reservation_lock(reservation_id, table=table))
-        table_require_open(table)
-    seat = seat_lock_or_open(table, found.user_id)
-    reservation = _reservation_lock(reservation_id, table=table)
-    _require_pending(reservation)
-    locked = accounts_lock([reservation.account_id, seat.account_id])
-    return reservation_commit_locked(reservation=reservation, table=table, seat=seat, amount=amount, actor=actor,
-                                     locked=locked)
-
-
-def reservation_commit_locked(*, reservation: Reservation, table: Table, seat: Seat, amount: int | None,
-                              actor: str, locked: dict[int, Account]) -> dict[str, Any]:
+def reservation_commit_locked(work: Work, *, reservation: ReservationRow, table: TableRow, seat: SeatRow,
+                              amount: int | None, actor: str, accounts: dict[int, AccountRow],
+                              transaction_id: int, held: bool = True) -> dict[str, Any]:
     """Commit a pending reservation into ``seat``: the caller holds, in order, the table, the seat,
-    the reservation and ``locked`` (the wallet and the seat account). Answers from those rows
-    without reading anything back."""
+    the reservation and ``accounts`` (the wallet and the seat account). Answers from those rows
+    without reading anything back. ``held``: the reservation's hold is on the wallet (a buy-in,
+    which reserves and commits at once, never raised it)."""
     committed = reservation.amount if amount is None else amount
     if committed > reservation.amount:
         raise ApplicationError("insufficient_funds",
-                               f"reservation {reservation.pk} holds {reservation.amount}, {committed} requested",
-                               {"reservation_id": reservation.pk, "held": reservation.amount, "requested": committed})
+                               f"reservation {reservation.id} holds {reservation.amount}, {committed} requested",
+                               {"reservation_id": reservation.id, "held": reservation.amount, "requested": committed})
     released = reservation.amount - committed
     tx = transaction_post(
-        kind=Transaction.Kind.BUY_IN, actor=actor, locked=locked,
+        work, transaction_id=transaction_id, kind=Transaction.Kind.BUY_IN, actor=actor, accounts=accounts,
         legs=[Leg(reservation.account_id, -committed), Leg(seat.account_id, committed)],
-        hold_deltas={reservation.account_id: -reservation.amount},
-        metadata={"table_id": table.table_id, "user_id": reservation.user_id, "reservation_id": reservation.pk,
-                  "seat_id": seat.pk, "released": released},
+        hold_deltas={reservation.account_id: -reservation.amount} if held else None,
+        metadata={"table_id": table.table_id, "user_id": reservation.user_id, "reservation_id": reservation.id,
+                  "seat_id": seat.id, "released": released},
     )
     table.chips += committed
-    table.save(update_fields=["chips", "updated_at"])
-    reservation.committed_amount, reservation.seat, reservation.transaction = committed, seat, tx
-    _end(reservation, status=Reservation.Status.COMMITTED, actor=actor, amount=committed,
-         reason=f"committed {committed}, released {released}")
-    seat.table, seat.account = table, locked[seat.account_id]
+    table_write(work, table, tx.created_at)
+    reservation.committed_amount, reservation.seat_id, reservation.transaction_id = committed, seat.id, tx.id
+    reservation_end(work, reservation, status=Reservation.Status.COMMITTED, actor=actor, amount=committed,
+                    reason=f"committed {committed}, released {released}")
+    seat.account = accounts[seat.account_id]
     return {"reservation": reservation_result(reservation), "seat": seat_result(seat),
             "transaction": transaction_result(tx)}
 
@@ -283,42 +302,48 @@ def _parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _reservation_lock(reservation_id: int, *, table: Table | None = None) -> Reservation:
-    """Lock the reservation; ``table``: its table, if the caller already holds it."""
-    reservation = Reservation.objects.select_for_update(no_key=True).filter(pk=reservation_id).first()
-    if reservation is None:
-        raise _not_found(reservation_id)
-    if table is not None and table.pk == reservation.table_id:
-        reservation.table = table
-    else:
-        reservation.table = Table.objects.get(pk=reservation.table_id)
-    return reservation
+def _reservation_select(work: Work, reservation_id: int) -> Result:
+    return work.query(f"SELECT {RESERVATION_COLUMNS} FROM reservations_reservation WHERE id = %s"
+                      f"{work.lock('FOR NO KEY UPDATE')}", [reservation_id])
 
 
-def _require_pending(reservation: Reservation) -> None:
-    details = {"reservation_id": reservation.pk, "status": reservation.status}
+def _reservation_and_wallet_lock(work: Work, reservation_id: int) -> tuple[ReservationRow | None, dict[int, AccountRow]]:
+    """Lock the reservation, then its wallet, in one round trip (its table is read, not locked)."""
+    reservation_found = _reservation_select(work, reservation_id)
+    table_found = work.query(f"SELECT {TABLE_COLUMNS} FROM tables_table "
+                             f"WHERE id = {_OF_RESERVATION.format('table_id')}", [reservation_id])
+    wallet_found = accounts_select(work, f"id = {_OF_RESERVATION.format('account_id')}", [reservation_id])
+    work.send()
+    if reservation_found.one() is None:
+        return None, {}
+    return (ReservationRow.from_db(reservation_found.one(), TableRow.from_db(table_found.one())),
+            accounts_of(wallet_found))
+
+
+def _require_pending(reservation: ReservationRow) -> None:
+    details = {"reservation_id": reservation.id, "status": reservation.status}
     if reservation.status == Reservation.Status.EXPIRED:
-        raise ApplicationError("reservation_expired", f"reservation {reservation.pk} has expired", details)
+        raise ApplicationError("reservation_expired", f"reservation {reservation.id} has expired", details)
     if reservation.status != Reservation.Status.PENDING:
         raise ApplicationError("reservation_not_pending",
-                               f"reservation {reservation.pk} is {reservation.status}, not pending", details)
+                               f"reservation {reservation.id} is {reservation.status}, not pending", details)
     if reservation.expires_at <= timezone.now():
-        raise ApplicationError("reservation_expired", f"reservation {reservation.pk} has expired",
-                               {**details, "expires_at": reservation_result(reservation)["expires_at"]})
+        raise ApplicationError("reservation_expired", f"reservation {reservation.id} has expired",
+                               {**details, "expires_at": format_timestamp(reservation.expires_at)})
 
 
-def _end(reservation: Reservation, *, status: str, actor: str, reason: str, amount: int) -> None:
-    """Record a transition out of pending, with its audit event, in the caller's transaction."""
-    previous = reservation.status
+def reservation_end(work: Work, reservation: ReservationRow, *, status: str, actor: str, reason: str,
+                    amount: int) -> None:
+    """Queue a transition out of pending, with its audit event, in the caller's work."""
+    previous, now = reservation.status, timezone.now()
     reservation.status = status
-    reservation.ended_at = timezone.now()
+    reservation.ended_at = reservation.updated_at = now
     reservation.ended_by = actor[:128]
     reservation.end_reason = reason[:MAX_REASON]
-    reservation.save(update_fields=["status", "committed_amount", "seat", "transaction", "ended_at", "ended_by",
-                                    "end_reason", "updated_at"])
-    ReservationEvent.objects.create(reservation=reservation, kind=status, from_status=previous, to_status=status,
-                                    amount=amount, actor=actor[:128], reason=reason[:MAX_REASON])
-    reservation_outcome_count_on_commit(status)
+    reservation_update(work, reservation)
+    event_insert(work, reservation_id=reservation.id, kind=status, from_status=previous, to_status=status,
+                 amount=amount, actor=actor[:128], reason=reason[:MAX_REASON], now=now)
+    work.on_commit(lambda: reservation_outcome_count(status))
 
 
 def _not_found(reservation_id: int) -> ApplicationError:

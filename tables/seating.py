@@ -1,8 +1,9 @@
 """Checks, lookups and row locks shared by the table and reservation services. No money moves here.
 
 Lock order for the whole service: tables -> seats -> reservations -> accounts (ascending id).
-The lock helpers here take the first two; callers must take them before any reservation or account.
-Table, seat and reservation rows are locked ``FOR NO KEY UPDATE`` (see ``table_lock``).
+The lock helpers here queue the first two on a ``Work`` (ledger/work.py); callers queue them before
+any reservation or account. Table, seat and reservation rows are locked ``FOR NO KEY UPDATE`` (see
+``table_select``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from django.utils import timezone
 
 from accounts.models import Account
 from balance_project.errors import ApplicationError
+from ledger.rows import AccountRow
+from ledger.services import account_status_set, new_accounts
+from ledger.work import Result, Work
 from tables.models import Seat, Table
+from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow
 
 TABLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 MAX_USER_ID = 128
@@ -43,67 +48,97 @@ def table_find(table_id: str) -> Table:
     return table
 
 
-def table_lock(table_id: str) -> Table:
-    """Lock the table row: every chip movement and every reservation at a table holds it, so its
-    seats, its hands and its ``chips`` change one call at a time.
+# The table's primary key by its public id, for statements queued before the table was read.
+TABLE_PK = "(SELECT id FROM tables_table WHERE table_id = %s)"
+TABLE_CURRENCY = "(SELECT currency FROM tables_table WHERE table_id = %s)"
+
+
+def table_select(work: Work, table_id: str) -> Result:
+    """Queue the lock of the table row: every chip movement and every reservation at a table holds
+    it, so its seats, its hands and its ``chips`` change one call at a time. Read it with
+    ``table_of``.
 
     ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE`` (on PostgreSQL): the row's key never changes,
     and a plain ``FOR UPDATE`` would also block the ``KEY SHARE`` lock that inserting a row with a
     foreign key to the table takes, which lets an unrelated insert wait in the middle of the order."""
-    table = Table.objects.select_for_update(no_key=True).filter(table_id=table_id).first()
-    if table is None:
+    return work.query(f"SELECT {TABLE_COLUMNS} FROM tables_table WHERE table_id = %s{work.lock('FOR NO KEY UPDATE')}",
+                      [table_id])
+
+
+def table_of(result: Result, table_id: str) -> TableRow:
+    row = result.one()
+    if row is None:
         raise ApplicationError("table_not_found", f"table {table_id} does not exist", {"table_id": table_id})
-    return table
+    return TableRow.from_db(row)
 
 
-def table_require_open(table: Table) -> None:
+def table_require_open(table: TableRow | Table) -> None:
     if table.status != Table.Status.OPEN:
         raise ApplicationError("table_closed", f"table {table.table_id} is closed", {"table_id": table.table_id})
 
 
-def seats_lock(table: Table, user_ids: Iterable[str]) -> dict[str, Seat]:
-    """Lock the active seats of ``user_ids`` at ``table`` (ascending id); ``player_not_seated``
-    names the players without one. The table must already be locked."""
+def seats_select(work: Work, table_id: str, user_ids: Iterable[str]) -> Result:
+    """Queue the lock of the active seats of ``user_ids`` at the table (ascending id), after the
+    table's. Read them with ``seats_of``."""
     wanted = sorted(set(user_ids))
-    seats = {seat.user_id: seat for seat in Seat.objects.select_for_update(no_key=True)
-             .filter(table=table, user_id__in=wanted, status=Seat.Status.ACTIVE).order_by("pk")}
-    missing = [user_id for user_id in wanted if user_id not in seats]
+    return work.query(f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE table_id = {TABLE_PK} "
+                      f"AND user_id IN ({', '.join(['%s'] * len(wanted))}) AND status = 'active' "
+                      f"ORDER BY id{work.lock('FOR NO KEY UPDATE')}", [table_id, *wanted])
+
+
+def seat_accounts_where(user_count: int) -> str:
+    """The accounts of the active seats of ``user_count`` players at a table (for ``accounts_select``;
+    params: the table id, then the user ids)."""
+    return (f"id IN (SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} "
+            f"AND user_id IN ({', '.join(['%s'] * user_count)}) AND status = 'active')")
+
+
+def seats_of(result: Result, table: TableRow) -> dict[str, SeatRow]:
+    return {row[1]: SeatRow.from_db(row, table) for row in result.all()}
+
+
+def seats_require(seats: dict[str, SeatRow], table: TableRow, user_ids: Iterable[str]) -> None:
+    """``player_not_seated`` names the players without an active seat."""
+    missing = [user_id for user_id in sorted(set(user_ids)) if user_id not in seats]
     if missing:
         raise ApplicationError("player_not_seated", f"not seated at table {table.table_id}: {', '.join(missing)}",
                                {"table_id": table.table_id, "user_ids": missing})
-    for seat in seats.values():
-        seat.table = table
-    return seats
 
 
-def seat_lock_or_open(table: Table, user_id: str) -> Seat:
-    """The player's active seat at ``table``, locked, or a new one with a new seat account.
-
-    The table must already be locked, so two buy-ins cannot both open a seat (the partial unique
-    constraint on active seats would refuse the second anyway)."""
-    seat = Seat.objects.select_for_update(no_key=True) \
-        .filter(table=table, user_id=user_id, status=Seat.Status.ACTIVE).first()
-    if seat is None:
-        account = Account.objects.create(kind=Account.Kind.SEAT, owner_ref=user_id, currency=table.currency)
-        seat = Seat.objects.create(table=table, user_id=user_id, account=account)
-    seat.table = table
+def seat_open(work: Work, table: TableRow, user_id: str) -> SeatRow:
+    """A new seat with a new seat account for a player's first buy-in at ``table`` (locked by the
+    caller, so two buy-ins cannot both open one; the partial unique constraint on active seats would
+    refuse the second anyway). Allocates their ids in a round trip of its own and queues the rows."""
+    account_ids, seat_ids = work.next_ids("accounts_account"), work.next_ids("tables_seat")
+    work.send()
+    account = AccountRow(work.ids(account_ids)[0], Account.Kind.SEAT, user_id, "", 0, table.currency, 0, 0, False,
+                         Account.Status.ACTIVE, 0, 0, "")
+    new_accounts(work, [account])
+    seat = SeatRow(work.ids(seat_ids)[0], user_id, account.id, Seat.Status.ACTIVE, table, account)
+    work.execute("INSERT INTO tables_seat (id, table_id, user_id, account_id, status, opened_at, left_at) "
+                 "VALUES (%s, %s, %s, %s, 'active', %s, NULL)",
+                 [seat.id, table.id, user_id, account.id, work.time(timezone.now())])
     return seat
 
 
-def seat_leave(seat: Seat, account: Account) -> None:
+def seat_leave(work: Work, seat: SeatRow, account: AccountRow) -> None:
     """Mark a seat left; its account (locked by the caller, at zero) is closed with it."""
-    from ledger.services import account_status_set
-
-    account_status_set(account=account, status=Account.Status.CLOSED)
+    account_status_set(work, account=account, status=Account.Status.CLOSED)
     seat.status = Seat.Status.LEFT
-    seat.left_at = timezone.now()
-    seat.save(update_fields=["status", "left_at"])
+    work.execute("UPDATE tables_seat SET status = 'left', left_at = %s WHERE id = %s",
+                 [work.time(timezone.now()), seat.id])
 
 
-def wallet_for(user_id: str, currency: str) -> Account:
-    """The user's wallet in ``currency``: ``currency_mismatch`` if they only hold other currencies,
-    ``account_not_found`` if they hold none."""
-    wallet = Account.objects.filter(kind=Account.Kind.USER, owner_ref=user_id, currency=currency).first()
+def wallet_at_table_where() -> str:
+    """The player's wallet in the table's currency (for ``accounts_select``; params: user id, table id)."""
+    return f"(kind = 'user' AND owner_ref = %s AND currency = {TABLE_CURRENCY})"
+
+
+def wallet_of(accounts: dict[int, AccountRow], user_id: str, currency: str) -> AccountRow:
+    """The user's wallet in ``currency`` among locked rows: ``currency_mismatch`` if they only hold
+    other currencies, ``account_not_found`` if they hold none."""
+    wallet = next((a for a in accounts.values() if a.kind == Account.Kind.USER and a.owner_ref == user_id
+                   and a.currency == currency), None)
     if wallet is not None:
         return wallet
     others = sorted(Account.objects.filter(kind=Account.Kind.USER, owner_ref=user_id)

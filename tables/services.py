@@ -13,6 +13,8 @@ table_result: {"table_id", "currency", "status": "open|closed", "chips", "seats"
 """
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -21,23 +23,22 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.results import account_result, transaction_result
-from accounts.services import system_account_get
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount, parse_currency
-from ledger import hot_path
 from ledger.idempotency import idempotent, request_hash
 from ledger.models import Transaction
-from ledger.services import Leg, accounts_lock, transaction_post
-from reservations.models import Reservation
-from reservations.services import (
-    reservation_commit_locked, reservation_hold, reservation_release_locked, ttl_check,
+from ledger.services import (
+    Leg, accounts_of, accounts_select, system_account_lock, system_account_where, transaction_post,
 )
-from tables import hot_path as tables_hot_path
-from tables.models import Hand, Seat, Table
+from ledger.work import Work, as_json
+from reservations.rows import RESERVATION_COLUMNS, ReservationRow
+from reservations.services import reservation_commit_locked, reservation_new, reservation_release_locked, ttl_check
+from tables.models import Table
 from tables.results import seat_result, table_result
+from tables.rows import SEAT_COLUMNS, SeatRow, TableRow, table_write
 from tables.seating import (
-    seat_leave, seat_lock_or_open, seats_lock, table_id_check, table_lock, table_require_open, user_id_check,
-    wallet_for,
+    TABLE_CURRENCY, TABLE_PK, seat_accounts_where, seat_leave, seat_open, seats_of, seats_require, seats_select,
+    table_id_check, table_of, table_require_open, table_select, user_id_check, wallet_at_table_where, wallet_of,
 )
 
 MAX_HAND_ID = 128
@@ -51,7 +52,7 @@ def table_open(*, client: str, idempotency_key: str, table_id: str, currency: st
     table_id = table_id_check(table_id)
     currency = parse_currency(currency)
 
-    def execute() -> dict[str, Any]:
+    def execute(work: Work) -> dict[str, Any]:
         table = Table.objects.filter(table_id=table_id).first()
         if table is None:
             try:
@@ -66,7 +67,7 @@ def table_open(*, client: str, idempotency_key: str, table_id: str, currency: st
         return {"table": table_result(table)}
 
     return idempotent(scope=client, key=idempotency_key, operation="table_open",
-                      params={"table_id": table_id, "currency": currency}, execute=execute)
+                      params={"table_id": table_id, "currency": currency}, execute=execute, orm=True)
 
 
 def table_close(*, client: str, idempotency_key: str, table_id: str) -> dict[str, Any]:
@@ -77,28 +78,38 @@ def table_close(*, client: str, idempotency_key: str, table_id: str) -> dict[str
     Locks the table, its active seats, its pending reservations, then their accounts."""
     table_id = table_id_check(table_id)
 
-    def execute() -> dict[str, Any]:
-        table = table_lock(table_id)
+    def execute(work: Work) -> dict[str, Any]:
+        no_key = work.lock("FOR NO KEY UPDATE")
+        table_found = table_select(work, table_id)
+        seats_found = work.query(f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE table_id = {TABLE_PK} "
+                                 f"AND status = 'active' ORDER BY id{no_key}", [table_id])
+        pending_found = work.query(f"SELECT {RESERVATION_COLUMNS} FROM reservations_reservation "
+                                   f"WHERE table_id = {TABLE_PK} AND status = 'pending' ORDER BY id{no_key}", [table_id])
+        accounts_found = accounts_select(
+            work, f"id IN (SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} AND status = 'active') "
+                  f"OR id IN (SELECT account_id FROM reservations_reservation WHERE table_id = {TABLE_PK} "
+                  "AND status = 'pending')", [table_id, table_id])
+        work.send()
+        table = table_of(table_found, table_id)
         if table.status == Table.Status.CLOSED:
-            return {"table": table_result(table)}
-        seats = list(Seat.objects.select_for_update(no_key=True)
-                     .filter(table=table, status=Seat.Status.ACTIVE).order_by("pk"))
-        pending = list(Reservation.objects.select_for_update(no_key=True)
-                       .filter(table=table, status=Reservation.Status.PENDING).order_by("pk"))
-        accounts = accounts_lock([seat.account_id for seat in seats] + [r.account_id for r in pending])
+            return {"table": table_result(Table.objects.get(pk=table.id))}
+        seats = [SeatRow.from_db(row, table) for row in seats_found.all()]
+        pending = [ReservationRow.from_db(row, table) for row in pending_found.all()]
+        accounts = accounts_of(accounts_found)
         loaded = {seat.user_id: accounts[seat.account_id].balance for seat in seats
                   if accounts[seat.account_id].balance != 0}
         if loaded or table.chips != 0:
             raise ApplicationError("table_not_empty", f"table {table_id} still has chips on its seats",
                                    {"table_id": table_id, "chips": table.chips, "seats": loaded})
         for reservation in pending:
-            reservation.table = table
-            reservation_release_locked(reservation=reservation, actor=client, reason="table closed")
+            reservation_release_locked(work, reservation=reservation, accounts=accounts, actor=client,
+                                       reason="table closed")
         for seat in seats:
-            seat_leave(seat, accounts[seat.account_id])
-        table.status, table.closed_at = Table.Status.CLOSED, timezone.now()
-        table.save(update_fields=["status", "closed_at", "updated_at"])
-        return {"table": table_result(table)}
+            seat_leave(work, seat, accounts[seat.account_id])
+        table.status, now = Table.Status.CLOSED, timezone.now()
+        work.execute("UPDATE tables_table SET status = 'closed', closed_at = %s, updated_at = %s WHERE id = %s",
+                     [work.time(now), work.time(now), table.id])
+        return {"table": table_result(table, seats=[])}
 
     return idempotent(scope=client, key=idempotency_key, operation="table_close", params={"table_id": table_id},
                       execute=execute)
@@ -116,20 +127,27 @@ def table_buy_in(*, client: str, idempotency_key: str, user_id: str, table_id: s
     amount = parse_amount(amount)
     ttl = ttl_check(ttl_seconds)
 
-    def execute() -> dict[str, Any]:
-        if hot_path.enabled():
-            return tables_hot_path.buy_in(table_id=table_id, user_id=user_id, amount=amount, ttl_seconds=ttl,
-                                          actor=client)
-        table = table_lock(table_id)
+    def execute(work: Work) -> dict[str, Any]:
+        reservation_ids, tx_ids = work.next_ids("reservations_reservation"), work.next_ids("ledger_transaction")
+        table_found = table_select(work, table_id)
+        seats_found = seats_select(work, table_id, [user_id])
+        accounts_found = accounts_select(work, f"{wallet_at_table_where()} OR {seat_accounts_where(1)}",
+                                         [user_id, table_id, table_id, user_id])
+        work.send()
+        table = table_of(table_found, table_id)
         table_require_open(table)
-        seat = seat_lock_or_open(table, user_id)
-        wallet = wallet_for(user_id, table.currency)
-        locked = accounts_lock([wallet.pk, seat.account_id])
+        accounts = accounts_of(accounts_found)
+        wallet = wallet_of(accounts, user_id, table.currency)
+        seat = seats_of(seats_found, table).get(user_id)
+        if seat is None:  # its rows are only queued: a refusal of the posting drops them
+            seat = seat_open(work, table, user_id)
+            accounts[seat.account_id] = seat.account
         # The reservation is created in this transaction, so no one else can see it, let alone lock it.
-        reservation = reservation_hold(table=table, user_id=user_id, amount=amount, ttl_seconds=ttl, actor=client,
-                                       locked=locked, wallet_id=wallet.pk)
-        return reservation_commit_locked(reservation=reservation, table=table, seat=seat, amount=None, actor=client,
-                                         locked=locked)
+        reservation = reservation_new(work, reservation_id=work.ids(reservation_ids)[0], table=table, wallet=wallet,
+                                      user_id=user_id, amount=amount, ttl_seconds=ttl, actor=client)
+        return reservation_commit_locked(work, reservation=reservation, table=table, seat=seat, amount=None,
+                                         actor=client, accounts=accounts, transaction_id=work.ids(tx_ids)[0],
+                                         held=False)
 
     return idempotent(scope=client, key=idempotency_key, operation="table_buy_in",
                       params={"user_id": user_id, "table_id": table_id, "amount": amount, "ttl_seconds": ttl},
@@ -147,7 +165,7 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
     same, else ``hand_conflict``. Refuses invalid_amount, settlement_invalid (contributions !=
     payouts + rake), player_not_seated, insufficient_chips (a contribution above the seat's chips).
 
-    Locks the table, the players' seats, then the seat accounts and the rake account."""
+    Locks the table, the players' seats, then the seat accounts and the rake account shard."""
     table_id = table_id_check(table_id)
     hand_id = _hand_id_check(hand_id)
     contributions = _amounts_by_player(contributions, "contributions")
@@ -165,38 +183,67 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
     figures = {"contributions": contributions, "payouts": payouts, "rake": rake}
     figures_hash = request_hash("hand", figures)
 
-    def execute() -> dict[str, Any]:
-        if hot_path.enabled():
-            return tables_hot_path.hand_settle(table_id=table_id, hand_id=hand_id, players=players, figures=figures,
-                                               figures_hash=figures_hash, rake_shards=settings.RAKE_ACCOUNT_SHARDS,
-                                               actor=client)
-        table = table_lock(table_id)
-        settled = Hand.objects.filter(table=table, hand_id=hand_id).first()
+    def execute(work: Work) -> dict[str, Any]:
+        tx_ids = work.next_ids("ledger_transaction")
+        table_found = table_select(work, table_id)
+        hand_found = work.query(f"SELECT figures_hash, response FROM tables_hand WHERE table_id = {TABLE_PK} "
+                                "AND hand_id = %s", [table_id, hand_id])
+        seats_found = seats_select(work, table_id, players)
+        where, params = seat_accounts_where(len(players)), [table_id, *players]
+        if rake:
+            where += " OR " + system_account_where(code=Account.SystemCode.RAKE, currency_sql=TABLE_CURRENCY,
+                                                   shard_sql=f"({TABLE_PK} %% %s)")
+            params += [table_id, table_id, settings.RAKE_ACCOUNT_SHARDS]
+        accounts_found = accounts_select(work, where, params)
+        all_seats_found = work.query(
+            f"SELECT s.id, s.user_id, s.account_id, s.status, a.balance FROM tables_seat s "
+            f"JOIN accounts_account a ON a.id = s.account_id WHERE s.table_id = {TABLE_PK} AND s.status = 'active' "
+            "ORDER BY s.id", [table_id])
+        work.send()
+        table = table_of(table_found, table_id)
+        settled = hand_found.one()
         if settled is not None:
-            if settled.figures_hash != figures_hash:
+            if settled[0] != figures_hash:
                 raise ApplicationError("hand_conflict", f"hand {hand_id} was already settled with other figures",
                                        {"table_id": table_id, "hand_id": hand_id})
-            return settled.response
+            return as_json(settled[1])
         table_require_open(table)
-        seats = seats_lock(table, players)
-        accounts, rake_account = _seat_accounts_and_rake_lock(seats, table, rake)
+        seats = seats_of(seats_found, table)
+        seats_require(seats, table, players)
+        accounts = accounts_of(accounts_found)
         short = {user: {"contribution": amount, "chips": accounts[seats[user].account_id].balance}
                  for user, amount in contributions.items() if amount > accounts[seats[user].account_id].balance}
         if short:
             raise ApplicationError("insufficient_chips", "a contribution exceeds the seat's chips",
                                    {"table_id": table_id, "hand_id": hand_id, "players": short})
         legs = [Leg(seats[user].account_id, payouts.get(user, 0) - contributions.get(user, 0)) for user in players]
-        legs = [leg for leg in legs if leg.amount != 0] + ([Leg(rake_account.pk, rake)] if rake_account else [])
+        legs = [leg for leg in legs if leg.amount != 0]
+        if rake:
+            rake_account = next((a for a in accounts.values() if a.kind == Account.Kind.SYSTEM), None)
+            if rake_account is None:
+                rake_account = system_account_lock(work, code=Account.SystemCode.RAKE, currency=table.currency,
+                                                   shard=rake_shard(table))
+                accounts[rake_account.id] = rake_account
+            legs.append(Leg(rake_account.id, rake))
         tx = None
         if legs:
-            tx = transaction_post(kind=Transaction.Kind.HAND_SETTLEMENT, legs=legs, actor=client, locked=accounts,
+            tx = transaction_post(work, transaction_id=work.ids(tx_ids)[0], kind=Transaction.Kind.HAND_SETTLEMENT,
+                                  legs=legs, actor=client, accounts=accounts,
                                   metadata={"table_id": table_id, "hand_id": hand_id, **figures})
         table.chips -= rake
-        table.save(update_fields=["chips", "updated_at"])
-        response = {"hand_id": hand_id, "table": table_result(table),
+        now = tx.created_at if tx else timezone.now()
+        table_write(work, table, now)
+        table_seats = []
+        for pk, user, account_id, status, balance in all_seats_found.all():
+            seat = SeatRow(int(pk), user, int(account_id), status, table)
+            seat.account = accounts.get(seat.account_id) or SimpleNamespace(balance=int(balance))
+            table_seats.append(seat)
+        response = {"hand_id": hand_id, "table": table_result(table, seats=table_seats),
                     "transaction": transaction_result(tx) if tx else None}
-        Hand.objects.create(table=table, hand_id=hand_id, figures_hash=figures_hash, rake=rake, transaction=tx,
-                            response=response, settled_by=client)
+        work.execute("INSERT INTO tables_hand (table_id, hand_id, figures_hash, rake, transaction_id, response, "
+                     "settled_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                     [table.id, hand_id, figures_hash, rake, tx.id if tx else None, json.dumps(response), client,
+                      work.time(now)])
         return response
 
     return idempotent(scope=client, key=idempotency_key, operation="hand_settle",
@@ -218,15 +265,19 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
     if not isinstance(leave, bool):
         raise ApplicationError("invalid_request", "leave must be true or false", {"field": "leave"})
 
-    def execute() -> dict[str, Any]:
-        if hot_path.enabled():
-            return tables_hot_path.cash_out(table_id=table_id, user_id=user_id, amount=amount, leave=leave,
-                                            actor=client)
-        table = table_lock(table_id)
-        seat = seats_lock(table, [user_id])[user_id]
-        wallet_id = wallet_for(user_id, table.currency).pk
-        locked = accounts_lock([seat.account_id, wallet_id])
-        seat_account, wallet = locked[seat.account_id], locked[wallet_id]
+    def execute(work: Work) -> dict[str, Any]:
+        tx_ids = work.next_ids("ledger_transaction")
+        table_found = table_select(work, table_id)
+        seats_found = seats_select(work, table_id, [user_id])
+        accounts_found = accounts_select(work, f"{seat_accounts_where(1)} OR {wallet_at_table_where()}",
+                                         [table_id, user_id, user_id, table_id])
+        work.send()
+        table = table_of(table_found, table_id)
+        seats = seats_of(seats_found, table)
+        seats_require(seats, table, [user_id])
+        seat, accounts = seats[user_id], accounts_of(accounts_found)
+        wallet = wallet_of(accounts, user_id, table.currency)
+        seat_account = seat.account = accounts[seat.account_id]
         chips = seat_account.balance
         if amount is not None and amount > chips:
             raise ApplicationError("insufficient_chips", f"the seat holds {chips}, {amount} requested",
@@ -237,15 +288,15 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
         moved = chips if amount is None else amount
         tx = None
         if moved:
-            tx = transaction_post(kind=Transaction.Kind.CASH_OUT, actor=client, allow_frozen=True, locked=locked,
-                                  legs=[Leg(seat.account_id, -moved), Leg(wallet.pk, moved)],
-                                  metadata={"table_id": table_id, "user_id": user_id, "seat_id": seat.pk,
+            tx = transaction_post(work, transaction_id=work.ids(tx_ids)[0], kind=Transaction.Kind.CASH_OUT,
+                                  actor=client, allow_frozen=True, accounts=accounts,
+                                  legs=[Leg(seat.account_id, -moved), Leg(wallet.id, moved)],
+                                  metadata={"table_id": table_id, "user_id": user_id, "seat_id": seat.id,
                                             "leave": leave})
             table.chips -= moved
-            table.save(update_fields=["chips", "updated_at"])
+            table_write(work, table, tx.created_at)
         if leave:
-            seat_leave(seat, seat_account)
-        seat.account = seat_account  # the locked rows hold the figures just written: nothing to read back
+            seat_leave(work, seat, seat_account)
         return {"seat": seat_result(seat), "transaction": transaction_result(tx) if tx else None,
                 "account": account_result(wallet)}
 
@@ -254,27 +305,9 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
                       execute=execute)
 
 
-def rake_shard(table: Table) -> int:
+def rake_shard(table: TableRow | Table) -> int:
     """Which rake account shard a table's rake goes to (settings.RAKE_ACCOUNT_SHARDS; accounts.models)."""
     return table.pk % settings.RAKE_ACCOUNT_SHARDS
-
-
-def _seat_accounts_and_rake_lock(seats: dict[str, Seat], table: Table,
-                                  rake: int) -> tuple[dict[int, Account], Account | None]:
-    """Lock the seats' accounts and, when there is rake, the table's rake account shard, in one
-    ascending-id statement. A rake shard is created on its first rake in a currency, then locked:
-    being the newest account it has the highest id, so the ascending order still holds."""
-    seat_account_ids = [seat.account_id for seat in seats.values()]
-    if not rake:
-        return accounts_lock(seat_account_ids), None
-    code, shard = Account.SystemCode.RAKE, rake_shard(table)
-    accounts = accounts_lock(seat_account_ids, system=(code, table.currency, shard))
-    rake_account = next((a for a in accounts.values() if a.kind == Account.Kind.SYSTEM), None)
-    if rake_account is None:
-        rake_account = system_account_get(code=code, currency=table.currency, shard=shard)
-        accounts = accounts_lock(seat_account_ids + [rake_account.pk])
-        rake_account = accounts[rake_account.pk]
-    return accounts, rake_account
 
 
 def _hand_id_check(value: Any) -> str:

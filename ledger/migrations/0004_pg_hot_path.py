@@ -1,9 +1,9 @@
-"""The ledger's PL/pgSQL hot-path functions (ledger/sql/0004_hot_path.sql; see ledger/hot_path.py)."""
-from pathlib import Path
+"""Once the ledger part of a PL/pgSQL twin of the hot calls; now a no-op.
 
+The rules live once, in the Python services. A database that ran this migration when it still
+created functions has them dropped by ledger/0005_one_implementation.
+"""
 from django.db import migrations
-
-from balance_project.sql_migrations import RunSQLFileOnPostgres
 
 
 class Migration(migrations.Migration):
@@ -13,4 +13,4 @@ class Migration(migrations.Migration):
         ("ledger", "0003_postgres_ledger_guards"),
     ]
 
-    operations = [RunSQLFileOnPostgres(Path(__file__).resolve().parents[1] / "sql" / "0004_hot_path.sql")]
+    operations: list = []

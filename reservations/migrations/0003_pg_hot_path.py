@@ -1,9 +1,9 @@
-"""The reservations' PL/pgSQL hot-path functions (reservations/sql/0003_hot_path.sql; see ledger/hot_path.py)."""
-from pathlib import Path
+"""Once the reservations part of a PL/pgSQL twin of the hot calls; now a no-op.
 
+The rules live once, in the Python services. A database that ran this migration when it still
+created functions has them dropped by ledger/0005_one_implementation.
+"""
 from django.db import migrations
-
-from balance_project.sql_migrations import RunSQLFileOnPostgres
 
 
 class Migration(migrations.Migration):
@@ -14,4 +14,4 @@ class Migration(migrations.Migration):
         ("tables", "0001_initial"),
     ]
 
-    operations = [RunSQLFileOnPostgres(Path(__file__).resolve().parents[1] / "sql" / "0003_hot_path.sql")]
+    operations: list = []

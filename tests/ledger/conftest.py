@@ -52,11 +52,13 @@ def entry(account_id: int, seq: int) -> Entry:
 
 
 @pytest.fixture
-def books(wallet, key):
+def books(wallet, key, settings):
     """Two funded wallets with a history: A has 6 entries, B has 5.
 
     A: +1000 deposit, -100 -> B, -200 -> B, +50 <- B, -30 withdrawal, -70 -> B  => 650
+    One external-funds account, so the books are three accounts whatever the wallets' ids.
     """
+    settings.EXTERNAL_ACCOUNT_SHARDS = 1
     a, b = wallet(funded=1000), wallet(funded=500)
     account_transfer(client="t", idempotency_key=key(), from_account_id=a, to_account_id=b, amount=100)
     account_transfer(client="t", idempotency_key=key(), from_account_id=a, to_account_id=b, amount=200)

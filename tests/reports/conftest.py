@@ -20,12 +20,14 @@ def utc(*parts: int) -> datetime:
 
 
 @pytest.fixture
-def postings(wallet, key):
+def postings(wallet, key, settings):
     """Five transactions around the period [2026-11-01, 2026-12-01): ids of accounts and transactions.
 
     A deposit just before the start, one exactly at the start (inside), a transfer with metadata and a
-    USD deposit inside, and a withdrawal exactly at the end (outside).
+    USD deposit inside, and a withdrawal exactly at the end (outside). One external-funds account
+    per currency (tests/reports/test_trial_balance.py sums the shards).
     """
+    settings.EXTERNAL_ACCOUNT_SHARDS = 1
     from accounts.models import Account
     from accounts.services import account_deposit, account_transfer, account_withdraw
 

@@ -105,3 +105,15 @@ def test_http_trial_balance_needs_ledger_read_and_checks_input(client, postings)
     other, _ = api_key_create(client="cashier", scopes=["accounts:read"])
     denied = client.get("/api/v1/ledger/trial-balance", HTTP_AUTHORIZATION=f"Bearer {other}")
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "permission_denied"
+
+
+def test_the_external_funds_are_the_sum_of_their_shards(wallet, settings):
+    """Deposits post against shard (wallet id % EXTERNAL_ACCOUNT_SHARDS); the books name one figure."""
+    settings.EXTERNAL_ACCOUNT_SHARDS = 4
+    wallets = [wallet(funded=100 * n) for n in range(1, 7)]
+    shards = dict(Account.objects.filter(kind="system", system_code="external", currency="EUR")
+                  .values_list("shard", "balance"))
+    assert set(shards) == {w % 4 for w in wallets} and len(shards) > 1
+    assert sum(shards.values()) == -2100
+    eur = by_currency(trial_balance())["EUR"]
+    assert eur["system_accounts"] == {"external": -2100} and eur["balanced"] and eur["matches_accounts"]

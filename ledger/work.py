@@ -1,0 +1,254 @@
+"""One database transaction of a service call, sent in as few round trips as the call needs.
+
+A call queues statements on a ``Work`` and ``send()`` sends every statement queued so far in one
+round trip, filling in their results. The first send opens the transaction; ``commit()`` sends
+whatever is still queued together with the COMMIT. So a call that locks and reads (in the global
+lock order), decides in Python, then writes, is two round trips on PostgreSQL: ``BEGIN; <locks and
+reads>`` and ``<writes>; COMMIT``. The rules stay in Python; the SQL here only locks, reads and
+writes what Python decided.
+
+How a batch travels:
+- PostgreSQL: one simple-protocol query holding every statement (Django's psycopg cursor binds
+  parameters client-side, which allows several statements a query). The server runs them in order,
+  so locks are taken in the order they are queued; a failing statement skips the rest (the COMMIT
+  too) and leaves the transaction to be rolled back.
+- SQLite (the embedded default, in process): the same statements one by one; ``BEGIN IMMEDIATE``
+  takes the database's write lock at the start, and the row-lock clauses are dropped (``lock()``).
+
+Inside a caller's ``transaction.atomic`` block (the ORM services that also post, and tests) the
+work is a savepoint instead, and its after-commit hooks wait for the caller's commit.
+
+No ORM write may run while a work is open outside an atomic block: Django believes the connection
+is in autocommit mode, and its own ``atomic`` would commit this transaction half way.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils.dateparse import parse_datetime
+
+log = logging.getLogger(__name__)
+
+_savepoint_names = itertools.count(1)
+
+
+class Result:
+    """The rows one queued statement answered, once its batch was sent."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Any, ...]] | None = None
+
+    def one(self) -> tuple[Any, ...] | None:
+        if self.rows is None:
+            raise RuntimeError("the statement has not been sent yet")
+        return self.rows[0] if self.rows else None
+
+    def all(self) -> list[tuple[Any, ...]]:
+        if self.rows is None:
+            raise RuntimeError("the statement has not been sent yet")
+        return self.rows
+
+
+class Work:
+    """``with Work() as work:`` ... ``work.commit()``. Leaving the block without a commit rolls back."""
+
+    def __init__(self, using: str = DEFAULT_DB_ALIAS) -> None:
+        self.connection = connections[using]
+        self.postgres = self.connection.vendor == "postgresql"
+        self._queue: list[tuple[str, Sequence[Any], Result | None]] = []
+        self._hooks: list[Callable[[], None]] = []
+        self._savepoint: str | None = None
+        self._state = "new"          # new -> open -> committed | rolled back
+        self.wrote = False           # a write has reached the database
+        self._queued_write = False
+        self.round_trips = 0
+        self._allocated: set[str] = set()
+
+    def __enter__(self) -> Work:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._state in ("new", "open"):
+            self.rollback()
+
+    # -- queueing ---------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        """Queue a statement that answers rows; they are in the result after the next send."""
+        result = Result()
+        self._queue.append((sql, list(params), result))
+        return result
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Queue a write."""
+        self._queue.append((sql, list(params), None))
+        self._queued_write = True
+
+    def on_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once the transaction has committed (never after a rollback)."""
+        self._hooks.append(hook)
+
+    def discard(self) -> None:
+        """Forget every statement queued and not sent (a refusal decided before any write)."""
+        self._queue.clear()
+        self._queued_write = False
+
+    # -- sending ----------------------------------------------------------------------------
+    def send(self) -> None:
+        """Send every queued statement in one round trip (the first one opens the transaction)."""
+        self._require_usable()
+        statements = self._take()
+        if self._state == "new":
+            statements.insert(0, (self._begin_sql(), [], None))
+            self._state = "open"
+        if statements:
+            self._run(statements)
+
+    def commit(self) -> None:
+        """Send what is queued with the COMMIT, then run the after-commit hooks."""
+        self._require_usable()
+        statements = self._take()
+        if self._state == "new":
+            if not statements:  # nothing was ever asked of the database
+                self._state = "committed"
+                self._run_hooks()
+                return
+            statements.insert(0, (self._begin_sql(), [], None))
+            self._state = "open"
+        statements.append((self._commit_sql(), [], None))
+        try:
+            self._run(statements)
+        except BaseException:
+            self.rollback()
+            raise
+        self._state = "committed"
+        self._run_hooks()
+
+    def rollback(self) -> None:
+        self._queue.clear()
+        self._hooks.clear()
+        if self._state != "open":
+            self._state = "rolled back"
+            return
+        self._state = "rolled back"
+        sql = ([f"ROLLBACK TO SAVEPOINT {self._savepoint}", f"RELEASE SAVEPOINT {self._savepoint}"]
+               if self._savepoint else ["ROLLBACK"])
+        if not self._savepoint and self.postgres and self._pg_idle():
+            return  # a failed COMMIT has already ended the transaction
+        try:
+            with self.connection.cursor() as cursor:
+                for each in sql:
+                    cursor.execute(each)
+        except Exception:
+            # The connection is broken: the server rolls the transaction back when it goes, and
+            # Django replaces a connection that had errors.
+            log.warning("rollback failed; the connection is closed", exc_info=True)
+            self.connection.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def _take(self) -> list[tuple[str, Sequence[Any], Result | None]]:
+        statements, self._queue = self._queue, []
+        if self._queued_write:
+            self.wrote, self._queued_write = True, False
+        return statements
+
+    def _require_usable(self) -> None:
+        if self._state not in ("new", "open"):
+            raise RuntimeError(f"this work has {self._state}")
+
+    def _begin_sql(self) -> str:
+        if self.connection.in_atomic_block:
+            self._savepoint = f"balance_work_{next(_savepoint_names)}"
+            return f"SAVEPOINT {self._savepoint}"
+        return "BEGIN" if self.postgres else "BEGIN IMMEDIATE"
+
+    def _commit_sql(self) -> str:
+        return f"RELEASE SAVEPOINT {self._savepoint}" if self._savepoint else "COMMIT"
+
+    def _run(self, statements: list[tuple[str, Sequence[Any], Result | None]]) -> None:
+        self.round_trips += 1
+        with self.connection.cursor() as cursor:
+            if self.postgres:
+                cursor.execute("; ".join(sql for sql, _, _ in statements),
+                               [param for _, params, _ in statements for param in params])
+                for position, (_, _, result) in enumerate(statements):
+                    if position:
+                        cursor.nextset()
+                    if result is not None:
+                        result.rows = cursor.fetchall()
+            else:
+                for sql, params, result in statements:
+                    cursor.execute(sql, params)
+                    if result is not None:
+                        result.rows = cursor.fetchall()
+
+    def _pg_idle(self) -> bool:
+        raw = self.connection.connection
+        return raw is None or raw.info.transaction_status == 0  # psycopg.pq.TransactionStatus.IDLE
+
+    def _run_hooks(self) -> None:
+        hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            if self._savepoint:
+                transaction.on_commit(hook, using=self.connection.alias)
+            else:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("an after-commit hook failed")
+
+    # -- dialect ----------------------------------------------------------------------------
+    def lock(self, clause: str = "FOR UPDATE") -> str:
+        """The row-lock clause on PostgreSQL; nothing on SQLite (its write lock covers the database)."""
+        return f" {clause}" if self.postgres else ""
+
+    def next_ids(self, table: str, count: int = 1) -> Result:
+        """Queue the allocation of ``count`` new primary keys of ``table``: the ids must be known
+        before the rows are written, since the checksums and the answer name them.
+        Read them with ``ids(result)``. One allocation per table and work (on SQLite two would
+        overlap: the ids are only taken when the rows are written)."""
+        if table in self._allocated:
+            raise RuntimeError(f"ids of {table} were already allocated in this work")
+        self._allocated.add(table)
+        if self.postgres:
+            return self.query(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
+                              "FROM generate_series(1, %s)", [count])
+        # SQLite, under its write lock: past both the highest id and the AUTOINCREMENT counter.
+        return self.query(
+            f"SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), "
+            f"COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1, %s", [count])
+
+    def ids(self, result: Result) -> list[int]:
+        rows = result.all()
+        if self.postgres:
+            return [int(row[0]) for row in rows]
+        first, count = rows[0]
+        return list(range(int(first), int(first) + int(count)))
+
+    def time(self, moment: datetime) -> Any:
+        """A datetime as this database takes it as a parameter."""
+        return self.connection.ops.adapt_datetimefield_value(moment)
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A datetime column as read: aware on PostgreSQL, naive UTC (or its text) on SQLite."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, datetime) else parse_datetime(value)
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+
+
+def as_json(value: Any) -> Any:
+    """A JSON column as read (text on both databases through Django's connection)."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def as_bool(value: Any) -> bool:
+    return bool(value)
