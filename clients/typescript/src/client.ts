@@ -44,6 +44,20 @@ export interface BalanceClientOptions {
   transport?: Transport;
   /** The jitter's source of randomness, [0, 1). */
   random?: () => number;
+  /** Called before each retry (for logs and metrics); it must not throw. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+export interface RetryEvent {
+  /** The RPC's name, e.g. "BuyIn". */
+  method: string;
+  /** The attempt that failed (1 for the first). */
+  attempt: number;
+  error: BalanceError;
+  /** The pause before the next attempt. */
+  pauseMs: number;
+  /** The key every attempt carries ("" for reads). */
+  idempotencyKey: string;
 }
 
 export interface CallOptions {
@@ -73,6 +87,7 @@ export class BalanceClient {
   private readonly session: Http2SessionManager | undefined;
   private readonly headers: Record<string, string>;
   private readonly random: () => number;
+  private readonly onRetry: ((event: RetryEvent) => void) | undefined;
 
   constructor(options: BalanceClientOptions) {
     this.target = options.target;
@@ -80,6 +95,7 @@ export class BalanceClient {
     this.retry = Object.freeze({ ...DEFAULT_RETRY_POLICY, ...options.retry });
     this.headers = { authorization: `Bearer ${options.token}` };
     this.random = options.random ?? Math.random;
+    this.onRetry = options.onRetry;
     if (options.transport) {
       this.transport = options.transport;
       this.session = undefined;
@@ -193,6 +209,9 @@ export class BalanceClient {
         if (performance.now() + pause >= deadline - 1) {
           throw error;
         }
+        const key = (request as { idempotencyKey?: unknown }).idempotencyKey;
+        this.onRetry?.({ method: method.name, attempt, error, pauseMs: pause,
+                         idempotencyKey: typeof key === "string" ? key : "" });
         try {
           await sleep(pause, signal);
         } catch (reason) {

@@ -7,7 +7,7 @@
  * The generated messages are exported from "@balance/client/pb" (and re-exported here as `pb`).
  */
 export { BalanceClient } from "./client.js";
-export type { BalanceClientOptions, CallOptions, MutationOptions, WalletOrAccount } from "./client.js";
+export type { BalanceClientOptions, CallOptions, MutationOptions, RetryEvent, WalletOrAccount } from "./client.js";
 export { BalanceError, ERROR_DOMAIN, RefusedError, UnreachableError, isUnreachable, statusName } from "./errors.js";
 export type { ErrorReason, StatusName } from "./errors.js";
 export { idempotencyKey, uniqueTimestampNs } from "./keys.js";
