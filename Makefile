@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test proto proto-check example-node bench-grpc
+.PHONY: install run test proto proto-check test-typescript bench-grpc
 
 install: $(STAMP)
 
@@ -33,21 +33,40 @@ PROTO_SRC := proto/balance/v1/balance.proto
 PB_DIR := balance_client/_pb
 PROTOC := $(PY) -m grpc_tools.protoc -I$(PB_DIR)=proto
 
-proto: install
+# The TypeScript client (clients/typescript): its node_modules come from its lock file (npm ci) and
+# carry buf and protoc-gen-es, which write its generated code (src/gen, clients/typescript/buf.gen.yaml)
+# and check the contract (proto/buf.yaml).
+TS_DIR := clients/typescript
+TS_STAMP := $(TS_DIR)/node_modules/.installed
+TS_BIN := $(CURDIR)/$(TS_DIR)/node_modules/.bin
+BUF := $(TS_BIN)/buf
+RELEASED := proto/descriptors/balance.v1.binpb
+
+$(TS_STAMP): $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TS_STAMP)
+
+proto: install $(TS_STAMP)
 	rm -rf $(PB_DIR)
 	$(PROTOC) --python_out=. --grpc_python_out=. --pyi_out=. $(PROTO_SRC)
+	cd $(TS_DIR) && PATH="$(TS_BIN):$$PATH" $(BUF) generate
 
-# Fails when the committed generated code differs from a fresh generation, or when the proto breaks
-# the released contract (proto/descriptors/balance.v1.binpb).
-proto-check: install
+# Fails when the committed generated code (Python or TypeScript) differs from a fresh generation,
+# when buf lint finds a problem, or when the proto breaks the released contract (buf breaking).
+proto-check: install $(TS_STAMP)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	$(PROTOC) --python_out="$$tmp" --grpc_python_out="$$tmp" --pyi_out="$$tmp" $(PROTO_SRC) && \
 	diff -r --exclude=__pycache__ "$$tmp/$(PB_DIR)" $(PB_DIR) && \
-	$(PY) -m balance_project.grpc.breaking proto/descriptors/balance.v1.binpb $(PROTO_SRC)
+	(cd $(TS_DIR) && PATH="$(TS_BIN):$$PATH" $(BUF) generate -o "$$tmp/ts") && \
+	diff -r "$$tmp/ts/src/gen" $(TS_DIR)/src/gen && \
+	$(BUF) lint proto && \
+	$(BUF) breaking proto --against $(RELEASED) && \
+	echo "proto-check: generated code current, lint clean, no breaking change against $(RELEASED)"
 
-# The Node.js example (examples/node) against a sidecar started on a fresh database.
-example-node: install
-	bash tests/grpc/run_node_example.sh
+# The TypeScript client's tests (node --test) against real sidecars on fresh SQLite databases,
+# examples/typescript included.
+test-typescript: install $(TS_STAMP)
+	cd $(TS_DIR) && npm test
 
 # gRPC load benchmark (unloaded floor, closed and open loop); set DATABASE_URL to a PostgreSQL database.
 BENCH_GRPC_ARGS ?= --mix full --processes 2 --sequential 400

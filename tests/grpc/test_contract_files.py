@@ -1,118 +1,115 @@
-"""The proto against its released descriptor set, and the generated code against the proto."""
+"""The proto against its released descriptor set (buf breaking), its lint (buf lint), and the
+generated code (Python and TypeScript) against the proto: what `make proto-check` runs, so a plain
+test run catches the same problems.
+
+buf comes from clients/typescript/node_modules (the @bufbuild/buf npm package, `npm ci` there or any
+`make proto`/`make proto-check`). Without it these tests skip, except in CI, where they fail.
+"""
 from __future__ import annotations
 
 import filecmp
+import os
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from google.protobuf import descriptor_pb2
-
-from balance_project.grpc.breaking import compare, compile_descriptor_set, load_descriptor_set
 
 REPO = Path(__file__).resolve().parents[2]
-RELEASED = REPO / "proto/descriptors/balance.v1.binpb"
-PROTO = REPO / "proto/balance/v1/balance.proto"
+PROTO_DIR = REPO / "proto"
+PROTO = PROTO_DIR / "balance/v1/balance.proto"
+RELEASED = PROTO_DIR / "descriptors/balance.v1.binpb"
+TS_DIR = REPO / "clients/typescript"
+NODE_BIN = TS_DIR / "node_modules/.bin"
+BUF = NODE_BIN / "buf"
 
 
 @pytest.fixture(scope="module")
-def current() -> descriptor_pb2.FileDescriptorSet:
-    return compile_descriptor_set(PROTO, REPO / "proto")
+def buf() -> Path:
+    if not BUF.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{BUF} is missing: CI runs `make proto-check` (npm ci) before the tests")
+        pytest.skip("buf is not installed: run `make proto-check` (npm ci in clients/typescript)")
+    return BUF
 
 
-def balance_file(fds):
-    return next(f for f in fds.file if f.package == "balance.v1")
+def run_buf(buf: Path, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(buf), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
-def message(fds, name):
-    return next(m for m in balance_file(fds).message_type if m.name == name)
+def edited_module(tmp_path: Path, edits: list[tuple[str, str]], extra: dict[str, str] | None = None) -> Path:
+    """A copy of proto/ (buf.yaml included) with text edits to balance.proto, each of which must apply."""
+    module = tmp_path / "proto"
+    shutil.copytree(PROTO_DIR, module)
+    target = module / "balance/v1/balance.proto"
+    text = target.read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    target.write_text(text)
+    for path, content in (extra or {}).items():
+        (module / path).parent.mkdir(parents=True, exist_ok=True)
+        (module / path).write_text(content)
+    return module
 
 
-def field(fds, message_name, field_name):
-    return next(f for f in message(fds, message_name).field if f.name == field_name)
+def test_the_current_proto_keeps_the_released_contract(buf):
+    run = run_buf(buf, "breaking", "proto", "--against", str(RELEASED))
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
-def changed(current, mutate) -> list[str]:
-    edited = descriptor_pb2.FileDescriptorSet()
-    edited.CopyFrom(current)
-    mutate(edited)
-    return compare(current, edited)
+def test_buf_lint_is_clean(buf):
+    run = run_buf(buf, "lint", "proto")
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_the_current_proto_keeps_the_released_contract(current):
-    assert compare(load_descriptor_set(RELEASED), current) == []
+def test_additions_are_not_breaking(buf, tmp_path):
+    module = edited_module(tmp_path, [("  int64 rake = 6;\n}", "  int64 rake = 6;\n  string note = 7;\n}\n\n"
+                                       "message BrandNew {\n  string name = 1;\n}")])
+    run = run_buf(buf, "breaking", str(module), "--against", str(RELEASED))
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_additions_are_not_breaking(current):
-    def add(fds):
-        message(fds, "BuyInRequest").field.add(name="note", number=99, type=9, label=1)
-        balance_file(fds).message_type.add(name="Brand new")
-    assert changed(current, add) == []
-
-
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda f: setattr(field(f, "BuyInRequest", "amount"), "type", descriptor_pb2.FieldDescriptorProto.TYPE_INT32),
-     "BuyInRequest field 4 (amount): type changed from 'TYPE_INT64' to 'TYPE_INT32'"),
-    (lambda f: setattr(field(f, "BuyInRequest", "amount"), "name", "chips"),
-     "BuyInRequest field 4 (amount): name changed"),
-    (lambda f: message(f, "Seat").field.remove(field(f, "Seat", "chips")), "Seat field 5 (chips) was removed"),
-    (lambda f: setattr(field(f, "Table", "seats"), "label", 1), "Table field 5 (seats): label changed"),
-    (lambda f: setattr(field(f, "BuyInResponse", "seat"), "type_name", ".balance.v1.Table"),
-     "BuyInResponse field 2 (seat): type_name changed"),
-    (lambda f: setattr(field(f, "CashOutRequest", "amount"), "proto3_optional", False),
-     "CashOutRequest field 4 (amount): explicit presence changed"),
-    (lambda f: balance_file(f).message_type.remove(message(f, "LedgerItem")),
-     "message balance.v1.LedgerItem was removed"),
-    (lambda f: balance_file(f).service[0].method.pop(), "method balance.v1.BalanceService.CashOut was removed"),
-    (lambda f: setattr(balance_file(f).service[0].method[0], "output_type", ".balance.v1.TableResponse"),
-     "method balance.v1.BalanceService.GetBalance: output_type changed"),
-    (lambda f: setattr(balance_file(f).service[0].method[0], "server_streaming", True),
-     "method balance.v1.BalanceService.GetBalance: server_streaming changed"),
-    (lambda f: balance_file(f).enum_type[0].value.pop(), "enum balance.v1.ReservationStatus value 4"),
-    (lambda f: setattr(balance_file(f).enum_type[1].value[1], "name", "SEAT_STATUS_SITTING"),
-     "enum balance.v1.SeatStatus value 1 renamed"),
-    (lambda f: balance_file(f).service.pop(), "service balance.v1.BalanceService was removed"),
+@pytest.mark.parametrize("edits, expected", [
+    ([("int64 amount = 4;\n  optional int32 ttl_seconds = 5;  // unset", "int32 amount = 4;\n  optional int32 ttl_seconds = 5;  // unset")],
+     'on message "ReserveRequest" changed type from "int64" to "int32"'),
+    ([("int64 chips = 5;", "int64 stack = 5;")], 'on message "Seat" changed name from "chips" to "stack"'),
+    ([("repeated Seat seats = 5;", "Seat seats = 5;")], 'on message "Table" changed cardinality'),
+    ([("optional int64 amount = 4;    // unset", "int64 amount = 4;    // unset")],
+     'on message "CashOutRequest" changed cardinality from "optional with explicit presence"'),
+    ([("  rpc CashOut(CashOutRequest) returns (CashOutResponse);\n", "")], 'RPC "CashOut" on service "BalanceService" was deleted'),
+    ([("returns (GetBalanceResponse);", "returns (TableResponse);")], 'changed response type'),
+    ([("returns (GetBalanceResponse);", "returns (stream GetBalanceResponse);")], "changed from server unary to server streaming"),
+    ([("  RESERVATION_STATUS_EXPIRED = 4;\n", "")], 'enum value "4" on enum "ReservationStatus" was deleted'),
+    ([("SEAT_STATUS_LEFT = 2;", "SEAT_STATUS_GONE = 2;")], 'changed name from "SEAT_STATUS_LEFT" to "SEAT_STATUS_GONE"'),
+    ([("message LedgerItem {", "message LedgerEntry {"), ("repeated LedgerItem items", "repeated LedgerEntry items")],
+     'Previously present message "LedgerItem" was deleted'),
 ])
-def test_each_kind_of_breaking_change_is_caught(current, mutate, expected):
-    problems = changed(current, mutate)
-    assert any(expected in problem for problem in problems), problems
+def test_each_kind_of_breaking_change_is_caught(buf, tmp_path, edits, expected):
+    run = run_buf(buf, "breaking", str(edited_module(tmp_path, edits)), "--against", str(RELEASED))
+    assert run.returncode != 0
+    assert expected in run.stdout, run.stdout + run.stderr
 
 
-def test_a_reserved_number_must_stay_reserved(current):
-    def reserve(fds):
-        message(fds, "Entry").reserved_range.add(start=9, end=10)
-
-    def reuse(fds):
-        reserve(fds)
-        message(fds, "Entry").reserved_range.pop()
-        message(fds, "Entry").field.add(name="recycled", number=9, type=3, label=1)
-
-    released = descriptor_pb2.FileDescriptorSet()
-    released.CopyFrom(current)
-    reserve(released)
-    reused = descriptor_pb2.FileDescriptorSet()
-    reused.CopyFrom(current)
-    reuse(reused)
-    assert compare(released, reused) == ["balance.v1.Entry: reserved number 9 is no longer reserved and reused by "
-                                         "field recycled"]
+def test_the_lint_exceptions_hold_for_the_released_file_only(buf, tmp_path):
+    """buf.yaml excuses v1's shared response messages; a v2 file sharing one is refused."""
+    v2 = ('syntax = "proto3";\n\npackage balance.v2;\n\nservice BalanceService {\n'
+          '  rpc GetTable(GetTableRequest) returns (TableResponse);\n'
+          '  rpc CloseTable(CloseTableRequest) returns (TableResponse);\n}\n\n'
+          'message GetTableRequest {\n  string table_id = 1;\n}\n\n'
+          'message CloseTableRequest {\n  string table_id = 1;\n}\n\n'
+          'message TableResponse {\n  string table_id = 1;\n}\n')
+    module = edited_module(tmp_path, [], {"balance/v2/balance.proto": v2})
+    run = run_buf(buf, "lint", str(module))
+    assert run.returncode != 0
+    assert "balance/v2/balance.proto" in run.stdout and "balance/v1/" not in run.stdout, run.stdout
 
 
-def test_the_breaking_check_command_fails_on_a_breaking_proto(tmp_path):
-    proto_dir = tmp_path / "proto/balance/v1"
-    proto_dir.mkdir(parents=True)
-    (proto_dir / "balance.proto").write_text(PROTO.read_text().replace("int64 amount = 4;", "int32 amount = 4;"))
-    run = subprocess.run([sys.executable, "-m", "balance_project.grpc.breaking", str(RELEASED),
-                          str(proto_dir / "balance.proto"), "--include", str(tmp_path / "proto")],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1 and "BREAKING" in run.stdout and "TYPE_INT32" in run.stdout
-
-
-def test_the_generated_code_is_what_make_proto_writes(tmp_path):
-    """What `make proto-check` does, so a plain test run catches a stale balance_client/_pb too."""
+def test_the_python_generated_code_is_what_make_proto_writes(tmp_path):
     from grpc_tools import protoc
 
-    status = protoc.main(["protoc", f"-Ibalance_client/_pb={REPO / 'proto'}", f"--python_out={tmp_path}",
+    status = protoc.main(["protoc", f"-Ibalance_client/_pb={PROTO_DIR}", f"--python_out={tmp_path}",
                           f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}", str(PROTO)])
     assert status == 0
     fresh, committed = tmp_path / "balance_client/_pb/balance/v1", REPO / "balance_client/_pb/balance/v1"
@@ -120,3 +117,19 @@ def test_the_generated_code_is_what_make_proto_writes(tmp_path):
     assert names == ["balance_pb2.py", "balance_pb2.pyi", "balance_pb2_grpc.py"]
     match, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
     assert (mismatch, errors) == ([], []), "generated code is stale: run `make proto`"
+
+
+def test_the_typescript_generated_code_is_what_make_proto_writes(buf, tmp_path):
+    run = run_buf(buf, "generate", "-o", str(tmp_path), cwd=TS_DIR)
+    assert run.returncode == 0, run.stdout + run.stderr
+    fresh, committed = tmp_path / "src/gen", TS_DIR / "src/gen"
+    compared = filecmp.dircmp(fresh, committed)
+    stale = []
+
+    def walk(cmp: filecmp.dircmp) -> None:
+        stale.extend(cmp.left_only + cmp.right_only + cmp.diff_files + cmp.funny_files)
+        for sub in cmp.subdirs.values():
+            walk(sub)
+
+    walk(compared)
+    assert stale == [], "clients/typescript/src/gen is stale: run `make proto`"
