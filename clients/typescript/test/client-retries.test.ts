@@ -125,18 +125,18 @@ describe("deadlines and aborts", () => {
     const { attempts, transport } = flakyService([unavailable, unavailable]);
     await clientOf(transport, 1500).buyIn(buyIn);
     const deadlines = attempts.map((a) => a.timeoutMs ?? Infinity);
-    assert.ok((deadlines[0] ?? 0) <= 1500 && (deadlines[0] ?? 0) > 1400, String(deadlines));
+    assert.ok((deadlines[0] ?? 0) <= 1500 && (deadlines[0] ?? 0) > 1000, String(deadlines));
     assert.ok((deadlines[2] ?? Infinity) < (deadlines[0] ?? 0), String(deadlines));
   });
 
   test("a hung attempt ends at attemptTimeoutMs and is retried with the same key", async () => {
-    const { attempts, transport } = flakyService([], { hangMs: 1000 });
-    const client = new BalanceClient({ target: "in-memory", token: "t", transport, timeoutMs: 2000,
+    const { attempts, transport } = flakyService([], { hangMs: 2000 });
+    const client = new BalanceClient({ target: "in-memory", token: "t", transport, timeoutMs: 3000,
                                        retry: { attemptTimeoutMs: 200, initialBackoffMs: 10 } });
     const started = performance.now();
     const response = await client.buyIn(buyIn);
     assert.equal(response.seat?.chips, 500n);
-    assert.ok(performance.now() - started < 900, "the second attempt answered before the first would have");
+    assert.ok(performance.now() - started < 1500, "the second attempt answered before the first would have");
     assert.equal(attempts.length, 2);
     assert.equal(attempts[0]?.key, attempts[1]?.key);
     assert.ok((attempts[0]?.timeoutMs ?? Infinity) <= 200);
