@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test proto proto-check test-typescript bench-grpc
+.PHONY: install run test proto proto-check test-typescript bench bench-grpc
 
 install: $(STAMP)
 
@@ -67,6 +67,14 @@ proto-check: install $(TS_STAMP)
 # examples/typescript included.
 test-typescript: install $(TS_STAMP)
 	cd $(TS_DIR) && npm test
+
+# The service against PostgreSQL's own ceiling in one run (bench/ceiling.py; figures in bench/README.md):
+# pgbench, the gRPC full mix (closed loop, then open loop at half its rate), round trips per call and
+# the HTTP rates, each on a fresh database of the local PostgreSQL, with Redis as in production.
+BENCH_ARGS ?=
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/11
+bench: install
+	REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/ceiling.py $(BENCH_ARGS)
 
 # gRPC load benchmark (unloaded floor, closed and open loop); set DATABASE_URL to a PostgreSQL database.
 BENCH_GRPC_ARGS ?= --mix full --processes 2 --sequential 400
