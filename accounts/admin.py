@@ -4,6 +4,7 @@ The admin never writes a money field: accounts are view-only here, and freeze, u
 adjustments are thin adapters over accounts.services, which lock the rows, post the balanced
 transaction and record the actor and reason on it.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,11 +41,16 @@ _SIGNED_INTEGER_RE = re.compile(r"^[+-]?[0-9]+$")
 
 class AdjustmentForm(forms.Form):
     amount = forms.CharField(
-        label="Amount (minor units)", max_length=24,
+        label="Amount (minor units)",
+        max_length=24,
         help_text="A signed whole number of minor units (cents): 250 credits 2.50, -250 debits it.",
     )
-    reason = forms.CharField(label="Reason", max_length=MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 3}),
-                             help_text="Recorded on the ledger transaction, with your user name.")
+    reason = forms.CharField(
+        label="Reason",
+        max_length=MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Recorded on the ledger transaction, with your user name.",
+    )
     token = forms.CharField(widget=forms.HiddenInput)
 
     def clean_amount(self) -> int:
@@ -52,7 +58,8 @@ class AdjustmentForm(forms.Form):
         if not _SIGNED_INTEGER_RE.match(text):
             raise forms.ValidationError(
                 "Enter a whole number of minor units, such as 250 or -250: no decimal point, "
-                "no exponent, no currency sign.")
+                "no exponent, no currency sign."
+            )
         amount = int(text)
         if amount == 0:
             raise forms.ValidationError("An adjustment must not be zero.")
@@ -86,14 +93,40 @@ def adjust_token_key(token: str, *, account_id: int, user_id: int) -> str | None
 
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "owner_ref", "system_code", "shard", "currency", "balance", "held", "available",
-                    "status")
+    list_display = (
+        "id",
+        "kind",
+        "owner_ref",
+        "system_code",
+        "shard",
+        "currency",
+        "balance",
+        "held",
+        "available",
+        "status",
+    )
     list_filter = ("kind", "currency", "status")
     search_fields = ("owner_ref",)  # shows the search box; the search itself is get_search_results
     search_help_text = "Account id, owner ref or system code (exact)."
-    fields = ("id", "kind", "owner_ref", "system_code", "shard", "currency", "balance", "held", "available", "status",
-              "allow_negative", "version", "entry_seq", "chain_head", "created_at", "updated_at",
-              "recent_entries")
+    fields = (
+        "id",
+        "kind",
+        "owner_ref",
+        "system_code",
+        "shard",
+        "currency",
+        "balance",
+        "held",
+        "available",
+        "status",
+        "allow_negative",
+        "version",
+        "entry_seq",
+        "chain_head",
+        "created_at",
+        "updated_at",
+        "recent_entries",
+    )
     readonly_fields = fields
     actions = ("freeze_selected", "unfreeze_selected", "adjust_selected")
     change_form_template = "admin/accounts/account/change_form.html"
@@ -118,13 +151,28 @@ class AccountAdmin(ReadOnlyAdmin):
         link = format_html('<p><a href="{}">All {} entries of this account</a></p>', all_url, account.entry_seq)
         if not entries:
             return link
-        rows = format_html_join("", "<tr><td>{}</td><td><a href='{}'>tx#{}</a></td><td>{}</td><td>{}</td>"
-                                    "<td>{}</td><td>{}</td></tr>", (
-            (e.seq, reverse("admin:ledger_transaction_change", args=[e.transaction_id]), e.transaction_id,
-             e.transaction.kind, e.amount, e.balance_after, format_timestamp(e.created_at)) for e in entries))
-        return format_html("<table><thead><tr><th>seq</th><th>transaction</th><th>kind</th><th>amount</th>"
-                           "<th>balance after</th><th>created (UTC)</th></tr></thead><tbody>{}</tbody></table>{}",
-                           rows, link)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td><a href='{}'>tx#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e.seq,
+                    reverse("admin:ledger_transaction_change", args=[e.transaction_id]),
+                    e.transaction_id,
+                    e.transaction.kind,
+                    e.amount,
+                    e.balance_after,
+                    format_timestamp(e.created_at),
+                )
+                for e in entries
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>seq</th><th>transaction</th><th>kind</th><th>amount</th>"
+            "<th>balance after</th><th>created (UTC)</th></tr></thead><tbody>{}</tbody></table>{}",
+            rows,
+            link,
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -154,16 +202,18 @@ class AccountAdmin(ReadOnlyAdmin):
         for account in queryset.order_by("pk"):
             try:
                 with transaction.atomic():
-                    service(client=ADMIN_SCOPE, idempotency_key=f"admin-status:{uuid.uuid4().hex}",
-                            account_id=account.pk)
+                    service(
+                        client=ADMIN_SCOPE, idempotency_key=f"admin-status:{uuid.uuid4().hex}", account_id=account.pk
+                    )
                     self.log_change(request, account, f"{verb.capitalize()} the account.")
             except ApplicationError as refusal:
                 refused.append(f"#{account.pk}: {refusal.message}")
             else:
                 done.append(f"#{account.pk}")
         if done:
-            self.message_user(request, f"{verb.capitalize()} {len(done)} account(s): {', '.join(done)}.",
-                              messages.SUCCESS)
+            self.message_user(
+                request, f"{verb.capitalize()} {len(done)} account(s): {', '.join(done)}.", messages.SUCCESS
+            )
         if refused:
             self.message_user(request, "Refused: " + "; ".join(refused), messages.ERROR)
 
@@ -177,8 +227,9 @@ class AccountAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(reverse("admin:accounts_account_adjust", args=[ids[0]]))
 
     def get_urls(self):
-        adjust = path("<int:account_id>/adjust/", self.admin_site.admin_view(self.adjust_view),
-                      name="accounts_account_adjust")
+        adjust = path(
+            "<int:account_id>/adjust/", self.admin_site.admin_view(self.adjust_view), name="accounts_account_adjust"
+        )
         return [adjust, *super().get_urls()]
 
     def adjust_view(self, request, account_id: int):
@@ -199,38 +250,63 @@ class AccountAdmin(ReadOnlyAdmin):
         key = adjust_token_key(form.cleaned_data["token"], account_id=account.pk, user_id=request.user.pk)
         if key is None:
             form = AdjustmentForm(initial=fresh_token | {k: request.POST.get(k, "") for k in ("amount", "reason")})
-            return self._adjust_page(request, account, form, error="This form has expired or was not issued "
-                                                                   "for this account: check it and submit again.")
+            return self._adjust_page(
+                request,
+                account,
+                form,
+                error="This form has expired or was not issued for this account: check it and submit again.",
+            )
         amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
         try:
             with transaction.atomic():
-                result = account_adjust(actor=request.user.username, idempotency_key=key, account_id=account.pk,
-                                        amount=amount, reason=reason, scope=ADMIN_SCOPE)
+                result = account_adjust(
+                    actor=request.user.username,
+                    idempotency_key=key,
+                    account_id=account.pk,
+                    amount=amount,
+                    reason=reason,
+                    scope=ADMIN_SCOPE,
+                )
                 self._log_adjustment_once(request, account, key, amount, reason, result)
         except ApplicationError as refusal:
             # A refusal is remembered under this token, so a corrected form needs a new one.
             form = AdjustmentForm(initial=fresh_token | {"amount": str(amount), "reason": reason})
             return self._adjust_page(request, account, form, error=f"Refused ({refusal.code}): {refusal.message}")
         tx = result["transaction"]
-        self.message_user(request, f"Adjusted account #{account.pk} by {amount:+d} {account.currency} "
-                                   f"(transaction {tx['id']}); balance now {result['account']['balance']}.",
-                          messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Adjusted account #{account.pk} by {amount:+d} {account.currency} "
+            f"(transaction {tx['id']}); balance now {result['account']['balance']}.",
+            messages.SUCCESS,
+        )
         return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[account.pk]))
 
-    def _log_adjustment_once(self, request, account: Account, key: str, amount: int, reason: str,
-                             result: dict) -> None:
+    def _log_adjustment_once(self, request, account: Account, key: str, amount: int, reason: str, result: dict) -> None:
         """Write the LogEntry unless this key's adjustment was already logged (a double submit gets the
         stored answer; the account row lock taken by the first makes the second see its LogEntry)."""
-        already = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Account),
-                                          object_id=str(account.pk), change_message__contains=key).exists()
+        already = LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(Account),
+            object_id=str(account.pk),
+            change_message__contains=key,
+        ).exists()
         if not already:
             tx_id = result["transaction"]["id"]
-            self.log_change(request, account, f"Manual adjustment {amount:+d} {account.currency}, transaction "
-                                              f"{tx_id} [{key}]: {reason}")
+            self.log_change(
+                request,
+                account,
+                f"Manual adjustment {amount:+d} {account.currency}, transaction {tx_id} [{key}]: {reason}",
+            )
 
     def _adjust_page(self, request, account: Account, form: AdjustmentForm, error: str = "") -> TemplateResponse:
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "original": account,
-                   "account": account, "form": form, "error": error, "title": f"Manual adjustment of {account}"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": account,
+            "account": account,
+            "form": form,
+            "error": error,
+            "title": f"Manual adjustment of {account}",
+        }
         return TemplateResponse(request, "admin/accounts/account/adjust.html", context)
 
 

@@ -3,6 +3,7 @@
 Each view checks its input with a small serializer, calls one service or selector and renders the
 dict it returns. Every mutating call needs an ``Idempotency-Key`` header, scoped by the API client.
 """
+
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -46,22 +47,30 @@ class AccountsView(ApiView):
 
     required_scopes = {"GET": "accounts:read", "POST": "accounts:write"}
 
-    @extend_schema(operation_id="accounts_list", summary="The accounts (wallets and seats) of one owner",
-                   parameters=[s.AccountsListInputSerializer],
-                   responses={200: s.AccountsListOutputSerializer, **READ_ERRORS})
+    @extend_schema(
+        operation_id="accounts_list",
+        summary="The accounts (wallets and seats) of one owner",
+        parameters=[s.AccountsListInputSerializer],
+        responses={200: s.AccountsListOutputSerializer, **READ_ERRORS},
+    )
     def get(self, request):
         params = validated(s.AccountsListInputSerializer, request.query_params)
         result = selectors.accounts_list_by_owner(owner_ref=params["owner_ref"], kind=params.get("kind"))
         return render(s.AccountsListOutputSerializer, result)
 
-    @extend_schema(operation_id="accounts_open", summary="Open a user wallet (one per owner and currency)",
-                   request=s.AccountOpenInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.AccountEnvelopeOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="accounts_open",
+        summary="Open a user wallet (one per owner and currency)",
+        request=s.AccountOpenInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: s.AccountEnvelopeOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request):
         key = idempotency_key_of(request)
         data = validated(s.AccountOpenInputSerializer, request.data)
-        result = services.account_open(client=client_of(request), idempotency_key=key,
-                                       owner_ref=data["owner_ref"], currency=data["currency"])
+        result = services.account_open(
+            client=client_of(request), idempotency_key=key, owner_ref=data["owner_ref"], currency=data["currency"]
+        )
         return render(s.AccountEnvelopeOutputSerializer, result, status=201)
 
 
@@ -70,8 +79,12 @@ class AccountDetailView(ApiView):
 
     required_scopes = {"GET": "accounts:read"}
 
-    @extend_schema(operation_id="accounts_detail", summary="One account, served from the balance cache",
-                   parameters=[_ACCOUNT_ID], responses={200: s.AccountDetailOutputSerializer, **READ_ERRORS})
+    @extend_schema(
+        operation_id="accounts_detail",
+        summary="One account, served from the balance cache",
+        parameters=[_ACCOUNT_ID],
+        responses={200: s.AccountDetailOutputSerializer, **READ_ERRORS},
+    )
     def get(self, request, account_id: int):
         return render(s.AccountDetailOutputSerializer, selectors.account_balance_get(account_id=account_id))
 
@@ -81,8 +94,12 @@ class AccountBalanceView(ApiView):
 
     required_scopes = {"GET": "accounts:read"}
 
-    @extend_schema(operation_id="accounts_balance", summary="Balance, hold and available amount",
-                   parameters=[_ACCOUNT_ID], responses={200: s.BalanceOutputSerializer, **READ_ERRORS})
+    @extend_schema(
+        operation_id="accounts_balance",
+        summary="Balance, hold and available amount",
+        parameters=[_ACCOUNT_ID],
+        responses={200: s.BalanceOutputSerializer, **READ_ERRORS},
+    )
     def get(self, request, account_id: int):
         return render(s.BalanceOutputSerializer, selectors.account_balance_get(account_id=account_id))
 
@@ -96,15 +113,24 @@ class _MovementView(ApiView):
     def post(self, request, account_id: int):
         key = idempotency_key_of(request)
         data = validated(s.MovementInputSerializer, request.data)
-        result = type(self).service(client=client_of(request), idempotency_key=key, account_id=account_id,
-                                    amount=data["amount"], metadata=data.get("metadata"))
+        result = type(self).service(
+            client=client_of(request),
+            idempotency_key=key,
+            account_id=account_id,
+            amount=data["amount"],
+            metadata=data.get("metadata"),
+        )
         return render(s.MovementOutputSerializer, result, status=201)
 
 
 def _movement_schema(operation_id: str, summary: str):
-    return extend_schema(operation_id=operation_id, summary=summary, request=s.MovementInputSerializer,
-                         parameters=[_ACCOUNT_ID, IDEMPOTENCY_KEY_PARAMETER],
-                         responses={201: s.MovementOutputSerializer, **WRITE_ERRORS})
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        request=s.MovementInputSerializer,
+        parameters=[_ACCOUNT_ID, IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: s.MovementOutputSerializer, **WRITE_ERRORS},
+    )
 
 
 @extend_schema_view(post=_movement_schema("accounts_deposit", "Credit a wallet with money arriving from a payment"))
@@ -114,8 +140,9 @@ class AccountDepositView(_MovementView):
     service = staticmethod(services.account_deposit)
 
 
-@extend_schema_view(post=_movement_schema("accounts_withdraw",
-                                         "Debit a wallet for a payout (refused beyond the available balance)"))
+@extend_schema_view(
+    post=_movement_schema("accounts_withdraw", "Debit a wallet for a payout (refused beyond the available balance)")
+)
 class AccountWithdrawView(_MovementView):
     """Debit the wallet to the external-funds account; refused beyond the available balance."""
 
@@ -127,16 +154,24 @@ class TransferView(ApiView):
 
     required_scopes = {"POST": "transfers:write"}
 
-    @extend_schema(operation_id="transfers_create", summary="Move money between two wallets of one currency",
-                   request=s.TransferInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.TransferOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="transfers_create",
+        summary="Move money between two wallets of one currency",
+        request=s.TransferInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: s.TransferOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request):
         key = idempotency_key_of(request)
         data = validated(s.TransferInputSerializer, request.data)
-        result = services.account_transfer(client=client_of(request), idempotency_key=key,
-                                           from_account_id=data["from_account_id"],
-                                           to_account_id=data["to_account_id"],
-                                           amount=data["amount"], metadata=data.get("metadata"))
+        result = services.account_transfer(
+            client=client_of(request),
+            idempotency_key=key,
+            from_account_id=data["from_account_id"],
+            to_account_id=data["to_account_id"],
+            amount=data["amount"],
+            metadata=data.get("metadata"),
+        )
         return render(s.TransferOutputSerializer, result, status=201)
 
 
@@ -154,13 +189,18 @@ class _StatusView(ApiView):
 
 
 def _status_schema(operation_id: str, summary: str):
-    return extend_schema(operation_id=operation_id, summary=summary, request=None,
-                         parameters=[_ACCOUNT_ID, IDEMPOTENCY_KEY_PARAMETER],
-                         responses={200: s.AccountEnvelopeOutputSerializer, **WRITE_ERRORS})
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        request=None,
+        parameters=[_ACCOUNT_ID, IDEMPOTENCY_KEY_PARAMETER],
+        responses={200: s.AccountEnvelopeOutputSerializer, **WRITE_ERRORS},
+    )
 
 
-@extend_schema_view(post=_status_schema("accounts_freeze",
-                                       "Freeze an account: no money moves in or out until unfrozen"))
+@extend_schema_view(
+    post=_status_schema("accounts_freeze", "Freeze an account: no money moves in or out until unfrozen")
+)
 class AccountFreezeView(_StatusView):
     """No money moves in or out of a frozen account until it is unfrozen."""
 
@@ -186,13 +226,17 @@ class AccountTransactionsView(ApiView):
 
     required_scopes = {"GET": "accounts:read"}
 
-    @extend_schema(operation_id="accounts_transactions", summary="The account's entries, newest first",
-                   parameters=[_ACCOUNT_ID, s.TransactionsListInputSerializer],
-                   responses={200: s.TransactionsPageOutputSerializer, **READ_ERRORS})
+    @extend_schema(
+        operation_id="accounts_transactions",
+        summary="The account's entries, newest first",
+        parameters=[_ACCOUNT_ID, s.TransactionsListInputSerializer],
+        responses={200: s.TransactionsPageOutputSerializer, **READ_ERRORS},
+    )
     def get(self, request, account_id: int):
         params = validated(s.TransactionsListInputSerializer, request.query_params)
-        result = selectors.account_transactions_list(account_id=account_id, cursor=params.get("cursor"),
-                                                     limit=params["limit"])
+        result = selectors.account_transactions_list(
+            account_id=account_id, cursor=params.get("cursor"), limit=params["limit"]
+        )
         return render(s.TransactionsPageOutputSerializer, result)
 
 
@@ -201,10 +245,12 @@ class AccountStatementView(ApiView):
 
     required_scopes = {"GET": "accounts:read"}
 
-    @extend_schema(operation_id="accounts_statement",
-                   summary="Opening and closing balance, totals in and out and the entries of a period",
-                   parameters=[_ACCOUNT_ID, s.StatementInputSerializer],
-                   responses={200: s.StatementOutputSerializer, **READ_ERRORS})
+    @extend_schema(
+        operation_id="accounts_statement",
+        summary="Opening and closing balance, totals in and out and the entries of a period",
+        parameters=[_ACCOUNT_ID, s.StatementInputSerializer],
+        responses={200: s.StatementOutputSerializer, **READ_ERRORS},
+    )
     def get(self, request, account_id: int):
         params = validated(s.StatementInputSerializer, request.query_params)
         result = selectors.account_statement(account_id=account_id, start=params.get("from"), end=params.get("to"))

@@ -4,6 +4,7 @@ A view declares ``required_scopes = {"GET": "accounts:read", "POST": "payments:w
 missing from the map is refused. ``request.auth`` is the ``ApiKey``; ``request.auth.client`` is the
 idempotency scope.
 """
+
 from __future__ import annotations
 
 from rest_framework import exceptions

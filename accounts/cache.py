@@ -3,6 +3,7 @@ version, so two commits whose callbacks run out of order cannot leave the older 
 
 Nothing that moves money reads from here: postings read the locked row.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,8 +74,9 @@ def balance_cache_put_many(rows: list[dict[str, Any]]) -> None:
             backend = shared_cache()
             pipe = client.pipeline(transaction=False)
             for data in rows:
-                pipe.eval(_SET_IF_NEWER_LUA, 1, backend.make_key(_key(data["id"])), data["version"],
-                          json.dumps(data), ttl)
+                pipe.eval(
+                    _SET_IF_NEWER_LUA, 1, backend.make_key(_key(data["id"])), data["version"], json.dumps(data), ttl
+                )
             pipe.execute()
             return
         with _LOCAL_LOCK:

@@ -1,4 +1,5 @@
 """gRPC adapters for account reads: the same selectors as the HTTP views."""
+
 from __future__ import annotations
 
 from accounts.selectors import account_balance_get, account_transactions_list, wallet_balance_get
@@ -17,12 +18,13 @@ class AccountsServicer:
         elif target == "wallet":
             result = wallet_balance_get(user_id=request.wallet.user_id, currency=request.wallet.currency)
         else:
-            raise ApplicationError("invalid_request", "GetBalance needs an account_id or a wallet",
-                                   {"field": "target"})
+            raise ApplicationError("invalid_request", "GetBalance needs an account_id or a wallet", {"field": "target"})
         return pb.GetBalanceResponse(account=account_pb(result), source=result.get("source", ""))
 
     def ListTransactions(self, request: pb.ListTransactionsRequest, context) -> pb.ListTransactionsResponse:
-        result = account_transactions_list(account_id=request.account_id, cursor=request.cursor or None,
-                                           limit=request.limit or DEFAULT_PAGE_SIZE)
-        return pb.ListTransactionsResponse(items=[ledger_item_pb(item) for item in result["items"]],
-                                           next_cursor=result.get("next_cursor") or "")
+        result = account_transactions_list(
+            account_id=request.account_id, cursor=request.cursor or None, limit=request.limit or DEFAULT_PAGE_SIZE
+        )
+        return pb.ListTransactionsResponse(
+            items=[ledger_item_pb(item) for item in result["items"]], next_cursor=result.get("next_cursor") or ""
+        )

@@ -1,4 +1,5 @@
 """API keys and gRPC service tokens: one credential model, one set of scopes, for every channel."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,9 @@ def api_key_create(*, client: str, scopes: list[str]) -> tuple[str, ApiKey]:
     """Create a key for ``client`` and return (the key, shown once, and its record)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
-        raise ApplicationError("invalid_request", f"unknown scopes: {', '.join(unknown)}",
-                               {"unknown": unknown, "known": sorted(SCOPES)})
+        raise ApplicationError(
+            "invalid_request", f"unknown scopes: {', '.join(unknown)}", {"unknown": unknown, "known": sorted(SCOPES)}
+        )
     if not client or len(client) > 64:
         raise ApplicationError("invalid_request", "client must be 1 to 64 characters", {"field": "client"})
     prefix = secrets.token_hex(4)
@@ -89,8 +91,9 @@ class ApiKeyCache:
 
 def api_key_require(record: ApiKey, scope: str) -> None:
     if scope not in record.scopes:
-        raise ApplicationError("permission_denied", f"this key lacks the scope {scope}",
-                               {"required_scope": scope, "client": record.client})
+        raise ApplicationError(
+            "permission_denied", f"this key lacks the scope {scope}", {"required_scope": scope, "client": record.client}
+        )
 
 
 def _digest(raw: str) -> str:

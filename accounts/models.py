@@ -1,4 +1,5 @@
 """Accounts hold money; API keys identify the callers that move it."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -27,8 +28,9 @@ class Account(models.Model):
         RAKE = "rake", "rake revenue"
 
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    owner_ref = models.CharField(max_length=128, blank=True, default="", db_index=True,
-                                 help_text="External user id for user and seat accounts.")
+    owner_ref = models.CharField(
+        max_length=128, blank=True, default="", db_index=True, help_text="External user id for user and seat accounts."
+    )
     system_code = models.CharField(max_length=32, blank=True, default="", choices=SystemCode.choices)
     # A house account may be split into shards, each its own row, lock and chain: every settlement
     # credits the rake, and one rake row per currency made every table's settlements wait on one
@@ -63,19 +65,23 @@ class Account(models.Model):
                 condition=Q(allow_negative=False) | Q(kind="system", system_code="external"),
                 name="account_only_external_may_go_negative",
             ),
-            models.CheckConstraint(condition=Q(version__gte=0) & Q(entry_seq__gte=0),
-                                   name="account_counters_not_negative"),
+            models.CheckConstraint(
+                condition=Q(version__gte=0) & Q(entry_seq__gte=0), name="account_counters_not_negative"
+            ),
             models.CheckConstraint(condition=Q(kind__in=["user", "seat", "system"]), name="account_kind_valid"),
-            models.CheckConstraint(condition=Q(status__in=["active", "frozen", "closed"]),
-                                   name="account_status_valid"),
+            models.CheckConstraint(condition=Q(status__in=["active", "frozen", "closed"]), name="account_status_valid"),
             models.CheckConstraint(
                 condition=(Q(kind="system") & ~Q(system_code="")) | (~Q(kind="system") & Q(system_code="")),
                 name="account_system_code_iff_system",
             ),
-            models.UniqueConstraint(fields=["owner_ref", "currency"], condition=Q(kind="user"),
-                                    name="account_one_wallet_per_owner_currency"),
-            models.UniqueConstraint(fields=["system_code", "currency", "shard"], condition=Q(kind="system"),
-                                    name="account_one_system_account_per_code_currency_shard"),
+            models.UniqueConstraint(
+                fields=["owner_ref", "currency"], condition=Q(kind="user"), name="account_one_wallet_per_owner_currency"
+            ),
+            models.UniqueConstraint(
+                fields=["system_code", "currency", "shard"],
+                condition=Q(kind="system"),
+                name="account_one_system_account_per_code_currency_shard",
+            ),
             models.CheckConstraint(condition=Q(kind="system") | Q(shard=0), name="account_shard_only_system"),
         ]
 

@@ -1,4 +1,5 @@
 """Read-only account queries, shared by HTTP and gRPC. Nothing here locks or moves money."""
+
 from __future__ import annotations
 
 import base64
@@ -15,8 +16,8 @@ from accounts.cache import balance_cache_get, balance_cache_put
 from accounts.models import Account
 from accounts.results import account_result
 from balance_project.errors import ApplicationError
-from balance_project.shared_cache import shared_cache
 from balance_project.money import INT64_MAX, parse_currency
+from balance_project.shared_cache import shared_cache
 from ledger.chain import format_timestamp
 from ledger.models import Entry
 
@@ -71,14 +72,21 @@ def wallet_balance_get(*, user_id: str, currency: str) -> dict[str, Any]:
         except ApplicationError:
             found = None
         if found is not None and (found["kind"], found["owner_ref"], found["currency"]) == (
-                Account.Kind.USER, user_id, currency):
+            Account.Kind.USER,
+            user_id,
+            currency,
+        ):
             return found
         _WALLET_IDS.pop((user_id, currency), None)  # not that wallet any more (a test database reset)
-    account_id = (Account.objects.filter(kind=Account.Kind.USER, owner_ref=user_id, currency=currency)
-                  .values_list("pk", flat=True).first())
+    account_id = (
+        Account.objects.filter(kind=Account.Kind.USER, owner_ref=user_id, currency=currency)
+        .values_list("pk", flat=True)
+        .first()
+    )
     if account_id is None:
-        raise ApplicationError("account_not_found", f"{user_id} has no {currency} wallet",
-                               {"user_id": user_id, "currency": currency})
+        raise ApplicationError(
+            "account_not_found", f"{user_id} has no {currency} wallet", {"user_id": user_id, "currency": currency}
+        )
     if len(_WALLET_IDS) >= _WALLET_IDS_MAX:
         _WALLET_IDS.clear()
     _WALLET_IDS[(user_id, currency)] = account_id
@@ -93,8 +101,9 @@ def account_transactions_list(*, account_id: int, cursor: str | None = None, lim
     the pages land before its first page and never shift or repeat the later ones.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= TRANSACTIONS_MAX_LIMIT:
-        raise ApplicationError("invalid_request", f"limit must be an integer from 1 to {TRANSACTIONS_MAX_LIMIT}",
-                               {"field": "limit"})
+        raise ApplicationError(
+            "invalid_request", f"limit must be an integer from 1 to {TRANSACTIONS_MAX_LIMIT}", {"field": "limit"}
+        )
     _account(account_id)
     entries = Entry.objects.filter(account_id=account_id)
     if cursor:
@@ -123,8 +132,9 @@ def account_statement(*, account_id: int, start: datetime | None = None, end: da
     before_end = entries.filter(created_at__lt=end)
     period = before_end.filter(created_at__gte=start) if start is not None else before_end
     opening = _balance_after_last(entries.filter(created_at__lt=start)) if start is not None else 0
-    totals = period.aggregate(total_in=Sum("amount", filter=Q(amount__gt=0)),
-                              total_out=Sum("amount", filter=Q(amount__lt=0)))
+    totals = period.aggregate(
+        total_in=Sum("amount", filter=Q(amount__gt=0)), total_out=Sum("amount", filter=Q(amount__lt=0))
+    )
     listed = list(period.select_related("transaction").order_by("seq")[: STATEMENT_MAX_ENTRIES + 1])
     count = period.count() if len(listed) > STATEMENT_MAX_ENTRIES else len(listed)
     return {
@@ -187,5 +197,6 @@ def _cursor_decode(cursor: str, *, account_id: int) -> int:
             raise ValueError(cursor)
         return int(seq)
     except (ValueError, UnicodeError, binascii.Error):
-        raise ApplicationError("invalid_request", "the cursor is not valid for this account",
-                               {"field": "cursor"}) from None
+        raise ApplicationError(
+            "invalid_request", "the cursor is not valid for this account", {"field": "cursor"}
+        ) from None

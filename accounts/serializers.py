@@ -4,12 +4,12 @@ Input fields are strict about JSON types and leave money to the services: an amo
 untouched, so ``parse_amount`` alone decides (and a float such as ``10.0`` or ``1e3`` is refused
 there as ``invalid_amount``, never rounded into an integer by a serializer field).
 """
+
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.utils.dateparse import parse_date, parse_datetime
@@ -33,7 +33,6 @@ _AMOUNT_SCHEMA = {
 # Refuses fields it does not know: a typo such as ``ammount`` is an error, not a silent default.
 # (A comment, not a docstring: the OpenAPI generator would show it on every input schema.)
 class StrictSerializer(serializers.Serializer):
-
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
             unknown = sorted(set(data) - set(self.fields))
@@ -84,8 +83,13 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field({"type": "object", "additionalProperties": True,
-                      "description": "Free-form JSON object under 4 KiB; no floating-point numbers."})
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "Free-form JSON object under 4 KiB; no floating-point numbers.",
+    }
+)
 class MetadataField(serializers.Field):
     default_error_messages = {
         "invalid": "must be a JSON object",
@@ -136,19 +140,20 @@ class PeriodBoundField(serializers.Field):
                 day = parse_date(text)
                 if self.end_of_day:
                     day += timedelta(days=1)
-                return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+                return datetime.combine(day, time.min, tzinfo=UTC)
             moment = parse_datetime(text)
         except (ValueError, OverflowError):
             self.fail("invalid")
         if moment is None:
             self.fail("invalid")
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt_timezone.utc)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
     def to_representation(self, value):
         return value
 
 
 # --- Inputs ---------------------------------------------------------------------------------------
+
 
 class AccountOpenInputSerializer(StrictSerializer):
     owner_ref = StrictCharField(max_length=128, help_text="External user id.")
@@ -191,12 +196,16 @@ class StatementInputSerializer(serializers.Serializer):
         # "from" is a Python keyword, so the fields are named here rather than declared.
         return {
             "from": PeriodBoundField(required=False, help_text="Start, inclusive. Default: the first entry."),
-            "to": PeriodBoundField(required=False, end_of_day=True,
-                                   help_text="End, exclusive (a date means the end of that day). Default: now."),
+            "to": PeriodBoundField(
+                required=False,
+                end_of_day=True,
+                help_text="End, exclusive (a date means the end of that day). Default: now.",
+            ),
         }
 
 
 # --- Outputs (documentation and rendering of the services' dicts) ---------------------------------
+
 
 @extend_schema_field(OpenApiTypes.INT64)
 class Int64Field(serializers.IntegerField):
@@ -276,8 +285,9 @@ class EntryOutputSerializer(serializers.Serializer):
 
 class TransactionsPageOutputSerializer(serializers.Serializer):
     items = EntryOutputSerializer(many=True)
-    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as cursor for the next page; "
-                                                                   "null on the last page.")
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as cursor for the next page; null on the last page."
+    )
 
 
 class StatementOutputSerializer(serializers.Serializer):

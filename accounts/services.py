@@ -4,6 +4,7 @@ Every function here is the one implementation behind HTTP, gRPC, admin and jobs.
 one takes the caller (``client``, the idempotency scope) and an ``idempotency_key``; it validates
 its input first (nothing is stored for malformed input), then runs once per key.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,14 @@ from ledger.idempotency import idempotent
 from ledger.models import Transaction
 from ledger.rows import AccountRow
 from ledger.services import (
-    Leg, account_require, account_status_set, accounts_of, accounts_select, system_account_lock,
-    system_account_where, transaction_post,
+    Leg,
+    account_require,
+    account_status_set,
+    accounts_of,
+    accounts_select,
+    system_account_lock,
+    system_account_where,
+    transaction_post,
 )
 from ledger.work import Work
 
@@ -50,44 +57,74 @@ def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency:
     def execute(work: Work) -> dict[str, Any]:
         existing = Account.objects.filter(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency).first()
         if existing is not None:
-            raise ApplicationError("account_exists", f"{owner_ref} already has a {currency} wallet",
-                                   {"account_id": existing.pk})
+            raise ApplicationError(
+                "account_exists", f"{owner_ref} already has a {currency} wallet", {"account_id": existing.pk}
+            )
         try:
             with transaction.atomic():
                 account = Account.objects.create(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency)
         except IntegrityError:
             existing = Account.objects.get(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency)
-            raise ApplicationError("account_exists", f"{owner_ref} already has a {currency} wallet",
-                                   {"account_id": existing.pk})
+            raise ApplicationError(
+                "account_exists", f"{owner_ref} already has a {currency} wallet", {"account_id": existing.pk}
+            )
         return {"account": account_result(account)}
 
-    return idempotent(scope=client, key=idempotency_key, operation="account_open",
-                      params={"owner_ref": owner_ref, "currency": currency}, execute=execute, orm=True)
+    return idempotent(
+        scope=client,
+        key=idempotency_key,
+        operation="account_open",
+        params={"owner_ref": owner_ref, "currency": currency},
+        execute=execute,
+        orm=True,
+    )
 
 
-def account_deposit(*, client: str, idempotency_key: str, account_id: int, amount: Any,
-                    metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def account_deposit(
+    *, client: str, idempotency_key: str, account_id: int, amount: Any, metadata: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Credit a user wallet from the external-funds account (money arriving from a payment)."""
     amount = parse_amount(amount)
-    return _external_movement(client=client, key=idempotency_key, account_id=account_id, amount=amount,
-                              kind=Transaction.Kind.DEPOSIT, metadata=metadata)
+    return _external_movement(
+        client=client,
+        key=idempotency_key,
+        account_id=account_id,
+        amount=amount,
+        kind=Transaction.Kind.DEPOSIT,
+        metadata=metadata,
+    )
 
 
-def account_withdraw(*, client: str, idempotency_key: str, account_id: int, amount: Any,
-                     metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def account_withdraw(
+    *, client: str, idempotency_key: str, account_id: int, amount: Any, metadata: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Debit a user wallet to the external-funds account. Refused beyond the available balance."""
     amount = parse_amount(amount)
-    return _external_movement(client=client, key=idempotency_key, account_id=account_id, amount=-amount,
-                              kind=Transaction.Kind.WITHDRAWAL, metadata=metadata)
+    return _external_movement(
+        client=client,
+        key=idempotency_key,
+        account_id=account_id,
+        amount=-amount,
+        kind=Transaction.Kind.WITHDRAWAL,
+        metadata=metadata,
+    )
 
 
-def account_transfer(*, client: str, idempotency_key: str, from_account_id: int, to_account_id: int,
-                     amount: Any, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def account_transfer(
+    *,
+    client: str,
+    idempotency_key: str,
+    from_account_id: int,
+    to_account_id: int,
+    amount: Any,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Move money between two user wallets of one currency."""
     amount = parse_amount(amount)
     if from_account_id == to_account_id:
-        raise ApplicationError("invalid_request", "a transfer needs two different accounts",
-                               {"account_id": from_account_id})
+        raise ApplicationError(
+            "invalid_request", "a transfer needs two different accounts", {"account_id": from_account_id}
+        )
     metadata = _metadata_check(metadata)
 
     def execute(work: Work) -> dict[str, Any]:
@@ -97,18 +134,29 @@ def account_transfer(*, client: str, idempotency_key: str, from_account_id: int,
         accounts = accounts_of(found)
         for account_id in (from_account_id, to_account_id):
             _require_kind(account_require(accounts, account_id), Account.Kind.USER)
-        tx = transaction_post(work, transaction_id=work.ids(tx_ids)[0], kind=Transaction.Kind.TRANSFER, actor=client,
-                              metadata=metadata, accounts=accounts,
-                              legs=[Leg(from_account_id, -amount), Leg(to_account_id, amount)])
+        tx = transaction_post(
+            work,
+            transaction_id=work.ids(tx_ids)[0],
+            kind=Transaction.Kind.TRANSFER,
+            actor=client,
+            metadata=metadata,
+            accounts=accounts,
+            legs=[Leg(from_account_id, -amount), Leg(to_account_id, amount)],
+        )
         return {"transaction": transaction_result(tx)}
 
-    return idempotent(scope=client, key=idempotency_key, operation="transfer",
-                      params={"from": from_account_id, "to": to_account_id, "amount": amount, "metadata": metadata},
-                      execute=execute)
+    return idempotent(
+        scope=client,
+        key=idempotency_key,
+        operation="transfer",
+        params={"from": from_account_id, "to": to_account_id, "amount": amount, "metadata": metadata},
+        execute=execute,
+    )
 
 
-def account_adjust(*, actor: str, idempotency_key: str, account_id: int, amount: int, reason: str,
-                   scope: str = "admin") -> dict[str, Any]:
+def account_adjust(
+    *, actor: str, idempotency_key: str, account_id: int, amount: int, reason: str, scope: str = "admin"
+) -> dict[str, Any]:
     """A manual reconciliation adjustment (signed ``amount``) of a user wallet against the
     external-funds account.
 
@@ -117,19 +165,32 @@ def account_adjust(*, actor: str, idempotency_key: str, account_id: int, amount:
     actor are recorded on the transaction, in the same database transaction as the move.
     """
     if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
-        raise ApplicationError("invalid_amount", "an adjustment is a non-zero integer of minor units",
-                               {"field": "amount"})
+        raise ApplicationError(
+            "invalid_amount", "an adjustment is a non-zero integer of minor units", {"field": "amount"}
+        )
     parse_amount(abs(amount))
     reason = (reason or "").strip()
     if not reason:
         raise ApplicationError("invalid_request", "an adjustment needs a reason", {"field": "reason"})
 
     def execute(work: Work) -> dict[str, Any]:
-        return _post_against_external(work, account_id=account_id, amount=amount, kind=Transaction.Kind.ADJUSTMENT,
-                                      actor=actor, metadata={"reason": reason, "actor": actor}, allow_frozen=True)
+        return _post_against_external(
+            work,
+            account_id=account_id,
+            amount=amount,
+            kind=Transaction.Kind.ADJUSTMENT,
+            actor=actor,
+            metadata={"reason": reason, "actor": actor},
+            allow_frozen=True,
+        )
 
-    return idempotent(scope=scope, key=idempotency_key, operation="adjust",
-                      params={"account_id": account_id, "amount": amount, "reason": reason}, execute=execute)
+    return idempotent(
+        scope=scope,
+        key=idempotency_key,
+        operation="adjust",
+        params={"account_id": account_id, "amount": amount, "reason": reason},
+        execute=execute,
+    )
 
 
 def account_freeze(*, client: str, idempotency_key: str, account_id: int) -> dict[str, Any]:
@@ -160,37 +221,58 @@ def _status_change(client: str, key: str, account_id: int, status: str) -> dict[
         if account.status == Account.Status.CLOSED:
             raise ApplicationError("account_closed", f"account {account_id} is closed", {"account_id": account_id})
         if status == Account.Status.CLOSED and (account.balance != 0 or account.held != 0):
-            raise ApplicationError("account_not_empty", f"account {account_id} still holds money",
-                                   {"account_id": account_id, "balance": account.balance, "held": account.held})
+            raise ApplicationError(
+                "account_not_empty",
+                f"account {account_id} still holds money",
+                {"account_id": account_id, "balance": account.balance, "held": account.held},
+            )
         if account.status != status:
             account_status_set(work, account=account, status=status)
         return {"account": account_result(account)}
 
-    return idempotent(scope=client, key=key, operation=f"account_status:{status}",
-                      params={"account_id": account_id}, execute=execute)
+    return idempotent(
+        scope=client, key=key, operation=f"account_status:{status}", params={"account_id": account_id}, execute=execute
+    )
 
 
-def _external_movement(*, client: str, key: str, account_id: int, amount: int, kind: str,
-                       metadata: dict[str, Any] | None) -> dict[str, Any]:
+def _external_movement(
+    *, client: str, key: str, account_id: int, amount: int, kind: str, metadata: dict[str, Any] | None
+) -> dict[str, Any]:
     metadata = _metadata_check(metadata)
 
     def execute(work: Work) -> dict[str, Any]:
-        return _post_against_external(work, account_id=account_id, amount=amount, kind=kind, actor=client,
-                                      metadata=metadata)
+        return _post_against_external(
+            work, account_id=account_id, amount=amount, kind=kind, actor=client, metadata=metadata
+        )
 
-    return idempotent(scope=client, key=key, operation=str(kind),
-                      params={"account_id": account_id, "amount": abs(amount), "metadata": metadata},
-                      execute=execute)
+    return idempotent(
+        scope=client,
+        key=key,
+        operation=str(kind),
+        params={"account_id": account_id, "amount": abs(amount), "metadata": metadata},
+        execute=execute,
+    )
 
 
-def _post_against_external(work: Work, *, account_id: int, amount: int, kind: str, actor: str,
-                           metadata: dict[str, Any], allow_frozen: bool = False) -> dict[str, Any]:
+def _post_against_external(
+    work: Work,
+    *,
+    account_id: int,
+    amount: int,
+    kind: str,
+    actor: str,
+    metadata: dict[str, Any],
+    allow_frozen: bool = False,
+) -> dict[str, Any]:
     """Lock the wallet and its external-funds shard (one statement, ascending id), then post
     ``amount`` to the wallet against the shard. -> {"transaction", "account"}"""
     shard = external_shard(account_id)
     tx_ids = work.next_ids("ledger_transaction")
-    external_where = system_account_where(code=Account.SystemCode.EXTERNAL, shard_sql="%s",
-                                          currency_sql="(SELECT currency FROM accounts_account WHERE id = %s)")
+    external_where = system_account_where(
+        code=Account.SystemCode.EXTERNAL,
+        shard_sql="%s",
+        currency_sql="(SELECT currency FROM accounts_account WHERE id = %s)",
+    )
     # Parameters in the order the SQL names them: the wallet, then the shard's currency and number.
     found = accounts_select(work, f"id = %s OR {external_where}", [account_id, account_id, shard])
     work.send()
@@ -200,23 +282,34 @@ def _post_against_external(work: Work, *, account_id: int, amount: int, kind: st
     if external is None:
         external = system_account_lock(work, code=Account.SystemCode.EXTERNAL, currency=wallet.currency, shard=shard)
         accounts[external.id] = external
-    tx = transaction_post(work, transaction_id=work.ids(tx_ids)[0], kind=kind, actor=actor, metadata=metadata,
-                          accounts=accounts, allow_frozen=allow_frozen,
-                          legs=[Leg(account_id, amount), Leg(external.id, -amount)])
+    tx = transaction_post(
+        work,
+        transaction_id=work.ids(tx_ids)[0],
+        kind=kind,
+        actor=actor,
+        metadata=metadata,
+        accounts=accounts,
+        allow_frozen=allow_frozen,
+        legs=[Leg(account_id, amount), Leg(external.id, -amount)],
+    )
     return {"transaction": transaction_result(tx), "account": account_result(wallet)}
 
 
 def _require_kind(account: AccountRow, kind: str) -> AccountRow:
     if account.kind != kind:
-        raise ApplicationError("invalid_request", f"account {account.id} is not a {kind} account",
-                               {"account_id": account.id, "kind": account.kind})
+        raise ApplicationError(
+            "invalid_request",
+            f"account {account.id} is not a {kind} account",
+            {"account_id": account.id, "kind": account.kind},
+        )
     return account
 
 
 def _owner_ref_check(owner_ref: Any) -> str:
     if not isinstance(owner_ref, str) or not owner_ref.strip() or len(owner_ref) > MAX_OWNER_REF:
-        raise ApplicationError("invalid_request", f"owner_ref must be 1 to {MAX_OWNER_REF} characters",
-                               {"field": "owner_ref"})
+        raise ApplicationError(
+            "invalid_request", f"owner_ref must be 1 to {MAX_OWNER_REF} characters", {"field": "owner_ref"}
+        )
     return owner_ref.strip()
 
 

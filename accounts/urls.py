@@ -1,4 +1,5 @@
 """HTTP routes of the accounts app, mounted under /api/v1/."""
+
 from django.urls import path
 
 import balance_project.converters  # noqa: F401  (registers id64)
@@ -13,8 +14,7 @@ urlpatterns: list = [
     path("accounts/<id64:account_id>/freeze", api.AccountFreezeView.as_view(), name="account-freeze"),
     path("accounts/<id64:account_id>/unfreeze", api.AccountUnfreezeView.as_view(), name="account-unfreeze"),
     path("accounts/<id64:account_id>/close", api.AccountCloseView.as_view(), name="account-close"),
-    path("accounts/<id64:account_id>/transactions", api.AccountTransactionsView.as_view(),
-         name="account-transactions"),
+    path("accounts/<id64:account_id>/transactions", api.AccountTransactionsView.as_view(), name="account-transactions"),
     path("accounts/<id64:account_id>/statement", api.AccountStatementView.as_view(), name="account-statement"),
     path("transfers", api.TransferView.as_view(), name="transfers"),
 ]

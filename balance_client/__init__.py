@@ -7,6 +7,7 @@
 
 The generated messages live in balance_client._pb (``make proto``); ``balance_client.pb`` names them.
 """
+
 from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client.client import BalanceClient, RetryPolicy
 from balance_client.errors import BalanceError
@@ -14,5 +15,14 @@ from balance_client.keys import idempotency_key
 from balance_client.reconciliation import ReconciliationLog
 from balance_client.rollout import BalanceGate, Decision, RolloutMode
 
-__all__ = ["BalanceClient", "BalanceError", "BalanceGate", "Decision", "ReconciliationLog", "RetryPolicy",
-           "RolloutMode", "idempotency_key", "pb"]
+__all__ = [
+    "BalanceClient",
+    "BalanceError",
+    "BalanceGate",
+    "Decision",
+    "ReconciliationLog",
+    "RetryPolicy",
+    "RolloutMode",
+    "idempotency_key",
+    "pb",
+]

@@ -6,6 +6,7 @@ the same idempotency key, so a retry can never apply an operation twice; ABORTED
 ``idempotency_conflict`` is final (the key was used for a different request: retrying cannot help).
 Answers are the generated messages (balance_client.pb), whose .pyi stubs type them.
 """
+
 from __future__ import annotations
 
 import random
@@ -41,14 +42,22 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(max, initial * multiplier ** n)]."""
-        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** retry_number)
+        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier**retry_number)
         return rng.uniform(0, ceiling)
 
 
 class BalanceClient:
-    def __init__(self, target: str, token: str, *, timeout: float = 2.0, retry: RetryPolicy | None = None,
-                 channel: grpc.Channel | None = None, sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        target: str,
+        token: str,
+        *,
+        timeout: float = 2.0,
+        retry: RetryPolicy | None = None,
+        channel: grpc.Channel | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ):
         self.target = target
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -61,7 +70,7 @@ class BalanceClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "BalanceClient":
+    def __enter__(self) -> BalanceClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -69,16 +78,23 @@ class BalanceClient:
 
     # ---- reads ----------------------------------------------------------------------------------
 
-    def get_balance(self, *, account_id: int | None = None, user_id: str | None = None,
-                    currency: str | None = None, timeout: float | None = None) -> pb.GetBalanceResponse:
+    def get_balance(
+        self,
+        *,
+        account_id: int | None = None,
+        user_id: str | None = None,
+        currency: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.GetBalanceResponse:
         if account_id is not None:
             request = pb.GetBalanceRequest(account_id=account_id)
         else:
             request = pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user_id or "", currency=currency or ""))
         return self._call("GetBalance", request, timeout)
 
-    def list_transactions(self, *, account_id: int, cursor: str = "", limit: int = 0,
-                          timeout: float | None = None) -> pb.ListTransactionsResponse:
+    def list_transactions(
+        self, *, account_id: int, cursor: str = "", limit: int = 0, timeout: float | None = None
+    ) -> pb.ListTransactionsResponse:
         request = pb.ListTransactionsRequest(account_id=account_id, cursor=cursor, limit=limit)
         return self._call("ListTransactions", request, timeout)
 
@@ -90,57 +106,128 @@ class BalanceClient:
 
     # ---- mutations: the key is made once here and reused by every retry --------------------------
 
-    def reserve(self, *, user_id: str, table_id: str, amount: int, ttl_seconds: int | None = None,
-                idempotency_key: str | None = None, timeout: float | None = None) -> pb.ReservationResponse:
-        request = pb.ReserveRequest(idempotency_key=idempotency_key or _key("reserve", table_id, user_id),
-                                    user_id=user_id, table_id=table_id, amount=amount, ttl_seconds=ttl_seconds)
+    def reserve(
+        self,
+        *,
+        user_id: str,
+        table_id: str,
+        amount: int,
+        ttl_seconds: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.ReservationResponse:
+        request = pb.ReserveRequest(
+            idempotency_key=idempotency_key or _key("reserve", table_id, user_id),
+            user_id=user_id,
+            table_id=table_id,
+            amount=amount,
+            ttl_seconds=ttl_seconds,
+        )
         return self._call("Reserve", request, timeout)
 
-    def commit_reservation(self, *, reservation_id: int, amount: int | None = None, table_id: str = "",
-                           user_id: str = "", idempotency_key: str | None = None,
-                           timeout: float | None = None) -> pb.CommitReservationResponse:
+    def commit_reservation(
+        self,
+        *,
+        reservation_id: int,
+        amount: int | None = None,
+        table_id: str = "",
+        user_id: str = "",
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.CommitReservationResponse:
         key = idempotency_key or _key("commit_reservation", table_id or f"reservation-{reservation_id}", user_id)
         request = pb.CommitReservationRequest(idempotency_key=key, reservation_id=reservation_id, amount=amount)
         return self._call("CommitReservation", request, timeout)
 
-    def release_reservation(self, *, reservation_id: int, reason: str = "", table_id: str = "",
-                            user_id: str = "", idempotency_key: str | None = None,
-                            timeout: float | None = None) -> pb.ReservationResponse:
+    def release_reservation(
+        self,
+        *,
+        reservation_id: int,
+        reason: str = "",
+        table_id: str = "",
+        user_id: str = "",
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.ReservationResponse:
         key = idempotency_key or _key("release_reservation", table_id or f"reservation-{reservation_id}", user_id)
         request = pb.ReleaseReservationRequest(idempotency_key=key, reservation_id=reservation_id, reason=reason)
         return self._call("ReleaseReservation", request, timeout)
 
-    def open_table(self, *, table_id: str, currency: str, idempotency_key: str | None = None,
-                   timeout: float | None = None) -> pb.TableResponse:
-        request = pb.OpenTableRequest(idempotency_key=idempotency_key or _key("open_table", table_id),
-                                      table_id=table_id, currency=currency)
+    def open_table(
+        self, *, table_id: str, currency: str, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> pb.TableResponse:
+        request = pb.OpenTableRequest(
+            idempotency_key=idempotency_key or _key("open_table", table_id), table_id=table_id, currency=currency
+        )
         return self._call("OpenTable", request, timeout)
 
-    def close_table(self, *, table_id: str, idempotency_key: str | None = None,
-                    timeout: float | None = None) -> pb.TableResponse:
-        request = pb.CloseTableRequest(idempotency_key=idempotency_key or _key("close_table", table_id),
-                                       table_id=table_id)
+    def close_table(
+        self, *, table_id: str, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> pb.TableResponse:
+        request = pb.CloseTableRequest(
+            idempotency_key=idempotency_key or _key("close_table", table_id), table_id=table_id
+        )
         return self._call("CloseTable", request, timeout)
 
-    def buy_in(self, *, user_id: str, table_id: str, amount: int, ttl_seconds: int | None = None,
-               idempotency_key: str | None = None, timeout: float | None = None) -> pb.BuyInResponse:
-        request = pb.BuyInRequest(idempotency_key=idempotency_key or _key("buy_in", table_id, user_id),
-                                  user_id=user_id, table_id=table_id, amount=amount, ttl_seconds=ttl_seconds)
+    def buy_in(
+        self,
+        *,
+        user_id: str,
+        table_id: str,
+        amount: int,
+        ttl_seconds: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.BuyInResponse:
+        request = pb.BuyInRequest(
+            idempotency_key=idempotency_key or _key("buy_in", table_id, user_id),
+            user_id=user_id,
+            table_id=table_id,
+            amount=amount,
+            ttl_seconds=ttl_seconds,
+        )
         return self._call("BuyIn", request, timeout)
 
-    def settle_hand(self, *, table_id: str, hand_id: str, contributions: Mapping[str, int],
-                    payouts: Mapping[str, int], rake: int = 0, idempotency_key: str | None = None,
-                    timeout: float | None = None) -> pb.SettleHandResponse:
+    def settle_hand(
+        self,
+        *,
+        table_id: str,
+        hand_id: str,
+        contributions: Mapping[str, int],
+        payouts: Mapping[str, int],
+        rake: int = 0,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.SettleHandResponse:
         """The key's user slot holds ``hand-<hand id>``: a settlement concerns the whole table."""
         key = idempotency_key or _key("settle_hand", table_id, f"hand-{hand_id}")
-        request = pb.SettleHandRequest(idempotency_key=key, table_id=table_id, hand_id=hand_id,
-                                       contributions=dict(contributions), payouts=dict(payouts), rake=rake)
+        request = pb.SettleHandRequest(
+            idempotency_key=key,
+            table_id=table_id,
+            hand_id=hand_id,
+            contributions=dict(contributions),
+            payouts=dict(payouts),
+            rake=rake,
+        )
         return self._call("SettleHand", request, timeout)
 
-    def cash_out(self, *, table_id: str, user_id: str, amount: int | None = None, leave: bool = False,
-                 idempotency_key: str | None = None, timeout: float | None = None) -> pb.CashOutResponse:
-        request = pb.CashOutRequest(idempotency_key=idempotency_key or _key("cash_out", table_id, user_id),
-                                    table_id=table_id, user_id=user_id, amount=amount, leave=leave)
+    def cash_out(
+        self,
+        *,
+        table_id: str,
+        user_id: str,
+        amount: int | None = None,
+        leave: bool = False,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.CashOutResponse:
+        request = pb.CashOutRequest(
+            idempotency_key=idempotency_key or _key("cash_out", table_id, user_id),
+            table_id=table_id,
+            user_id=user_id,
+            amount=amount,
+            leave=leave,
+        )
         return self._call("CashOut", request, timeout)
 
     # ---- the one place calls are made -----------------------------------------------------------
@@ -153,8 +240,11 @@ class BalanceClient:
             attempt += 1
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise BalanceError(grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline passed before an answer",
-                                   attempts=attempt - 1)
+                raise BalanceError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    "the call's deadline passed before an answer",
+                    attempts=attempt - 1,
+                )
             try:
                 return rpc(request, timeout=remaining, metadata=self._metadata)
             except grpc.RpcError as rpc_error:
@@ -168,8 +258,9 @@ class BalanceClient:
                 self._sleep(pause)
 
     def _should_retry(self, error: BalanceError, attempt: int) -> bool:
-        return (attempt < self.retry.max_attempts and error.code in _RETRYABLE_CODES
-                and error.reason not in _FINAL_REASONS)
+        return (
+            attempt < self.retry.max_attempts and error.code in _RETRYABLE_CODES and error.reason not in _FINAL_REASONS
+        )
 
 
 def _key(operation: str, table_id: str, user_id: str = "") -> str:

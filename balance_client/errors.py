@@ -1,4 +1,5 @@
 """What a failed call says, read from the gRPC status and its google.rpc.ErrorInfo."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,10 +11,16 @@ from grpc_status import rpc_status
 ERROR_DOMAIN = "balance.v1"
 
 # Answers that say nothing about the request: the service was not reached, or not to the end.
-_UNREACHABLE_CODES = frozenset({
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED,
-})
+_UNREACHABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 
 
 @dataclass(eq=False)
@@ -39,7 +46,7 @@ class BalanceError(Exception):
         return {"code": self.code.name, "reason": self.reason, "message": self.message}
 
     @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError) -> "BalanceError":
+    def from_rpc_error(cls, error: grpc.RpcError) -> BalanceError:
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
         message = (error.details() if hasattr(error, "details") else str(error)) or ""
         reason, metadata = "", {}

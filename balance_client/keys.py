@@ -1,5 +1,6 @@
 """Idempotency keys: ``{operation}:{tableId}:{userId}:{timestamp}``, made once per logical operation
 and reused by every retry of it."""
+
 from __future__ import annotations
 
 import threading

@@ -7,6 +7,7 @@ Replayed lines are marked in a companion file ``<log>.replayed`` (one JSON objec
 ``{"id", "idempotency_key", "outcome", "reason", "time"}``): the log itself is only ever appended to,
 so the poker service may keep writing while a replay runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,13 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class ReconciliationLog:
@@ -29,10 +30,18 @@ class ReconciliationLog:
         self.marks_path = self.path.with_name(self.path.name + ".replayed")
         self._lock = threading.Lock()
 
-    def append(self, *, operation: str, request: dict[str, Any], idempotency_key: str, mode: str,
-               error: dict[str, str]) -> dict[str, Any]:
-        line = {"id": uuid.uuid4().hex, "time": _now(), "mode": mode, "operation": operation,
-                "request": request, "idempotency_key": idempotency_key, "error": error}
+    def append(
+        self, *, operation: str, request: dict[str, Any], idempotency_key: str, mode: str, error: dict[str, str]
+    ) -> dict[str, Any]:
+        line = {
+            "id": uuid.uuid4().hex,
+            "time": _now(),
+            "mode": mode,
+            "operation": operation,
+            "request": request,
+            "idempotency_key": idempotency_key,
+            "error": error,
+        }
         self._write(self.path, line)
         return line
 
@@ -43,8 +52,16 @@ class ReconciliationLog:
         return {mark["id"] for mark in _read(self.marks_path)}
 
     def mark(self, entry: dict[str, Any], *, outcome: str, reason: str = "") -> None:
-        self._write(self.marks_path, {"id": entry["id"], "idempotency_key": entry["idempotency_key"],
-                                      "outcome": outcome, "reason": reason, "time": _now()})
+        self._write(
+            self.marks_path,
+            {
+                "id": entry["id"],
+                "idempotency_key": entry["idempotency_key"],
+                "outcome": outcome,
+                "reason": reason,
+                "time": _now(),
+            },
+        )
 
     def pending(self) -> list[dict[str, Any]]:
         done = self.marked_ids()

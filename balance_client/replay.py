@@ -8,6 +8,7 @@ second replay does nothing new. The replay stops at the first line the service s
 (later lines may depend on it: a settlement needs its buy-in). Exit status: 0 nothing left to do;
 1 lines still pending (service unreachable); 2 some lines were refused (they need a person).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,18 @@ from balance_client.errors import BalanceError
 from balance_client.reconciliation import ReconciliationLog
 
 # The operations a gate may log, and the client method that replays each.
-REPLAYABLE = frozenset({"buy_in", "settle_hand", "cash_out", "reserve", "commit_reservation",
-                        "release_reservation", "open_table", "close_table"})
+REPLAYABLE = frozenset(
+    {
+        "buy_in",
+        "settle_hand",
+        "cash_out",
+        "reserve",
+        "commit_reservation",
+        "release_reservation",
+        "open_table",
+        "close_table",
+    }
+)
 
 
 @dataclass
@@ -36,8 +47,10 @@ class ReplayReport:
         return 1 if self.pending else (2 if self.refused else 0)
 
     def summary(self) -> str:
-        return (f"replayed {self.replayed}, already done {self.already_done}, refused {len(self.refused)}, "
-                f"pending {self.pending}")
+        return (
+            f"replayed {self.replayed}, already done {self.already_done}, refused {len(self.refused)}, "
+            f"pending {self.pending}"
+        )
 
 
 def replay(log: ReconciliationLog, client: BalanceClient, *, timeout: float | None = None) -> ReplayReport:
@@ -54,8 +67,7 @@ def replay(log: ReconciliationLog, client: BalanceClient, *, timeout: float | No
             report.refused.append({**entry, "reason": "unknown_operation"})
             continue
         try:
-            getattr(client, operation)(**entry["request"], idempotency_key=entry["idempotency_key"],
-                                       timeout=timeout)
+            getattr(client, operation)(**entry["request"], idempotency_key=entry["idempotency_key"], timeout=timeout)
         except BalanceError as error:
             if error.unreachable:
                 report.pending = len([e for e in entries[index:] if e["id"] not in done])
@@ -72,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m balance_client.replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("log", help="the reconciliation log (JSON lines)")
     parser.add_argument("--target", required=True, help="host:port of the balance gRPC service")
-    parser.add_argument("--token", default=os.environ.get("BALANCE_GRPC_TOKEN"),
-                        help="service token (default: $BALANCE_GRPC_TOKEN)")
+    parser.add_argument(
+        "--token", default=os.environ.get("BALANCE_GRPC_TOKEN"), help="service token (default: $BALANCE_GRPC_TOKEN)"
+    )
     parser.add_argument("--timeout", type=float, default=5.0, help="deadline per call in seconds")
     args = parser.parse_args(argv)
     if not args.token:
@@ -81,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     with BalanceClient(args.target, args.token, timeout=args.timeout) as client:
         report = replay(ReconciliationLog(args.log), client)
     for entry in report.refused:
-        print(f"refused: {entry['operation']} key={entry['idempotency_key']} reason={entry['reason']}",
-              file=sys.stderr)
+        print(f"refused: {entry['operation']} key={entry['idempotency_key']} reason={entry['reason']}", file=sys.stderr)
     print(report.summary())
     return report.exit_status
 

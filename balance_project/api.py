@@ -3,6 +3,7 @@
 Every failure, wherever it is raised (a service, DRF, Django's URL resolver, the database driver),
 leaves as ``{"error": {"code", "message", "details"}}`` with the status ``ERROR_TABLE`` gives its code.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,6 +32,7 @@ _READ_CHUNK = 64 * 1024
 
 # --- Errors ---------------------------------------------------------------------------------------
 
+
 def error_of(exc: BaseException) -> ApplicationError:
     """The ``ApplicationError`` that reports ``exc`` to a caller. Unknown exceptions are logged here
     and become a bare ``internal_error``: their text never reaches the caller."""
@@ -40,13 +42,15 @@ def error_of(exc: BaseException) -> ApplicationError:
         return request_too_large()
     if isinstance(exc, (OperationalError, InterfaceError)):
         log.warning("database unavailable: %s", exc)
-        return ApplicationError("unavailable", "the database is unavailable; retry with the same idempotency key",
-                                {"retryable": True})
+        return ApplicationError(
+            "unavailable", "the database is unavailable; retry with the same idempotency key", {"retryable": True}
+        )
     if isinstance(exc, exceptions.ValidationError):
         return ApplicationError("invalid_request", "the request is not valid", {"fields": _plain(exc.detail)})
     if isinstance(exc, exceptions.ParseError):
-        return ApplicationError("malformed_json", "the request body is not valid JSON",
-                                {"reason": force_str(exc.detail)})
+        return ApplicationError(
+            "malformed_json", "the request body is not valid JSON", {"reason": force_str(exc.detail)}
+        )
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         return ApplicationError("unauthenticated", force_str(exc.detail))
     if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
@@ -97,8 +101,12 @@ def _plain(detail: Any) -> Any:
 
 def _error_response(exc: BaseException) -> JsonResponse:
     error = error_of(exc)
-    return JsonResponse({"error": error.as_dict()}, status=error.spec.http_status, headers=error_headers(error),
-                        json_dumps_params={"sort_keys": True, "separators": (",", ":")})
+    return JsonResponse(
+        {"error": error.as_dict()},
+        status=error.spec.http_status,
+        headers=error_headers(error),
+        json_dumps_params={"sort_keys": True, "separators": (",", ":")},
+    )
 
 
 # Django's own error views (handler400/403/404/500 in the root URLconf): for what fails before or
@@ -122,6 +130,7 @@ def server_error(request):
 
 
 # --- Request and response -------------------------------------------------------------------------
+
 
 def request_body_read(request: HttpRequest) -> bytes:
     """The body, at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes, or ``request_too_large``.
@@ -184,8 +193,14 @@ class CanonicalJSONRenderer(renderers.JSONRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         if data is None:
             return b""
-        text = json.dumps(data, cls=self.encoder_class, ensure_ascii=self.ensure_ascii, allow_nan=False,
-                          sort_keys=True, separators=(",", ":"))
+        text = json.dumps(
+            data,
+            cls=self.encoder_class,
+            ensure_ascii=self.ensure_ascii,
+            allow_nan=False,
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
@@ -193,7 +208,6 @@ class CanonicalJSONRenderer(renderers.JSONRenderer):
 # before anything parses it, and answers are canonical JSON. (A comment, not a docstring: the
 # OpenAPI generator would show a docstring as every subclass's description.)
 class ApiView(APIView):
-
     parser_classes = [JSONParser]
     renderer_classes = [CanonicalJSONRenderer]
 
@@ -221,6 +235,7 @@ def idempotency_key_of(request) -> str:
 
 # --- OpenAPI pieces every view can share ----------------------------------------------------------
 
+
 class ErrorBodySerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. insufficient_funds.")
     message = serializers.CharField(help_text="For humans; may change.")
@@ -232,16 +247,18 @@ class ErrorResponseSerializer(serializers.Serializer):
 
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
     description="1 to 255 printable ASCII characters, unique per intended operation. A retry with the "
-                "same key and body gets the first answer again; with another body, 409 idempotency_conflict.",
+    "same key and body gets the first answer again; with another body, 409 idempotency_conflict.",
 )
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """``{status: the error envelope}`` for ``extend_schema(responses=...)``."""
-    return {status: OpenApiResponse(ErrorResponseSerializer, description="See error.code.")
-            for status in statuses}
+    return {status: OpenApiResponse(ErrorResponseSerializer, description="See error.code.") for status in statuses}
 
 
 READ_ERRORS = error_responses(400, 401, 403, 404, 503)

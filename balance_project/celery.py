@@ -5,6 +5,7 @@ whose task is not registered fails when it fires, and tests/ops/test_celery.py r
 django-celery-beat's DatabaseScheduler copies these entries into its tables at start-up, where the
 admin can pause one or change its interval.
 """
+
 import logging
 import os
 
@@ -48,5 +49,6 @@ def metrics_endpoint_start(sender=None, **kwargs) -> None:
     try:
         start_http_server(settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_ADDR)
     except OSError as exc:  # the port is taken: the worker still works, without metrics
-        logging.getLogger(__name__).error("worker metrics not served on %s:%s: %s",
-                                          settings.WORKER_METRICS_ADDR, settings.WORKER_METRICS_PORT, exc)
+        logging.getLogger(__name__).error(
+            "worker metrics not served on %s:%s: %s", settings.WORKER_METRICS_ADDR, settings.WORKER_METRICS_PORT, exc
+        )

@@ -1,4 +1,5 @@
 """URL converters shared by the apps' routes."""
+
 from django.urls import register_converter
 
 from balance_project.money import INT64_MAX

@@ -8,6 +8,7 @@ Prometheus job that carries them. Ledger integrity gauges are ledger/metrics.py'
   units (the external-funds counterpart is negative by design: minus the money taken in).
 - ``balance_db_metrics_scrape_ok``: 1 when they were read, 0 when that failed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,9 @@ class HouseAccountsCollector(Collector):
         return [GaugeMetricFamily(name, name, labels=labels) for name, labels in FAMILIES.items()]
 
     def collect(self):
-        scrape_ok = GaugeMetricFamily("balance_db_metrics_scrape_ok",
-                                      "1 when the house account gauges were read, 0 when that failed.")
+        scrape_ok = GaugeMetricFamily(
+            "balance_db_metrics_scrape_ok", "1 when the house account gauges were read, 0 when that failed."
+        )
         try:
             families = list(self._read())
         except Exception:  # a failing gauge must not take /metrics (and every other metric) down with it
@@ -49,14 +51,24 @@ class HouseAccountsCollector(Collector):
 
         from accounts.models import Account
 
-        balance = GaugeMetricFamily("balance_system_account_balance",
-                                    "Balance of a house account, in minor units.", labels=["system_code", "currency"])
-        held = GaugeMetricFamily("balance_system_account_held",
-                                 "Amount held on a house account, in minor units.", labels=["system_code", "currency"])
+        balance = GaugeMetricFamily(
+            "balance_system_account_balance",
+            "Balance of a house account, in minor units.",
+            labels=["system_code", "currency"],
+        )
+        held = GaugeMetricFamily(
+            "balance_system_account_held",
+            "Amount held on a house account, in minor units.",
+            labels=["system_code", "currency"],
+        )
         # Summed over the shards of a house account (accounts.models.Account.shard).
-        rows = (Account.objects.filter(kind=Account.Kind.SYSTEM).values("system_code", "currency")
-                .annotate(total=Sum("balance"), total_held=Sum("held")).order_by("system_code", "currency")
-                .values_list("system_code", "currency", "total", "total_held"))
+        rows = (
+            Account.objects.filter(kind=Account.Kind.SYSTEM)
+            .values("system_code", "currency")
+            .annotate(total=Sum("balance"), total_held=Sum("held"))
+            .order_by("system_code", "currency")
+            .values_list("system_code", "currency", "total", "total_held")
+        )
         for system_code, currency, amount, amount_held in rows:
             balance.add_metric([system_code, currency], int(amount))
             held.add_metric([system_code, currency], int(amount_held))

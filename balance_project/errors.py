@@ -4,6 +4,7 @@ A service raises ``ApplicationError`` (or a subclass) with a stable code; the HT
 and the gRPC interceptor both translate it through ``ERROR_TABLE``, so a code means the same thing
 on every channel.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class ApplicationError(Exception):
         return {"code": self.code, "message": self.message, "details": self.details}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ApplicationError":
+    def from_dict(cls, data: dict[str, Any]) -> ApplicationError:
         return cls(data["code"], data["message"], data.get("details") or {})
 
     def __repr__(self) -> str:

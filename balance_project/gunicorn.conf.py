@@ -6,6 +6,7 @@ then metrics go through prometheus_client's multiprocess mode (a folder of memor
 /metrics sums), and only metric objects (counters, histograms, gauges) are exported, not collectors
 registered on the default registry.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ database outage never gets healthy processes restarted. /ready is readiness: the
 query, every migration is applied, and Redis (when configured) answers a ping. Redis down does not
 make the service unready (reads fall back to the database): it is reported as "degraded".
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Amounts: integers in minor units, checked once at every boundary."""
+
 from __future__ import annotations
 
 import re
@@ -35,7 +36,8 @@ def parse_amount(value: Any, *, field: str = "amount", allow_zero: bool = False)
 def parse_currency(value: Any, *, field: str = "currency") -> str:
     if not isinstance(value, str) or not CURRENCY_RE.match(value):
         raise ApplicationError(
-            "invalid_request", f"{field} must be a three-letter upper-case code such as EUR",
+            "invalid_request",
+            f"{field} must be a three-letter upper-case code such as EUR",
             {"field": field},
         )
     return value

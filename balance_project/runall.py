@@ -9,6 +9,7 @@ On the embedded default (no ``DATABASE_URL``) it also makes sure a development A
 scope exists, prints it, and keeps it in ``$BALANCE_VAR_DIR/dev-api-key`` so the next run prints the
 same key. It never does that against a configured database.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,12 @@ class Supervisor:
         for child in self.children:
             try:
                 child.process = subprocess.Popen(
-                    child.argv, cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    child.argv,
+                    cwd=BASE_DIR,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
                     preexec_fn=_own_session_dying_with_parent,
                 )
             except OSError as exc:
@@ -159,12 +164,28 @@ def service_children() -> list[Child]:
     ]
     if "grpcserver" in get_commands():
         children.append(Child("grpc", [python, "manage.py", "grpcserver"]))
-    children.append(Child("worker", [
-        python, "-m", "celery", "-A", "balance_project", "worker", "-B",
-        "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-        "--pool", "threads", "--concurrency", os.environ.get("CELERY_CONCURRENCY", "4"),
-        "--loglevel", os.environ.get("LOG_LEVEL", "INFO"),
-    ]))
+    children.append(
+        Child(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "balance_project",
+                "worker",
+                "-B",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                "--pool",
+                "threads",
+                "--concurrency",
+                os.environ.get("CELERY_CONCURRENCY", "4"),
+                "--loglevel",
+                os.environ.get("LOG_LEVEL", "INFO"),
+            ],
+        )
+    )
     return children
 
 
@@ -211,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             from django.conf import settings
 
             supervisor.say("runall", f"development API key (every scope): {key}")
-            supervisor.say("runall", f"  kept in {Path(settings.VAR_DIR) / 'dev-api-key'}; send it as  Authorization: Bearer <key>")
+            supervisor.say(
+                "runall", f"  kept in {Path(settings.VAR_DIR) / 'dev-api-key'}; send it as  Authorization: Bearer <key>"
+            )
     connections.close_all()
     return supervisor.run()
 

@@ -4,6 +4,7 @@ With no environment variables at all the service runs on the embedded default: a
 ``var/``, no Redis (local-memory cache), and a filesystem Celery broker. Production points
 ``DATABASE_URL`` at PostgreSQL and ``REDIS_URL`` at Redis; nothing behaves differently elsewhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,9 +34,7 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY", "embedded-default-not-secret-" + "x" * 40
-)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-default-not-secret-" + "x" * 40)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 

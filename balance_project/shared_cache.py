@@ -5,6 +5,7 @@ Django keeps cache backends in context-local storage, and the gRPC server runs e
 sidecar's CPU). The django-redis and local-memory backends are thread-safe, so the service uses
 this one backend instead. It is rebuilt when settings.CACHES changes (tests do that).
 """
+
 from __future__ import annotations
 
 import threading

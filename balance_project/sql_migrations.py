@@ -1,4 +1,5 @@
 """Migration operations for SQL that only PostgreSQL runs (the triggers that guard the ledger)."""
+
 from __future__ import annotations
 
 from django.db import migrations

@@ -4,6 +4,7 @@
 apps' static folders through Django's finders (the same files ``collectstatic`` copies). A
 deployment with a proxy or CDN in front serves STATIC_ROOT there and runs balance_project.wsgi.
 """
+
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 
 from balance_project.wsgi import application as django_application

@@ -13,6 +13,7 @@ Prints throughput and p50/p95/p99 per method. Starts its own ``manage.py grpcser
 loopback port (unless ``--target`` names a loopback server already running) over the database the
 environment selects, migrates it, and creates its own token, wallets and tables there.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,16 +60,20 @@ class Stats:
         return sum(len(v) for v in self.latencies.values()) + sum(self.errors.values())
 
     def report(self, title: str, elapsed: float) -> str:
-        lines = [f"{title}: {self.total()} calls in {elapsed:.1f} s = {self.total() / elapsed:.1f} calls/s "
-                 f"({sum(self.errors.values())} errors)",
-                 f"  {'method':<18} {'ok':>7} {'calls/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"]
+        lines = [
+            f"{title}: {self.total()} calls in {elapsed:.1f} s = {self.total() / elapsed:.1f} calls/s "
+            f"({sum(self.errors.values())} errors)",
+            f"  {'method':<18} {'ok':>7} {'calls/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}",
+        ]
         for method in ("BuyIn", "GetBalance", "Reserve", "CommitReservation", "SettleHand", "CashOut"):
             values = sorted(self.latencies.get(method, []))
             if not values:
                 continue
             p = lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000  # noqa: E731
-            lines.append(f"  {method:<18} {len(values):>7} {len(values) / elapsed:>9.1f} {p(0.50):>8.1f} "
-                         f"{p(0.95):>8.1f} {p(0.99):>8.1f} {values[-1] * 1000:>8.1f}")
+            lines.append(
+                f"  {method:<18} {len(values):>7} {len(values) / elapsed:>9.1f} {p(0.50):>8.1f} "
+                f"{p(0.95):>8.1f} {p(0.99):>8.1f} {values[-1] * 1000:>8.1f}"
+            )
         for (method, error), count in sorted(self.errors.items()):
             lines.append(f"  error {method} {error}: {count}")
         return "\n".join(lines)
@@ -83,8 +88,12 @@ class Session:
     def __init__(self, table_id: str, players: tuple[str, str], full: bool = False):
         self.table_id, self.players = table_id, players
         self.step, self.cycle = 0, 0
-        self.steps = (["BuyIn", "BuyIn"] + (["GetBalance", "Reserve", "CommitReservation"] if full else [])
-                      + ["SettleHand"] * HANDS_PER_SESSION + ["CashOut", "CashOut"])
+        self.steps = (
+            ["BuyIn", "BuyIn"]
+            + (["GetBalance", "Reserve", "CommitReservation"] if full else [])
+            + ["SettleHand"] * HANDS_PER_SESSION
+            + ["CashOut", "CashOut"]
+        )
         self.reservation_id = 0
         self.client: BalanceClient | None = None  # its own channel, when the run spreads over several
 
@@ -101,8 +110,10 @@ class Session:
         if method == "GetBalance":
             return method, lambda: client.get_balance(user_id=a, currency="EUR")
         if method == "Reserve":
+
             def reserve():
                 self.reservation_id = client.reserve(user_id=a, table_id=self.table_id, amount=STAKE).reservation.id
+
             return method, reserve
         if method == "CommitReservation":
             return method, lambda: client.commit_reservation(reservation_id=self.reservation_id)
@@ -110,8 +121,12 @@ class Session:
             hand = f"h-{self.cycle}-{step}"
             winner, loser = (a, b) if step % 2 else (b, a)
             return method, lambda: client.settle_hand(
-                table_id=self.table_id, hand_id=hand, contributions={winner: 50, loser: 50},
-                payouts={winner: 95}, rake=5)
+                table_id=self.table_id,
+                hand_id=hand,
+                contributions={winner: 50, loser: 50},
+                payouts={winner: 95},
+                rake=5,
+            )
         user = self.players[len(self.steps) - 1 - step]
         return method, lambda: client.cash_out(table_id=self.table_id, user_id=user, leave=True)
 
@@ -129,6 +144,7 @@ def warm_up(client: BalanceClient, sessions: list[Session]) -> None:
     """One whole cycle of each session, all at once: every channel, and every server worker thread
     with its database connection (whose first hot calls compile the PL/pgSQL), the steady state of
     a running sidecar; and caches and first seats."""
+
     def cycle(session: Session) -> None:
         for _ in range(len(session.steps)):
             session.next_call(session.client or client)[1]()
@@ -167,8 +183,9 @@ def closed_loop(client: BalanceClient, sessions: list[Session], seconds: float, 
     return stats, time.perf_counter() - started
 
 
-def open_loop(client: BalanceClient, sessions: list[Session], rate: float, seconds: float,
-              max_calls: int) -> tuple[Stats, float, int]:
+def open_loop(
+    client: BalanceClient, sessions: list[Session], rate: float, seconds: float, max_calls: int
+) -> tuple[Stats, float, int]:
     """Offer ``rate`` calls/s; a call is the next step of a table not busy with its previous call.
     Returns the stats, the elapsed time and how many due calls found every table busy (not sent)."""
     stats, idle = Stats(), queue.SimpleQueue()
@@ -219,8 +236,9 @@ def prepare(tables: int, tag: str, full: bool = False) -> tuple[str, list[Sessio
         for seat in range(2):
             user = f"bench-{tag}-t{n}-p{seat}"
             wallet = account_open(client="bench", idempotency_key=f"{user}-open", owner_ref=user, currency="EUR")
-            account_deposit(client="bench", idempotency_key=f"{user}-fund", account_id=wallet["account"]["id"],
-                            amount=10**12)
+            account_deposit(
+                client="bench", idempotency_key=f"{user}-fund", account_id=wallet["account"]["id"], amount=10**12
+            )
             players.append(user)
         sessions.append(Session(table_id, tuple(players), full=full))
     from django.db import connections
@@ -249,9 +267,24 @@ def server_cpu_note(pid: int | None, before: float | None, calls: int) -> str:
 
 
 def start_server(workers: int, processes: int = 1) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "manage.py", "grpcserver", "--bind", "127.0.0.1:0", "--metrics-port",
-                                "0", "--max-workers", str(workers), "--processes", str(processes)],
-                               cwd=REPO, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "grpcserver",
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-port",
+            "0",
+            "--max-workers",
+            str(workers),
+            "--processes",
+            str(processes),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = process.stdout.readline()
     match = re.search(r"listening on (\S+)", line)
     if not match:
@@ -266,13 +299,26 @@ def main() -> int:
     parser.add_argument("--token", help="its token (with --target)")
     parser.add_argument("--workers", type=int, default=16, help="server worker threads (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=1, help="server processes (default: %(default)s)")
-    parser.add_argument("--mix", choices=("table", "full"), default="table",
-                        help="table: BuyIn/SettleHand/CashOut; full: also GetBalance, Reserve, CommitReservation")
-    parser.add_argument("--channels", type=int, default=8,
-                        help="client connections the tables are spread over; SO_REUSEPORT balances "
-                             "connections, not calls, across --processes (default: %(default)s)")
-    parser.add_argument("--sequential", type=int, default=0, metavar="N",
-                        help="first, N calls one at a time on one table: each method's latency unloaded")
+    parser.add_argument(
+        "--mix",
+        choices=("table", "full"),
+        default="table",
+        help="table: BuyIn/SettleHand/CashOut; full: also GetBalance, Reserve, CommitReservation",
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        default=8,
+        help="client connections the tables are spread over; SO_REUSEPORT balances "
+        "connections, not calls, across --processes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sequential",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first, N calls one at a time on one table: each method's latency unloaded",
+    )
     parser.add_argument("--skip-closed", action="store_true", help="run the open loop only")
     parser.add_argument("--clients", type=int, default=16, help="closed-loop callers (default: %(default)s)")
     parser.add_argument("--closed-seconds", type=float, default=20.0)
@@ -292,33 +338,40 @@ def main() -> int:
     token = args.token or token
     from django.db import connection
 
-    print(f"database: {connection.vendor}; server processes: {args.processes}, workers: {args.workers}; "
-          f"tables: {len(sessions)}; mix: {args.mix}")
+    print(
+        f"database: {connection.vendor}; server processes: {args.processes}, workers: {args.workers}; "
+        f"tables: {len(sessions)}; mix: {args.mix}"
+    )
     process, target = (None, args.target) if args.target else start_server(args.workers, args.processes)
     try:
-        channels = [grpc.insecure_channel(target, options=[*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
-                    for _ in range(max(1, args.channels))]
-        clients = [BalanceClient(target, token, timeout=10.0, retry=RetryPolicy(max_attempts=1), channel=channel)
-                   for channel in channels]
+        channels = [
+            grpc.insecure_channel(target, options=[*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(max(1, args.channels))
+        ]
+        clients = [
+            BalanceClient(target, token, timeout=10.0, retry=RetryPolicy(max_attempts=1), channel=channel)
+            for channel in channels
+        ]
         for n, session in enumerate(sessions):
             session.client = clients[n % len(clients)]
         with contextlib.ExitStack() as stack:
             for each in clients:
                 stack.enter_context(each)
             client = clients[0]
-            warm_up(client, sessions[:max(len(clients), args.workers * args.processes)])
+            warm_up(client, sessions[: max(len(clients), args.workers * args.processes)])
             pid = process.pid if process is not None else None
             if args.sequential:
                 stats, elapsed = sequential(client, sessions[0], min(args.sequential, args.max_calls))
                 print(stats.report("sequential, one call at a time", elapsed))
             if not args.skip_closed:
                 cpu = cpu_seconds(pid)
-                stats, elapsed = closed_loop(client, sessions[:args.clients], args.closed_seconds, args.max_calls)
+                stats, elapsed = closed_loop(client, sessions[: args.clients], args.closed_seconds, args.max_calls)
                 print(stats.report(f"closed loop, {args.clients} concurrent clients", elapsed))
                 print(server_cpu_note(pid, cpu, stats.total()))
             cpu = cpu_seconds(pid)
-            stats, elapsed, unsent = open_loop(client, sessions[args.clients:], args.rate, args.open_seconds,
-                                               args.max_calls)
+            stats, elapsed, unsent = open_loop(
+                client, sessions[args.clients :], args.rate, args.open_seconds, args.max_calls
+            )
             print(stats.report(f"open loop, {args.rate:.0f} calls/s offered", elapsed))
             print(f"  due calls not sent because every table was busy: {unsent}")
             print(server_cpu_note(pid, cpu, stats.total()))

@@ -12,6 +12,7 @@ wallets, runs each phase, checks the books, prints figures and stops the server.
 Each thread keeps its own keep-alive connection. Every phase is bounded by --seconds and by
 --max-requests, whichever comes first. Every request carries a fresh Idempotency-Key.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,16 +89,19 @@ class PhaseResult:
         ok = len(self.latencies)
         rate = ok / self.elapsed if self.elapsed else 0.0
         errors = sum(self.errors.values())
-        text = (f"{self.name:<10} {ok:>7} ok {errors:>5} err {self.elapsed:6.1f} s {rate:8.1f}/s   "
-                f"p50 {self.percentile(50) * 1000:6.1f} ms  p90 {self.percentile(90) * 1000:6.1f} ms  "
-                f"p99 {self.percentile(99) * 1000:6.1f} ms  max {max(self.latencies, default=0) * 1000:6.1f} ms")
+        text = (
+            f"{self.name:<10} {ok:>7} ok {errors:>5} err {self.elapsed:6.1f} s {rate:8.1f}/s   "
+            f"p50 {self.percentile(50) * 1000:6.1f} ms  p90 {self.percentile(90) * 1000:6.1f} ms  "
+            f"p99 {self.percentile(99) * 1000:6.1f} ms  max {max(self.latencies, default=0) * 1000:6.1f} ms"
+        )
         if self.errors:
             text += "\n" + " " * 11 + "errors: " + ", ".join(f"{code} x{n}" for code, n in self.errors.most_common())
         return text
 
 
-def run_phase(name: str, *, base_url: str, api_key: str, threads: int, seconds: float, max_requests: int,
-              make_request) -> PhaseResult:
+def run_phase(
+    name: str, *, base_url: str, api_key: str, threads: int, seconds: float, max_requests: int, make_request
+) -> PhaseResult:
     """Run ``make_request(client, rng) -> (method, path, body, expected_status)`` on every thread."""
     result = PhaseResult(name)
     lock = threading.Lock()
@@ -146,6 +150,7 @@ def run_phase(name: str, *, base_url: str, api_key: str, threads: int, seconds: 
 
 # --- the server under test --------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -158,9 +163,15 @@ class OwnServer:
     def __init__(self, *, web_concurrency: int, gunicorn_threads: int) -> None:
         self.var_dir = tempfile.mkdtemp(prefix="balance-bench-")
         self.port = free_port()
-        self.env = {**os.environ, "BALANCE_VAR_DIR": self.var_dir, "HTTP_BIND": f"127.0.0.1:{self.port}",
-                    "GUNICORN_ACCESSLOG": "", "WEB_CONCURRENCY": str(web_concurrency),
-                    "GUNICORN_THREADS": str(gunicorn_threads), "LOG_LEVEL": "WARNING"}
+        self.env = {
+            **os.environ,
+            "BALANCE_VAR_DIR": self.var_dir,
+            "HTTP_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_ACCESSLOG": "",
+            "WEB_CONCURRENCY": str(web_concurrency),
+            "GUNICORN_THREADS": str(gunicorn_threads),
+            "LOG_LEVEL": "WARNING",
+        }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process: subprocess.Popen | None = None
         self.log = open(Path(self.var_dir) / "gunicorn.log", "w+")
@@ -170,8 +181,14 @@ class OwnServer:
         return f"http://127.0.0.1:{self.port}"
 
     def manage(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=BASE_DIR,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0:
             raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
         return done.stdout
@@ -181,9 +198,20 @@ class OwnServer:
         self.manage("migrate", "--noinput")
         api_key = self.manage("create_api_key", "--client", f"bench-{uuid.uuid4().hex[:8]}", "--all-scopes").strip()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "balance_project" / "gunicorn.conf.py"),
-             "balance_project.wsgi:application"],
-            cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(BASE_DIR / "balance_project" / "gunicorn.conf.py"),
+                "balance_project.wsgi:application",
+            ],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -216,13 +244,16 @@ class OwnServer:
 
 # --- the benchmark ----------------------------------------------------------------------------------
 
+
 def wallets_open(base_url: str, api_key: str, count: int) -> list[int]:
     client = Client(base_url, api_key)
     run = uuid.uuid4().hex[:8]
     ids = []
     try:
         for i in range(count):
-            status, data = client.call("POST", "/api/v1/accounts", {"owner_ref": f"bench-{run}-{i}", "currency": CURRENCY})
+            status, data = client.call(
+                "POST", "/api/v1/accounts", {"owner_ref": f"bench-{run}-{i}", "currency": CURRENCY}
+            )
             if status != 201:
                 raise SystemExit(f"opening a wallet failed: {status} {data}")
             account_id = data["account"]["id"]
@@ -255,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="time limit per phase (default 15)")
     parser.add_argument("--max-requests", type=int, default=20_000, help="request limit per phase (default 20000)")
     parser.add_argument("--wallets", type=int, default=32, help="wallets the load is spread over (default 32)")
-    parser.add_argument("--web-concurrency", type=int, default=1, help="gunicorn processes of its own server (default 1)")
+    parser.add_argument(
+        "--web-concurrency", type=int, default=1, help="gunicorn processes of its own server (default 1)"
+    )
     parser.add_argument("--gunicorn-threads", type=int, default=8, help="threads per gunicorn process (default 8)")
     parser.add_argument("--url", help="measure this running server instead (127.0.0.1/localhost/::1 only)")
     parser.add_argument("--api-key", help="with --url: a key with accounts:write, payments:write, transfers:write")
@@ -278,9 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             api_key = server.start()
             base_url = server.url
-            print(f"server: gunicorn {args.web_concurrency} process(es) x {args.gunicorn_threads} threads on {base_url}")
-        print(f"database: {database}; client: {args.threads} threads, keep-alive; "
-              f"each phase <= {args.seconds:g} s and <= {args.max_requests} requests")
+            print(
+                f"server: gunicorn {args.web_concurrency} process(es) x {args.gunicorn_threads} threads on {base_url}"
+            )
+        print(
+            f"database: {database}; client: {args.threads} threads, keep-alive; "
+            f"each phase <= {args.seconds:g} s and <= {args.max_requests} requests"
+        )
         wallet_ids = wallets_open(base_url, api_key, args.wallets)
 
         def deposit(client, rng):
@@ -291,8 +328,13 @@ def main(argv: list[str] | None = None) -> int:
             body = {"from_account_id": source, "to_account_id": target, "amount": TRANSFER_AMOUNT}
             return "POST", "/api/v1/transfers", body, 201
 
-        common = dict(base_url=base_url, api_key=api_key, threads=args.threads, seconds=args.seconds,
-                      max_requests=args.max_requests)
+        common = dict(
+            base_url=base_url,
+            api_key=api_key,
+            threads=args.threads,
+            seconds=args.seconds,
+            max_requests=args.max_requests,
+        )
         deposits = run_phase("deposits", make_request=deposit, **common)
         print(deposits.line())
         transfers = run_phase("transfers", make_request=transfer, **common)

@@ -8,6 +8,7 @@ bulk inserts (checksums computed as ledger.services does), then verifies it:
 
 Not a test: numbers depend on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "balance_project.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -40,7 +41,8 @@ def fill(*, accounts: int, entries: int, seed: int = 1) -> None:
     rng = random.Random(seed)
     external = Account.objects.create(kind="system", system_code="external", currency="EUR", allow_negative=True)
     wallets = Account.objects.bulk_create(
-        [Account(kind="user", owner_ref=f"bench-{n}", currency="EUR") for n in range(accounts)])
+        [Account(kind="user", owner_ref=f"bench-{n}", currency="EUR") for n in range(accounts)]
+    )
     ids = [w.pk for w in wallets]
     state = {pk: [0, 0, chain.GENESIS] for pk in [external.pk, *ids]}  # balance, seq, head
     batch: list[Entry] = []
@@ -51,8 +53,15 @@ def fill(*, accounts: int, entries: int, seed: int = 1) -> None:
         for account_id, delta in sorted(legs):
             balance, seq, head = state[account_id]
             balance, seq = balance + delta, seq + 1
-            fields = dict(account_id=account_id, seq=seq, transaction_id=tx.pk, amount=delta, currency="EUR",
-                          balance_after=balance, created_at=now)
+            fields = dict(
+                account_id=account_id,
+                seq=seq,
+                transaction_id=tx.pk,
+                amount=delta,
+                currency="EUR",
+                balance_after=balance,
+                created_at=now,
+            )
             head = chain.entry_checksum(prev_checksum=head, **fields)
             state[account_id] = [balance, seq, head]
             batch.append(Entry(checksum=head, **fields))
@@ -102,9 +111,11 @@ def main() -> None:
         if args.memory:
             memory = f", peak Python memory {tracemalloc.get_traced_memory()[1] / 2**20:.1f} MiB"
             tracemalloc.stop()
-        print(f"{connection.vendor}: verified {report.entries_checked} entries, {report.transactions_checked} "
-              f"transactions in {elapsed:.2f} s ({report.entries_checked / elapsed:,.0f} entries/s)"
-              f"{memory}, {report.problem_count} problems")
+        print(
+            f"{connection.vendor}: verified {report.entries_checked} entries, {report.transactions_checked} "
+            f"transactions in {elapsed:.2f} s ({report.entries_checked / elapsed:,.0f} entries/s)"
+            f"{memory}, {report.problem_count} problems"
+        )
         if profiler:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
         for problem in report.problems[:5]:

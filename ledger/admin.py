@@ -3,6 +3,7 @@
 Nothing here writes: the ledger changes only through ledger.services, and an admin form that saved
 a transaction or an entry would bypass the chain, the locks and the double-entry check.
 """
+
 from __future__ import annotations
 
 from django import forms
@@ -82,8 +83,12 @@ class LedgerExportMixin:
                 name = f"ledger_{format_timestamp(start)}_{format_timestamp(end)}{'_' + currency if currency else ''}"
                 response["Content-Disposition"] = f'attachment; filename="{name.replace(":", "")}.csv"'
                 return response
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "form": form,
-                   "title": "Export the ledger as CSV"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "title": "Export the ledger as CSV",
+        }
         return TemplateResponse(request, "admin/ledger/export_form.html", context)
 
 
@@ -133,7 +138,7 @@ class TransactionAdmin(LedgerExportMixin, ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        match = (Q(entries__account__owner_ref=term) | Q(metadata__hand_id=term) | Q(actor=term))
+        match = Q(entries__account__owner_ref=term) | Q(metadata__hand_id=term) | Q(actor=term)
         number = numeric_term(term)
         if number is not None:
             match |= Q(pk=number) | Q(entries__account_id=number)
@@ -142,14 +147,34 @@ class TransactionAdmin(LedgerExportMixin, ReadOnlyAdmin):
 
 @admin.register(Entry)
 class EntryAdmin(LedgerExportMixin, ReadOnlyAdmin):
-    list_display = ("id", "transaction_link", "kind", "account_link", "seq", "amount", "balance_after",
-                    "currency", "created_at")
+    list_display = (
+        "id",
+        "transaction_link",
+        "kind",
+        "account_link",
+        "seq",
+        "amount",
+        "balance_after",
+        "currency",
+        "created_at",
+    )
     list_filter = ("transaction__kind", "currency", ("created_at", admin.DateFieldListFilter), "account__kind")
     list_select_related = ("transaction", "account")
     search_fields = ("id",)
     search_help_text = "Transaction id, account id, owner ref or hand id (exact)."
-    fields = ("id", "transaction_link", "kind", "account_link", "seq", "amount", "balance_after", "currency",
-              "created_at", "checksum", "metadata")
+    fields = (
+        "id",
+        "transaction_link",
+        "kind",
+        "account_link",
+        "seq",
+        "amount",
+        "balance_after",
+        "currency",
+        "created_at",
+        "checksum",
+        "metadata",
+    )
     readonly_fields = fields
     show_full_result_count = False
 
@@ -205,6 +230,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
 # model exists, so this module does not depend on the order in which the two land.
 IntegrityRun = getattr(ledger_models, "IntegrityRun", None)
 if IntegrityRun is not None:
+
     @admin.register(IntegrityRun)
     class IntegrityRunAdmin(ReadOnlyAdmin):
         list_display = ("id", "kind", "ok", "problem_count", "accounts_checked", "entries_checked", "finished_at")

@@ -1,4 +1,5 @@
 """HTTP adapters for the finance reports (scope ``ledger:read``). Reads only: no idempotency key."""
+
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
@@ -12,33 +13,61 @@ from rest_framework.views import APIView
 from ledger.chain import format_timestamp
 from ledger.reports import ledger_export_csv_lines, report_moment_parse, trial_balance
 
-_ERROR = inline_serializer("LedgerErrorEnvelope", {"error": inline_serializer("LedgerError", {
-    "code": serializers.CharField(), "message": serializers.CharField(), "details": serializers.DictField(),
-})})
-_KIND_TOTALS = inline_serializer("TrialBalanceKindTotals", {
-    "accounts": serializers.IntegerField(), "entries": serializers.IntegerField(), "total": serializers.IntegerField(),
-})
-_TRIAL_BALANCE = inline_serializer("TrialBalance", {
-    "at": serializers.CharField(allow_null=True, help_text="ISO UTC, or null for now"),
-    "currency": serializers.CharField(allow_null=True),
-    "balanced": serializers.BooleanField(help_text="every currency sums to zero and agrees with the accounts"),
-    "currencies": inline_serializer("TrialBalanceCurrency", {
-        "currency": serializers.CharField(),
-        "kinds": serializers.DictField(child=_KIND_TOTALS, help_text="by account kind: user, seat, system"),
-        "system_accounts": serializers.DictField(child=serializers.IntegerField(), help_text="by system code"),
-        "total": serializers.IntegerField(help_text="sum of all entries: zero when the books balance"),
-        "entry_count": serializers.IntegerField(),
-        "accounts_total": serializers.IntegerField(allow_null=True, help_text="sum of account rows (now only)"),
-        "held_total": serializers.IntegerField(allow_null=True),
-        "balanced": serializers.BooleanField(),
-        "matches_accounts": serializers.BooleanField(),
-        "mismatched_account_count": serializers.IntegerField(),
-        "mismatched_accounts": serializers.ListField(child=inline_serializer("TrialBalanceMismatch", {
-            "account_id": serializers.IntegerField(), "ledger_balance": serializers.IntegerField(),
-            "recorded_balance": serializers.IntegerField(),
-        })),
-    }, many=True),
-})
+_ERROR = inline_serializer(
+    "LedgerErrorEnvelope",
+    {
+        "error": inline_serializer(
+            "LedgerError",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "details": serializers.DictField(),
+            },
+        )
+    },
+)
+_KIND_TOTALS = inline_serializer(
+    "TrialBalanceKindTotals",
+    {
+        "accounts": serializers.IntegerField(),
+        "entries": serializers.IntegerField(),
+        "total": serializers.IntegerField(),
+    },
+)
+_TRIAL_BALANCE = inline_serializer(
+    "TrialBalance",
+    {
+        "at": serializers.CharField(allow_null=True, help_text="ISO UTC, or null for now"),
+        "currency": serializers.CharField(allow_null=True),
+        "balanced": serializers.BooleanField(help_text="every currency sums to zero and agrees with the accounts"),
+        "currencies": inline_serializer(
+            "TrialBalanceCurrency",
+            {
+                "currency": serializers.CharField(),
+                "kinds": serializers.DictField(child=_KIND_TOTALS, help_text="by account kind: user, seat, system"),
+                "system_accounts": serializers.DictField(child=serializers.IntegerField(), help_text="by system code"),
+                "total": serializers.IntegerField(help_text="sum of all entries: zero when the books balance"),
+                "entry_count": serializers.IntegerField(),
+                "accounts_total": serializers.IntegerField(allow_null=True, help_text="sum of account rows (now only)"),
+                "held_total": serializers.IntegerField(allow_null=True),
+                "balanced": serializers.BooleanField(),
+                "matches_accounts": serializers.BooleanField(),
+                "mismatched_account_count": serializers.IntegerField(),
+                "mismatched_accounts": serializers.ListField(
+                    child=inline_serializer(
+                        "TrialBalanceMismatch",
+                        {
+                            "account_id": serializers.IntegerField(),
+                            "ledger_balance": serializers.IntegerField(),
+                            "recorded_balance": serializers.IntegerField(),
+                        },
+                    )
+                ),
+            },
+            many=True,
+        ),
+    },
+)
 _CURRENCY = OpenApiParameter("currency", str, description="Only this currency (three upper-case letters).")
 
 
@@ -58,12 +87,17 @@ class TrialBalanceView(APIView):
     content_negotiation_class = _JsonAlways
 
     @extend_schema(
-        operation_id="ledger_trial_balance", tags=["ledger"],
+        operation_id="ledger_trial_balance",
+        tags=["ledger"],
         summary="Trial balance per currency: totals per account kind and house account, and whether the "
-                "books sum to zero and agree with the accounts' recorded balances",
+        "books sum to zero and agree with the accounts' recorded balances",
         parameters=[
-            OpenApiParameter("at", str, description="As of this moment (exclusive): YYYY-MM-DD (midnight UTC) "
-                                                    "or an ISO 8601 datetime. Default: now."),
+            OpenApiParameter(
+                "at",
+                str,
+                description="As of this moment (exclusive): YYYY-MM-DD (midnight UTC) "
+                "or an ISO 8601 datetime. Default: now.",
+            ),
             _CURRENCY,
         ],
         responses={200: _TRIAL_BALANCE, 400: _ERROR, 401: _ERROR, 403: _ERROR},
@@ -80,15 +114,20 @@ class LedgerExportView(APIView):
     content_negotiation_class = _JsonAlways
 
     @extend_schema(
-        operation_id="ledger_export", tags=["ledger"],
+        operation_id="ledger_export",
+        tags=["ledger"],
         summary="Every entry of the transactions created in [from, to), as CSV (integers of minor units)",
         parameters=[
             OpenApiParameter("from", str, required=True, description="Start, inclusive: YYYY-MM-DD or ISO 8601."),
             OpenApiParameter("to", str, required=True, description="End, exclusive: YYYY-MM-DD or ISO 8601."),
             _CURRENCY,
         ],
-        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with a header row"),
-                   400: _ERROR, 401: _ERROR, 403: _ERROR},
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with a header row"),
+            400: _ERROR,
+            401: _ERROR,
+            403: _ERROR,
+        },
     )
     def get(self, request):
         start = report_moment_parse(request.query_params.get("from"), field="from")

@@ -4,12 +4,13 @@ one global lock, and the account row they already lock guards the chain head.
 checksum(entry) = HMAC-SHA-256(LEDGER_HMAC_KEY, canonical(entry) + previous checksum). Keyed, so a
 rewrite of a whole chain by someone with database access alone does not verify.
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 
@@ -17,11 +18,19 @@ GENESIS = ""
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_entry(*, account_id: int, seq: int, transaction_id: int, amount: int, currency: str,
-                    balance_after: int, created_at: datetime) -> bytes:
+def canonical_entry(
+    *,
+    account_id: int,
+    seq: int,
+    transaction_id: int,
+    amount: int,
+    currency: str,
+    balance_after: int,
+    created_at: datetime,
+) -> bytes:
     fields = ("v1", account_id, seq, transaction_id, amount, currency, balance_after, format_timestamp(created_at))
     return "|".join(str(field) for field in fields).encode()
 
@@ -34,9 +43,14 @@ def entry_checksum(*, prev_checksum: str, **fields) -> str:
 def checksum_of(entry, prev_checksum: str) -> str:
     """Recompute the checksum of a stored entry (an ``Entry`` instance)."""
     return entry_checksum(
-        prev_checksum=prev_checksum, account_id=entry.account_id, seq=entry.seq,
-        transaction_id=entry.transaction_id, amount=entry.amount, currency=entry.currency,
-        balance_after=entry.balance_after, created_at=entry.created_at,
+        prev_checksum=prev_checksum,
+        account_id=entry.account_id,
+        seq=entry.seq,
+        transaction_id=entry.transaction_id,
+        amount=entry.amount,
+        currency=entry.currency,
+        balance_after=entry.balance_after,
+        created_at=entry.created_at,
     )
 
 

@@ -4,6 +4,7 @@ The key, a hash of the request and the answer are stored in the same database tr
 effect, so a crash can never leave an effect without its key. Redis keeps recent answers as a fast
 path only. An answer that is a business refusal is stored too: the same key gets the same refusal.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,14 +20,16 @@ from django.utils import timezone
 
 from balance_project.errors import ApplicationError
 from balance_project.shared_cache import shared_cache
-from ledger.work import Work
 from ledger.models import IdempotencyRecord
+from ledger.work import Work
 
 log = logging.getLogger(__name__)
 
-_INSERT_RECORD = (f"INSERT INTO {IdempotencyRecord._meta.db_table} "
-                  "(scope, key, operation, request_hash, response, is_error, created_at) "
-                  "VALUES (%s, %s, %s, %s, %s, %s, %s)")
+_INSERT_RECORD = (
+    f"INSERT INTO {IdempotencyRecord._meta.db_table} "
+    "(scope, key, operation, request_hash, response, is_error, created_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
 
 # Errors that say nothing about the request itself are not remembered: a retry may succeed.
 _NOT_REMEMBERED = {"unavailable", "deadline_exceeded", "internal_error", "idempotency_in_progress"}
@@ -35,8 +38,12 @@ _NOT_REMEMBERED = {"unavailable", "deadline_exceeded", "internal_error", "idempo
 def idempotency_key_check(key: Any) -> str:
     if key is None or key == "":
         raise ApplicationError("idempotency_key_missing", "an idempotency key is required for every mutating call")
-    if not isinstance(key, str) or len(key) > settings.IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable() \
-            or not key.isascii():
+    if (
+        not isinstance(key, str)
+        or len(key) > settings.IDEMPOTENCY_KEY_MAX_LENGTH
+        or not key.isprintable()
+        or not key.isascii()
+    ):
         raise ApplicationError(
             "idempotency_key_invalid",
             f"the idempotency key must be 1 to {settings.IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters",
@@ -45,13 +52,19 @@ def idempotency_key_check(key: Any) -> str:
 
 
 def request_hash(operation: str, params: dict[str, Any]) -> str:
-    payload = json.dumps({"operation": operation, "params": params}, sort_keys=True, separators=(",", ":"),
-                         default=str)
+    payload = json.dumps({"operation": operation, "params": params}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def idempotent(*, scope: str, key: str, operation: str, params: dict[str, Any],
-               execute: Callable[[Work], dict[str, Any]], orm: bool = False) -> dict[str, Any]:
+def idempotent(
+    *,
+    scope: str,
+    key: str,
+    operation: str,
+    params: dict[str, Any],
+    execute: Callable[[Work], dict[str, Any]],
+    orm: bool = False,
+) -> dict[str, Any]:
     """Run ``execute(work)`` once per (scope, key); later calls with the same request get its answer.
 
     ``execute`` locks, reads and decides on the ``Work`` it is given and queues its writes; the
@@ -122,9 +135,11 @@ def _stored_answer(scope: str, key: str, digest: str, clash: IntegrityError) -> 
 
 def _replay(stored_hash: str, response: dict[str, Any], is_error: bool, digest: str, key: str) -> dict[str, Any]:
     if stored_hash != digest:
-        raise ApplicationError("idempotency_conflict",
-                               "this idempotency key was already used for a different request",
-                               {"idempotency_key": key})
+        raise ApplicationError(
+            "idempotency_conflict",
+            "this idempotency key was already used for a different request",
+            {"idempotency_key": key},
+        )
     if is_error:
         raise ApplicationError.from_dict(response)
     return response

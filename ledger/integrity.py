@@ -8,6 +8,7 @@ Each problem names the account, the sequence number and the transaction where th
 ``{"code", "account_id", "seq", "transaction_id", "message"}``. ``PROBLEM_CODES`` lists the codes.
 Checkpoints, the background jobs and the reconciliation live in ledger/checkpoints.py.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -50,8 +51,7 @@ MAX_PROBLEMS_LISTED = 10_000
 MAX_MISMATCHES_DIAGNOSED = 64
 
 _ACCOUNT_FIELDS = ("id", "currency", "balance", "held", "allow_negative", "entry_seq", "chain_head")
-_ENTRY_FIELDS = ("account_id", "seq", "transaction_id", "amount", "currency", "balance_after", "created_at",
-                 "checksum")
+_ENTRY_FIELDS = ("account_id", "seq", "transaction_id", "amount", "currency", "balance_after", "created_at", "checksum")
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,13 @@ class Problem:
     transaction_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "account_id": self.account_id, "seq": self.seq,
-                "transaction_id": self.transaction_id, "message": self.message}
+        return {
+            "code": self.code,
+            "account_id": self.account_id,
+            "seq": self.seq,
+            "transaction_id": self.transaction_id,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -176,13 +181,24 @@ def _verify(account_ids: list[int] | None) -> VerificationReport:
         pending = next(entry_stream, None)
     for account_id, (seq, count) in sorted(orphans.items()):
         report.entries_checked += count
-        report.add(Problem("account_missing", account_id=account_id, seq=seq,
-                           message=f"account {account_id}: {count} entries from seq {seq} on, "
-                                   "but the account row does not exist"))
+        report.add(
+            Problem(
+                "account_missing",
+                account_id=account_id,
+                seq=seq,
+                message=f"account {account_id}: {count} entries from seq {seq} on, but the account row does not exist",
+            )
+        )
     for account_id, (seq, _checksum) in sorted(checkpoint_heads.items()):
-        report.add(Problem("checkpoint_account_missing", account_id=account_id, seq=seq,
-                           message=f"checkpoint #{report.checkpoint_id} has account {account_id} at seq {seq}, "
-                                   "but the account no longer exists"))
+        report.add(
+            Problem(
+                "checkpoint_account_missing",
+                account_id=account_id,
+                seq=seq,
+                message=f"checkpoint #{report.checkpoint_id} has account {account_id} at seq {seq}, "
+                "but the account no longer exists",
+            )
+        )
     _check_transactions(report, account_ids)
     report.finished_at = timezone.now()
     return report
@@ -195,8 +211,11 @@ def _checkpoint_heads(report: VerificationReport, account_ids: list[int] | None)
     report.checkpoint_id = checkpoint.pk
     if not hmac.compare_digest(chain.sign_heads(checkpoint.heads), checkpoint.signature):
         # A forged or edited checkpoint proves nothing, so its heads are not compared.
-        report.add(Problem("checkpoint_signature_invalid",
-                           message=f"checkpoint #{checkpoint.pk} does not carry a valid signature"))
+        report.add(
+            Problem(
+                "checkpoint_signature_invalid", message=f"checkpoint #{checkpoint.pk} does not carry a valid signature"
+            )
+        )
         return {}
     heads = {int(account_id): (int(seq), str(checksum)) for account_id, (seq, checksum) in checkpoint.heads.items()}
     if account_ids is not None:
@@ -214,16 +233,30 @@ def _check_transactions(report: VerificationReport, account_ids: list[int] | Non
     for row in sums.iterator(chunk_size=CHUNK_SIZE):
         report.transactions_checked += 1
         if row["total"] != 0:
-            report.add(Problem("transaction_unbalanced", transaction_id=row["transaction_id"],
-                               message=f"transaction {row['transaction_id']}: its {row['legs']} entries sum to "
-                                       f"{row['total']}, not 0"))
-    foreign = (entries.exclude(currency=F("transaction__currency")).order_by("account_id", "seq")
-               .values_list("account_id", "seq", "transaction_id", "currency", "transaction__currency"))
+            report.add(
+                Problem(
+                    "transaction_unbalanced",
+                    transaction_id=row["transaction_id"],
+                    message=f"transaction {row['transaction_id']}: its {row['legs']} entries sum to "
+                    f"{row['total']}, not 0",
+                )
+            )
+    foreign = (
+        entries.exclude(currency=F("transaction__currency"))
+        .order_by("account_id", "seq")
+        .values_list("account_id", "seq", "transaction_id", "currency", "transaction__currency")
+    )
     for account_id, seq, transaction_id, currency, tx_currency in foreign.iterator(chunk_size=CHUNK_SIZE):
-        report.add(Problem("transaction_currency_mismatch", account_id=account_id, seq=seq,
-                           transaction_id=transaction_id,
-                           message=f"account {account_id} seq {seq}: entry in {currency}, "
-                                   f"its transaction {transaction_id} in {tx_currency}"))
+        report.add(
+            Problem(
+                "transaction_currency_mismatch",
+                account_id=account_id,
+                seq=seq,
+                transaction_id=transaction_id,
+                message=f"account {account_id} seq {seq}: entry in {currency}, "
+                f"its transaction {transaction_id} in {tx_currency}",
+            )
+        )
 
 
 @dataclass
@@ -256,23 +289,43 @@ class ChainWalk:
         linked = entry.seq == self.expected_seq
         if not linked:
             missing = _seq_range(self.expected_seq, entry.seq - 1)
-            self._problem("sequence_gap", self.expected_seq, entry.transaction_id,
-                          f"{missing} missing: the chain jumps from seq {self.expected_seq - 1} to {entry.seq}")
+            self._problem(
+                "sequence_gap",
+                self.expected_seq,
+                entry.transaction_id,
+                f"{missing} missing: the chain jumps from seq {self.expected_seq - 1} to {entry.seq}",
+            )
         if linked and _checksum(entry, self.prev_checksum) != entry.checksum:
-            self._problem("checksum_mismatch", entry.seq, entry.transaction_id,
-                          "the entry's fields and its predecessor do not hash to its checksum")
+            self._problem(
+                "checksum_mismatch",
+                entry.seq,
+                entry.transaction_id,
+                "the entry's fields and its predecessor do not hash to its checksum",
+            )
             self.mismatches.append(_Mismatch(entry, self.prev_checksum))
         if linked and entry.balance_after != self.prev_balance + entry.amount:
-            self._problem("balance_after_mismatch", entry.seq, entry.transaction_id,
-                          f"balance_after {entry.balance_after} != {self.prev_balance} + {entry.amount}")
+            self._problem(
+                "balance_after_mismatch",
+                entry.seq,
+                entry.transaction_id,
+                f"balance_after {entry.balance_after} != {self.prev_balance} + {entry.amount}",
+            )
         if entry.currency != self.account.currency:
-            self._problem("currency_mismatch", entry.seq, entry.transaction_id,
-                          f"entry in {entry.currency}, account in {self.account.currency}")
+            self._problem(
+                "currency_mismatch",
+                entry.seq,
+                entry.transaction_id,
+                f"entry in {entry.currency}, account in {self.account.currency}",
+            )
         if self.checkpoint_head is not None and entry.seq == self.checkpoint_head[0]:
             self.checkpoint_reached = True
             if entry.checksum != self.checkpoint_head[1]:
-                self._problem("checkpoint_mismatch", entry.seq, entry.transaction_id,
-                              f"checkpoint #{self.checkpoint_id} recorded another checksum at this seq")
+                self._problem(
+                    "checkpoint_mismatch",
+                    entry.seq,
+                    entry.transaction_id,
+                    f"checkpoint #{self.checkpoint_id} recorded another checksum at this seq",
+                )
         self.prev_checksum, self.prev_balance = entry.checksum, entry.balance_after
         self.expected_seq = entry.seq + 1
         self.last = entry
@@ -282,29 +335,49 @@ class ChainWalk:
         last_seq = self.last.seq if self.last else 0
         last_checksum = self.last.checksum if self.last else chain.GENESIS
         if account.entry_seq > last_seq:
-            self._problem("sequence_gap", last_seq + 1, None,
-                          f"{_seq_range(last_seq + 1, account.entry_seq)} missing from the end of the chain "
-                          f"(the account's head is seq {account.entry_seq})")
+            self._problem(
+                "sequence_gap",
+                last_seq + 1,
+                None,
+                f"{_seq_range(last_seq + 1, account.entry_seq)} missing from the end of the chain "
+                f"(the account's head is seq {account.entry_seq})",
+            )
         elif account.entry_seq < last_seq:
-            self._problem("chain_head_mismatch", account.entry_seq + 1, None,
-                          f"{_seq_range(account.entry_seq + 1, last_seq)} beyond the account's head "
-                          f"(seq {account.entry_seq})")
+            self._problem(
+                "chain_head_mismatch",
+                account.entry_seq + 1,
+                None,
+                f"{_seq_range(account.entry_seq + 1, last_seq)} beyond the account's head (seq {account.entry_seq})",
+            )
         elif account.chain_head != last_checksum:
-            self._problem("chain_head_mismatch", last_seq or None, None,
-                          f"the account's chain_head is not the checksum of its last entry (seq {last_seq})")
+            self._problem(
+                "chain_head_mismatch",
+                last_seq or None,
+                None,
+                f"the account's chain_head is not the checksum of its last entry (seq {last_seq})",
+            )
         if account.balance != self.total:
-            self._problem("balance_mismatch", last_seq or None, None,
-                          f"balance {account.balance} != {self.total}, the sum of its {self.count} entries")
+            self._problem(
+                "balance_mismatch",
+                last_seq or None,
+                None,
+                f"balance {account.balance} != {self.total}, the sum of its {self.count} entries",
+            )
         if account.held < 0:
             self._problem("held_negative", None, None, f"held is {account.held}")
         if not account.allow_negative and account.balance - account.held < 0:
-            self._problem("available_negative", None, None,
-                          f"balance {account.balance} - held {account.held} is negative")
+            self._problem(
+                "available_negative", None, None, f"balance {account.balance} - held {account.held} is negative"
+            )
         if self.checkpoint_head is not None and not self.checkpoint_reached:
             seq = self.checkpoint_head[0]
-            self._problem("checkpoint_mismatch", seq, None,
-                          f"checkpoint #{self.checkpoint_id} recorded the head at seq {seq}, "
-                          f"but the chain has no entry there (it ends at seq {last_seq})")
+            self._problem(
+                "checkpoint_mismatch",
+                seq,
+                None,
+                f"checkpoint #{self.checkpoint_id} recorded the head at seq {seq}, "
+                f"but the chain has no entry there (it ends at seq {last_seq})",
+            )
         if 2 <= len(self.mismatches) <= MAX_MISMATCHES_DIAGNOSED:
             self._explain_swaps()
         return self.problems
@@ -332,8 +405,11 @@ class ChainWalk:
                 verified = {a.seq, b.seq}
                 for after, true_prev in ((a.seq + 1, b.checksum), (b.seq + 1, a.checksum)):
                     follower = by_seq.get(after)
-                    if follower is not None and after not in verified \
-                            and _checksum(follower.entry, true_prev) == follower.entry.checksum:
+                    if (
+                        follower is not None
+                        and after not in verified
+                        and _checksum(follower.entry, true_prev) == follower.entry.checksum
+                    ):
                         verified.add(after)
                 self._replace_with_swap(a, b, verified)
                 del by_seq[a.seq], by_seq[b.seq]
@@ -358,17 +434,30 @@ class ChainWalk:
             return False
 
         self.problems = [problem for problem in self.problems if not explained(problem)]
-        self._problem("entry_reordered", a.seq, a.transaction_id,
-                      f"this entry verifies at seq {b.seq}: it was swapped with the entry now at seq {b.seq}")
-        self._problem("entry_reordered", b.seq, b.transaction_id,
-                      f"this entry verifies at seq {a.seq}: it was swapped with the entry now at seq {a.seq}")
+        self._problem(
+            "entry_reordered",
+            a.seq,
+            a.transaction_id,
+            f"this entry verifies at seq {b.seq}: it was swapped with the entry now at seq {b.seq}",
+        )
+        self._problem(
+            "entry_reordered",
+            b.seq,
+            b.transaction_id,
+            f"this entry verifies at seq {a.seq}: it was swapped with the entry now at seq {a.seq}",
+        )
 
 
 def _checksum(entry, prev_checksum: str, *, seq: int | None = None) -> str:
     return chain.entry_checksum(
-        prev_checksum=prev_checksum, account_id=entry.account_id, seq=entry.seq if seq is None else seq,
-        transaction_id=entry.transaction_id, amount=entry.amount, currency=entry.currency,
-        balance_after=entry.balance_after, created_at=entry.created_at,
+        prev_checksum=prev_checksum,
+        account_id=entry.account_id,
+        seq=entry.seq if seq is None else seq,
+        transaction_id=entry.transaction_id,
+        amount=entry.amount,
+        currency=entry.currency,
+        balance_after=entry.balance_after,
+        created_at=entry.created_at,
     )
 
 

@@ -4,6 +4,7 @@ A checkpoint signs every chain head (account -> [seq, checksum]) with the ledger
 chain cut short later is caught even when its account row was edited to match. A checkpoint is
 only signed over a ledger that verifies: signing tampered heads would bless the tampering.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,16 +31,24 @@ def ledger_checkpoint_create() -> dict[str, Any]:
     """
     report = ledger_verify()
     if not report.ok:
-        raise ApplicationError("invalid_state", f"the ledger does not verify ({report.problem_count} problems): "
-                                                "no checkpoint was signed",
-                               {"problem_count": report.problem_count, "problems": report.problems[:20]})
+        raise ApplicationError(
+            "invalid_state",
+            f"the ledger does not verify ({report.problem_count} problems): no checkpoint was signed",
+            {"problem_count": report.problem_count, "problems": report.problems[:20]},
+        )
     heads = report.heads
     checkpoint = Checkpoint.objects.create(
-        heads=heads, signature=chain.sign_heads(heads), account_count=len(heads),
+        heads=heads,
+        signature=chain.sign_heads(heads),
+        account_count=len(heads),
         entry_count=sum(seq for seq, _checksum in heads.values()),
     )
-    log.info("ledger checkpoint #%s signed: %s chains, %s entries", checkpoint.pk, checkpoint.account_count,
-             checkpoint.entry_count)
+    log.info(
+        "ledger checkpoint #%s signed: %s chains, %s entries",
+        checkpoint.pk,
+        checkpoint.account_count,
+        checkpoint.entry_count,
+    )
     return {"checkpoint": checkpoint_result(checkpoint), "verification": _summary(report)}
 
 
@@ -58,12 +67,21 @@ def balances_reconcile() -> dict[str, Any]:
         report.accounts_checked = Account.objects.count()
         report.entries_checked = Account.objects.aggregate(n=Coalesce(Sum("entry_seq"), 0))["n"]
         entries_total = Coalesce(Sum("entries__amount"), Value(0), output_field=BigIntegerField())
-        differing = (Account.objects.annotate(entries_total=entries_total).exclude(balance=F("entries_total"))
-                     .order_by("pk").values_list("pk", "balance", "entries_total", "entry_seq"))
+        differing = (
+            Account.objects.annotate(entries_total=entries_total)
+            .exclude(balance=F("entries_total"))
+            .order_by("pk")
+            .values_list("pk", "balance", "entries_total", "entry_seq")
+        )
         for account_id, balance, total, seq in differing.iterator(chunk_size=2000):
-            report.add(Problem("balance_mismatch", account_id=account_id, seq=seq or None,
-                               message=f"account {account_id}: balance {balance} != {total}, "
-                                       "the sum of its entries"))
+            report.add(
+                Problem(
+                    "balance_mismatch",
+                    account_id=account_id,
+                    seq=seq or None,
+                    message=f"account {account_id}: balance {balance} != {total}, the sum of its entries",
+                )
+            )
     report.finished_at = timezone.now()
     run = _record(IntegrityRun.Kind.RECONCILE, report)
     return {"run": integrity_run_result(run)}
@@ -74,34 +92,55 @@ def integrity_run_latest(*, kind: str = IntegrityRun.Kind.VERIFY) -> IntegrityRu
 
 
 def checkpoint_result(checkpoint: Checkpoint) -> dict[str, Any]:
-    return {"id": checkpoint.pk, "created_at": chain.format_timestamp(checkpoint.created_at),
-            "account_count": checkpoint.account_count, "entry_count": checkpoint.entry_count}
+    return {
+        "id": checkpoint.pk,
+        "created_at": chain.format_timestamp(checkpoint.created_at),
+        "account_count": checkpoint.account_count,
+        "entry_count": checkpoint.entry_count,
+    }
 
 
 def integrity_run_result(run: IntegrityRun) -> dict[str, Any]:
     return {
-        "id": run.pk, "kind": run.kind, "ok": run.ok, "problem_count": run.problem_count,
-        "started_at": chain.format_timestamp(run.started_at), "finished_at": chain.format_timestamp(run.finished_at),
-        "accounts_checked": run.accounts_checked, "entries_checked": run.entries_checked,
-        "transactions_checked": run.transactions_checked, "checkpoint_id": run.checkpoint_id,
+        "id": run.pk,
+        "kind": run.kind,
+        "ok": run.ok,
+        "problem_count": run.problem_count,
+        "started_at": chain.format_timestamp(run.started_at),
+        "finished_at": chain.format_timestamp(run.finished_at),
+        "accounts_checked": run.accounts_checked,
+        "entries_checked": run.entries_checked,
+        "transactions_checked": run.transactions_checked,
+        "checkpoint_id": run.checkpoint_id,
         "problems": run.problems,
     }
 
 
 def _record(kind: str, report: VerificationReport) -> IntegrityRun:
     run = IntegrityRun.objects.create(
-        kind=kind, started_at=report.started_at, finished_at=report.finished_at or timezone.now(), ok=report.ok,
-        problem_count=report.problem_count, problems=report.problems[:IntegrityRun.PROBLEMS_KEPT],
-        accounts_checked=report.accounts_checked, entries_checked=report.entries_checked,
-        transactions_checked=report.transactions_checked, checkpoint_id=report.checkpoint_id,
+        kind=kind,
+        started_at=report.started_at,
+        finished_at=report.finished_at or timezone.now(),
+        ok=report.ok,
+        problem_count=report.problem_count,
+        problems=report.problems[: IntegrityRun.PROBLEMS_KEPT],
+        accounts_checked=report.accounts_checked,
+        entries_checked=report.entries_checked,
+        transactions_checked=report.transactions_checked,
+        checkpoint_id=report.checkpoint_id,
     )
     if report.ok:
-        log.info("ledger %s run #%s clean: %s accounts, %s entries", kind, run.pk, report.accounts_checked,
-                 report.entries_checked)
+        log.info(
+            "ledger %s run #%s clean: %s accounts, %s entries",
+            kind,
+            run.pk,
+            report.accounts_checked,
+            report.entries_checked,
+        )
     else:
         # One log line per problem (capped), so the on-call engineer sees what and where without SQL.
         log.error("ledger %s run #%s found %s problems", kind, run.pk, report.problem_count)
-        for problem in report.problems[:IntegrityRun.PROBLEMS_KEPT]:
+        for problem in report.problems[: IntegrityRun.PROBLEMS_KEPT]:
             log.error("ledger integrity %s: %s", problem["code"], problem["message"])
     return run
 

@@ -13,6 +13,7 @@ ran the job. It is registered from ``LedgerConfig.ready``.
 Registering queries nothing (``describe`` is static). No run yet means no samples (not a fake 1);
 a scrape before the tables exist (a fresh database, migrations running) yields no samples either.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,11 +26,15 @@ log = logging.getLogger(__name__)
 
 OK = ("balance_ledger_integrity_ok", "1 when the latest full ledger verification found no problem, else 0.")
 PROBLEMS = ("balance_ledger_integrity_problems", "Problems found by the latest full ledger verification.")
-LAST_VERIFIED = ("balance_ledger_last_verified_timestamp_seconds",
-                 "When the latest full ledger verification finished (Unix time).")
+LAST_VERIFIED = (
+    "balance_ledger_last_verified_timestamp_seconds",
+    "When the latest full ledger verification finished (Unix time).",
+)
 ENTRIES = ("balance_ledger_entries_verified", "Entries walked by the latest full ledger verification.")
-LAST_CHECKPOINT = ("balance_ledger_last_checkpoint_timestamp_seconds",
-                   "When the latest signed checkpoint of the chain heads was taken (Unix time).")
+LAST_CHECKPOINT = (
+    "balance_ledger_last_checkpoint_timestamp_seconds",
+    "When the latest signed checkpoint of the chain heads was taken (Unix time).",
+)
 
 _registered = False
 _register_lock = threading.Lock()
@@ -64,8 +69,12 @@ class LedgerVerificationCollector:
                 self._tables_ready = {IntegrityRun._meta.db_table, Checkpoint._meta.db_table} <= tables
                 if not self._tables_ready:
                     return None, None
-            run = (IntegrityRun.objects.filter(kind=IntegrityRun.Kind.VERIFY).order_by("-finished_at", "-pk")
-                   .values("ok", "problem_count", "finished_at", "entries_checked").first())
+            run = (
+                IntegrityRun.objects.filter(kind=IntegrityRun.Kind.VERIFY)
+                .order_by("-finished_at", "-pk")
+                .values("ok", "problem_count", "finished_at", "entries_checked")
+                .first()
+            )
             checkpoint_at = Checkpoint.objects.order_by("-created_at").values_list("created_at", flat=True).first()
             return run, checkpoint_at
         except DatabaseError:

@@ -1,4 +1,5 @@
 """The ledger: transactions, their append-only entries, idempotency records and checkpoints."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -108,8 +109,14 @@ class IntegrityRun(models.Model):
     accounts_checked = models.IntegerField(default=0)
     entries_checked = models.BigIntegerField(default=0)
     transactions_checked = models.BigIntegerField(default=0)
-    checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                   help_text="The checkpoint the chains were compared against.")
+    checkpoint = models.ForeignKey(
+        Checkpoint,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The checkpoint the chains were compared against.",
+    )
 
     class Meta:
         constraints = [

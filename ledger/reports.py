@@ -4,12 +4,13 @@ A period is half-open, ``[start, end)``, and is cut by the *transaction's* creat
 entries of one transaction never fall into two periods, and the ledger export up to ``T`` sums to
 the trial balance at ``T``. Every amount is an integer of minor units; nothing here produces a float.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, time, timezone as dt_timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.db.models import BigIntegerField, Count, F, OuterRef, Subquery, Sum, Value
@@ -22,8 +23,19 @@ from ledger.chain import format_timestamp
 from ledger.models import Entry
 
 LEDGER_EXPORT_HEADER: tuple[str, ...] = (
-    "transaction_id", "kind", "created_at", "account_id", "account_kind", "owner_ref", "system_code",
-    "currency", "amount", "balance_after", "seq", "checksum", "metadata",
+    "transaction_id",
+    "kind",
+    "created_at",
+    "account_id",
+    "account_kind",
+    "owner_ref",
+    "system_code",
+    "currency",
+    "amount",
+    "balance_after",
+    "seq",
+    "checksum",
+    "metadata",
 )
 # Accounts whose recorded balance disagrees with their entries: at most this many are listed.
 MISMATCH_LIST_LIMIT = 100
@@ -42,18 +54,23 @@ def report_moment_parse(value: Any, *, field: str) -> datetime:
     except ValueError:
         moment = None
     if not text or moment is None:
-        raise ApplicationError("invalid_request",
-                               f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 datetime",
-                               {"field": field, "value": str(value)[:40]})
+        raise ApplicationError(
+            "invalid_request",
+            f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 datetime",
+            {"field": field, "value": str(value)[:40]},
+        )
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt_timezone.utc)
-    return moment.astimezone(dt_timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def report_period_check(*, start: datetime, end: datetime) -> None:
     if end <= start:
-        raise ApplicationError("invalid_request", "the period must end after it starts",
-                               {"from": format_timestamp(start), "to": format_timestamp(end)})
+        raise ApplicationError(
+            "invalid_request",
+            "the period must end after it starts",
+            {"from": format_timestamp(start), "to": format_timestamp(end)},
+        )
 
 
 def ledger_export_rows(*, start: datetime, end: datetime, currency: str | None = None) -> Iterator[tuple]:
@@ -65,15 +82,50 @@ def ledger_export_rows(*, start: datetime, end: datetime, currency: str | None =
     if currency is not None:
         entries = entries.filter(currency=parse_currency(currency))
     entries = entries.order_by("transaction__created_at", "transaction_id", "account_id").values_list(
-        "transaction_id", "transaction__kind", "transaction__created_at", "account_id", "account__kind",
-        "account__owner_ref", "account__system_code", "currency", "amount", "balance_after", "seq",
-        "checksum", "transaction__metadata",
+        "transaction_id",
+        "transaction__kind",
+        "transaction__created_at",
+        "account_id",
+        "account__kind",
+        "account__owner_ref",
+        "account__system_code",
+        "currency",
+        "amount",
+        "balance_after",
+        "seq",
+        "checksum",
+        "transaction__metadata",
     )
-    for (tx_id, kind, created_at, account_id, account_kind, owner_ref, system_code, entry_currency,
-         amount, balance_after, seq, checksum, metadata) in entries.iterator(chunk_size=_EXPORT_CHUNK):
-        yield (tx_id, kind, format_timestamp(created_at), account_id, account_kind, owner_ref, system_code,
-               entry_currency, amount, balance_after, seq, checksum,
-               json.dumps(metadata or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    for (
+        tx_id,
+        kind,
+        created_at,
+        account_id,
+        account_kind,
+        owner_ref,
+        system_code,
+        entry_currency,
+        amount,
+        balance_after,
+        seq,
+        checksum,
+        metadata,
+    ) in entries.iterator(chunk_size=_EXPORT_CHUNK):
+        yield (
+            tx_id,
+            kind,
+            format_timestamp(created_at),
+            account_id,
+            account_kind,
+            owner_ref,
+            system_code,
+            entry_currency,
+            amount,
+            balance_after,
+            seq,
+            checksum,
+            json.dumps(metadata or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        )
 
 
 def ledger_export_csv_lines(*, start: datetime, end: datetime, currency: str | None = None) -> Iterator[str]:
@@ -128,9 +180,15 @@ def trial_balance(*, at: datetime | None = None, currency: str | None = None) ->
         entries = entries.filter(transaction__created_at__lt=at)
 
     books: dict[str, dict[str, Any]] = {}
-    grouped = entries.values("currency", "account__kind", "account__system_code").annotate(
-        total=Sum("amount"), accounts=Count("account", distinct=True), entries=Count("id"),
-    ).order_by("currency", "account__kind", "account__system_code")
+    grouped = (
+        entries.values("currency", "account__kind", "account__system_code")
+        .annotate(
+            total=Sum("amount"),
+            accounts=Count("account", distinct=True),
+            entries=Count("id"),
+        )
+        .order_by("currency", "account__kind", "account__system_code")
+    )
     for row in grouped:
         report = books.setdefault(row["currency"], _empty_currency_report(row["currency"]))
         kind = report["kinds"].setdefault(row["account__kind"], {"accounts": 0, "entries": 0, "total": 0})
@@ -165,8 +223,15 @@ def trial_balance(*, at: datetime | None = None, currency: str | None = None) ->
 
 
 def _empty_currency_report(currency: str) -> dict[str, Any]:
-    return {"currency": currency, "kinds": {}, "system_accounts": {}, "total": 0, "entry_count": 0,
-            "accounts_total": None, "held_total": None}
+    return {
+        "currency": currency,
+        "kinds": {},
+        "system_accounts": {},
+        "total": 0,
+        "entry_count": 0,
+        "accounts_total": None,
+        "held_total": None,
+    }
 
 
 def _recorded_balance_mismatches(accounts, at: datetime | None) -> tuple[list[dict[str, Any]], int]:
@@ -183,8 +248,7 @@ def _recorded_balance_mismatches(accounts, at: datetime | None) -> tuple[list[di
         checked = checked.annotate(recorded_balance=Coalesce(last_balance, Value(0), output_field=BigIntegerField()))
     differing = checked.exclude(ledger_balance=F("recorded_balance")).order_by("pk")
     listed = [
-        {"account_id": row["pk"], "ledger_balance": row["ledger_balance"],
-         "recorded_balance": row["recorded_balance"]}
+        {"account_id": row["pk"], "ledger_balance": row["ledger_balance"], "recorded_balance": row["recorded_balance"]}
         for row in differing.values("pk", "ledger_balance", "recorded_balance")[:MISMATCH_LIST_LIMIT]
     ]
     count = len(listed) if len(listed) < MISMATCH_LIST_LIMIT else differing.count()

@@ -5,6 +5,7 @@ and the ORM's per-row machinery (signals, field descriptors, save()) is what mad
 carry the attribute names of the models, so the result functions (accounts/results.py, ...) render
 either.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,8 +14,10 @@ from typing import Any
 
 from ledger.work import as_bool
 
-ACCOUNT_COLUMNS = ("id, kind, owner_ref, system_code, shard, currency, balance, held, allow_negative, status, "
-                   "version, entry_seq, chain_head")
+ACCOUNT_COLUMNS = (
+    "id, kind, owner_ref, system_code, shard, currency, balance, held, allow_negative, status, "
+    "version, entry_seq, chain_head"
+)
 
 
 @dataclass(slots=True)
@@ -35,10 +38,36 @@ class AccountRow:
 
     @classmethod
     def from_db(cls, row: tuple[Any, ...]) -> AccountRow:
-        (pk, kind, owner_ref, system_code, shard, currency, balance, held, allow_negative, status, version,
-         entry_seq, chain_head) = row
-        return cls(int(pk), kind, owner_ref, system_code, int(shard), currency, int(balance), int(held),
-                   as_bool(allow_negative), status, int(version), int(entry_seq), chain_head)
+        (
+            pk,
+            kind,
+            owner_ref,
+            system_code,
+            shard,
+            currency,
+            balance,
+            held,
+            allow_negative,
+            status,
+            version,
+            entry_seq,
+            chain_head,
+        ) = row
+        return cls(
+            int(pk),
+            kind,
+            owner_ref,
+            system_code,
+            int(shard),
+            currency,
+            int(balance),
+            int(held),
+            as_bool(allow_negative),
+            status,
+            int(version),
+            int(entry_seq),
+            chain_head,
+        )
 
     @property
     def pk(self) -> int:

@@ -10,6 +10,7 @@ tables -> seats -> reservations -> accounts (ascending id). ``accounts_select`` 
 ``SELECT ... ORDER BY id FOR UPDATE``; on SQLite the IMMEDIATE transaction holds the database write
 lock from BEGIN instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,7 @@ class Leg:
 def accounts_select(work: Work, where: str, params: Sequence[Any] = ()) -> Result:
     """Queue the lock and read of the accounts ``where`` names, in ascending id (the lock order).
     Read them with ``accounts_of``."""
-    return work.query(f"SELECT {ACCOUNT_COLUMNS} FROM accounts_account WHERE {where} ORDER BY id{work.lock()}",
-                      params)
+    return work.query(f"SELECT {ACCOUNT_COLUMNS} FROM accounts_account WHERE {where} ORDER BY id{work.lock()}", params)
 
 
 def accounts_of(result: Result) -> dict[int, AccountRow]:
@@ -59,8 +59,7 @@ def account_require(accounts: Mapping[int, AccountRow], account_id: int) -> Acco
 def system_account_where(*, code: str, currency_sql: str, shard_sql: str) -> str:
     """The WHERE clause of house account ``code`` whose currency and shard the SQL expressions name
     (for ``accounts_select``, next to the call's other accounts in one ascending-id lock)."""
-    return (f"(kind = 'system' AND system_code = '{code}' AND currency = {currency_sql} "
-            f"AND shard = {shard_sql})")
+    return f"(kind = 'system' AND system_code = '{code}' AND currency = {currency_sql} AND shard = {shard_sql})"
 
 
 def system_account_lock(work: Work, *, code: str, currency: str, shard: int) -> AccountRow:
@@ -75,9 +74,11 @@ def system_account_lock(work: Work, *, code: str, currency: str, shard: int) -> 
         "status, version, entry_seq, chain_head, created_at, updated_at) "
         "VALUES ('system', '', %s, %s, %s, 0, 0, %s, 'active', 0, 0, '', %s, %s) "
         "ON CONFLICT (system_code, currency, shard) WHERE kind = 'system' DO NOTHING",
-        [code, shard, currency, code == "external", now, now])
-    found = accounts_select(work, "kind = 'system' AND system_code = %s AND currency = %s AND shard = %s",
-                            [code, currency, shard])
+        [code, shard, currency, code == "external", now, now],
+    )
+    found = accounts_select(
+        work, "kind = 'system' AND system_code = %s AND currency = %s AND shard = %s", [code, currency, shard]
+    )
     work.send()
     return next(iter(accounts_of(found).values()))
 
@@ -89,9 +90,18 @@ def ensure_usable(account: AccountRow, *, allow_frozen: bool = False) -> None:
         raise ApplicationError("account_frozen", f"account {account.id} is frozen", {"account_id": account.id})
 
 
-def transaction_post(work: Work, *, transaction_id: int, kind: str, legs: Sequence[Leg], actor: str,
-                     accounts: Mapping[int, AccountRow], metadata: Mapping[str, Any] | None = None,
-                     hold_deltas: Mapping[int, int] | None = None, allow_frozen: bool = False) -> TransactionRow:
+def transaction_post(
+    work: Work,
+    *,
+    transaction_id: int,
+    kind: str,
+    legs: Sequence[Leg],
+    actor: str,
+    accounts: Mapping[int, AccountRow],
+    metadata: Mapping[str, Any] | None = None,
+    hold_deltas: Mapping[int, int] | None = None,
+    allow_frozen: bool = False,
+) -> TransactionRow:
     """Post one balanced transaction (id ``transaction_id``, allocated by the caller with
     ``work.next_ids``) and return it with its entries.
 
@@ -102,25 +112,34 @@ def transaction_post(work: Work, *, transaction_id: int, kind: str, legs: Sequen
     it moves the money). A refusal queues nothing."""
     hold_deltas = dict(hold_deltas or {})
     _check_legs(legs)
-    involved = [account_require(accounts, account_id) for account_id in sorted({*(l.account_id for l in legs),
-                                                                                 *hold_deltas})]
+    involved = [
+        account_require(accounts, account_id) for account_id in sorted({*(l.account_id for l in legs), *hold_deltas})
+    ]
     currencies = {account.currency for account in involved}
     if len(currencies) > 1:
-        raise ApplicationError("currency_mismatch", "all accounts of a transaction must share one currency",
-                               {"accounts": {str(a.id): a.currency for a in involved}})
+        raise ApplicationError(
+            "currency_mismatch",
+            "all accounts of a transaction must share one currency",
+            {"accounts": {str(a.id): a.currency for a in involved}},
+        )
     for account in involved:
         ensure_usable(account, allow_frozen=allow_frozen)
     amounts = {leg.account_id: leg.amount for leg in legs}
     for account in involved:
-        _check_change(account, balance=account.balance + amounts.get(account.id, 0),
-                      held=account.held + hold_deltas.get(account.id, 0),
-                      requested=-amounts.get(account.id, 0) + hold_deltas.get(account.id, 0))
+        _check_change(
+            account,
+            balance=account.balance + amounts.get(account.id, 0),
+            held=account.held + hold_deltas.get(account.id, 0),
+            requested=-amounts.get(account.id, 0) + hold_deltas.get(account.id, 0),
+        )
 
     currency, now = currencies.pop(), timezone.now()
     tx = TransactionRow(transaction_id, str(kind), currency, actor, dict(metadata or {}), now)
-    work.execute("INSERT INTO ledger_transaction (id, kind, currency, actor, metadata, created_at) "
-                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                 [tx.id, tx.kind, currency, actor, json.dumps(tx.metadata), work.time(now)])
+    work.execute(
+        "INSERT INTO ledger_transaction (id, kind, currency, actor, metadata, created_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        [tx.id, tx.kind, currency, actor, json.dumps(tx.metadata), work.time(now)],
+    )
     values, params = [], []
     for account in involved:
         account.held += hold_deltas.get(account.id, 0)
@@ -130,22 +149,40 @@ def transaction_post(work: Work, *, transaction_id: int, kind: str, legs: Sequen
         account.entry_seq += 1
         entry = EntryRow(account.id, account.entry_seq, tx.id, amounts[account.id], currency, account.balance, now, "")
         entry.checksum = account.chain_head = chain.entry_checksum(
-            prev_checksum=account.chain_head, account_id=entry.account_id, seq=entry.seq,
-            transaction_id=entry.transaction_id, amount=entry.amount, currency=entry.currency,
-            balance_after=entry.balance_after, created_at=now)
+            prev_checksum=account.chain_head,
+            account_id=entry.account_id,
+            seq=entry.seq,
+            transaction_id=entry.transaction_id,
+            amount=entry.amount,
+            currency=entry.currency,
+            balance_after=entry.balance_after,
+            created_at=now,
+        )
         tx.posted_entries.append(entry)
         values.append("(%s, %s, %s, %s, %s, %s, %s, %s)")
-        params += [entry.transaction_id, entry.account_id, entry.seq, entry.amount, currency, entry.balance_after,
-                   work.time(now), entry.checksum]
-    work.execute("INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
-                 f"created_at, checksum) VALUES {', '.join(values)}", params)
+        params += [
+            entry.transaction_id,
+            entry.account_id,
+            entry.seq,
+            entry.amount,
+            currency,
+            entry.balance_after,
+            work.time(now),
+            entry.checksum,
+        ]
+    work.execute(
+        "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
+        f"created_at, checksum) VALUES {', '.join(values)}",
+        params,
+    )
     for account in involved:
         account_write(work, account)
     return tx
 
 
-def holds_change(work: Work, *, accounts: Mapping[int, AccountRow], hold_deltas: Mapping[int, int],
-                 allow_frozen: bool = False) -> None:
+def holds_change(
+    work: Work, *, accounts: Mapping[int, AccountRow], hold_deltas: Mapping[int, int], allow_frozen: bool = False
+) -> None:
     """Raise or drop holds without moving money (reserve, release, expire) on locked rows. A positive
     delta must fit in the available balance of a usable account."""
     for account_id in sorted(hold_deltas):
@@ -170,10 +207,20 @@ def account_write(work: Work, account: AccountRow) -> None:
     """Queue the new money fields and status of a locked row (its version bumped), and its balance
     cache refresh after commit."""
     account.version += 1
-    work.execute("UPDATE accounts_account SET balance = %s, held = %s, status = %s, version = %s, entry_seq = %s, "
-                 "chain_head = %s, updated_at = %s WHERE id = %s",
-                 [account.balance, account.held, account.status, account.version, account.entry_seq,
-                  account.chain_head, work.time(timezone.now()), account.id])
+    work.execute(
+        "UPDATE accounts_account SET balance = %s, held = %s, status = %s, version = %s, entry_seq = %s, "
+        "chain_head = %s, updated_at = %s WHERE id = %s",
+        [
+            account.balance,
+            account.held,
+            account.status,
+            account.version,
+            account.entry_seq,
+            account.chain_head,
+            work.time(timezone.now()),
+            account.id,
+        ],
+    )
     balance_cache_refresh_on_commit(work, account)
 
 
@@ -199,8 +246,18 @@ def new_accounts(work: Work, rows: Iterable[AccountRow]) -> None:
             "INSERT INTO accounts_account (id, kind, owner_ref, system_code, shard, currency, balance, held, "
             "allow_negative, status, version, entry_seq, chain_head, created_at, updated_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, 'active', 0, 0, '', %s, %s)",
-            [account.id, account.kind, account.owner_ref, account.system_code, account.shard, account.currency,
-             account.allow_negative, now, now])
+            [
+                account.id,
+                account.kind,
+                account.owner_ref,
+                account.system_code,
+                account.shard,
+                account.currency,
+                account.allow_negative,
+                now,
+                now,
+            ],
+        )
 
 
 def _check_legs(legs: Sequence[Leg]) -> None:
@@ -214,8 +271,11 @@ def _check_legs(legs: Sequence[Leg]) -> None:
             raise ValueError(f"account {leg.account_id} appears twice: net its legs first")
         seen.add(leg.account_id)
     if sum(leg.amount for leg in legs) != 0:
-        raise ApplicationError("unbalanced_transaction", "the legs of a transaction must sum to zero",
-                               {"sum": sum(leg.amount for leg in legs)})
+        raise ApplicationError(
+            "unbalanced_transaction",
+            "the legs of a transaction must sum to zero",
+            {"sum": sum(leg.amount for leg in legs)},
+        )
 
 
 def _check_change(account: AccountRow, *, balance: int, held: int, requested: int) -> None:
@@ -224,9 +284,13 @@ def _check_change(account: AccountRow, *, balance: int, held: int, requested: in
     if not account.allow_negative and balance - held < 0:
         available = balance - held + requested
         raise ApplicationError(
-            "insufficient_funds", f"account {account.id} has {available} available, {requested} requested",
+            "insufficient_funds",
+            f"account {account.id} has {available} available, {requested} requested",
             {"account_id": account.id, "available": available, "requested": requested},
         )
     if not (INT64_MIN <= balance <= INT64_MAX and 0 <= held <= INT64_MAX):
-        raise ApplicationError("invalid_amount", f"account {account.id} cannot hold that much",
-                               {"account_id": account.id, "max": INT64_MAX})
+        raise ApplicationError(
+            "invalid_amount",
+            f"account {account.id} cannot hold that much",
+            {"account_id": account.id, "max": INT64_MAX},
+        )

@@ -3,6 +3,7 @@
 Suggested beat schedule: verify_ledger_task every 10 minutes, reconcile_balances_task every minute,
 ledger_checkpoint_task hourly.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """HTTP routes of the ledger app, mounted under /api/v1/."""
+
 from django.urls import path
 
 from ledger.api import LedgerExportView, TrialBalanceView

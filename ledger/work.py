@@ -21,13 +21,14 @@ work is a savepoint instead, and its after-commit hooks wait for the caller's co
 No ORM write may run while a work is open outside an atomic block: Django believes the connection
 is in autocommit mode, and its own ``atomic`` would commit this transaction half way.
 """
+
 from __future__ import annotations
 
 import itertools
 import json
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -66,8 +67,8 @@ class Work:
         self._queue: list[tuple[str, Sequence[Any], Result | None]] = []
         self._hooks: list[Callable[[], None]] = []
         self._savepoint: str | None = None
-        self._state = "new"          # new -> open -> committed | rolled back
-        self.wrote = False           # a write has reached the database
+        self._state = "new"  # new -> open -> committed | rolled back
+        self.wrote = False  # a write has reached the database
         self._queued_write = False
         self.round_trips = 0
         self._allocated: set[str] = set()
@@ -138,8 +139,11 @@ class Work:
             self._state = "rolled back"
             return
         self._state = "rolled back"
-        sql = ([f"ROLLBACK TO SAVEPOINT {self._savepoint}", f"RELEASE SAVEPOINT {self._savepoint}"]
-               if self._savepoint else ["ROLLBACK"])
+        sql = (
+            [f"ROLLBACK TO SAVEPOINT {self._savepoint}", f"RELEASE SAVEPOINT {self._savepoint}"]
+            if self._savepoint
+            else ["ROLLBACK"]
+        )
         if not self._savepoint and self.postgres and self._pg_idle():
             return  # a failed COMMIT has already ended the transaction
         try:
@@ -176,8 +180,10 @@ class Work:
         self.round_trips += 1
         with self.connection.cursor() as cursor:
             if self.postgres:
-                cursor.execute("; ".join(sql for sql, _, _ in statements),
-                               [param for _, params, _ in statements for param in params])
+                cursor.execute(
+                    "; ".join(sql for sql, _, _ in statements),
+                    [param for _, params, _ in statements for param in params],
+                )
                 for position, (_, _, result) in enumerate(statements):
                     if position:
                         cursor.nextset()
@@ -218,12 +224,15 @@ class Work:
             raise RuntimeError(f"ids of {table} were already allocated in this work")
         self._allocated.add(table)
         if self.postgres:
-            return self.query(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-                              "FROM generate_series(1, %s)", [count])
+            return self.query(
+                f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)", [count]
+            )
         # SQLite, under its write lock: past both the highest id and the AUTOINCREMENT counter.
         return self.query(
             f"SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), "
-            f"COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1, %s", [count])
+            f"COALESCE((SELECT MAX(id) FROM {table}), 0)) + 1, %s",
+            [count],
+        )
 
     def ids(self, result: Result) -> list[int]:
         rows = result.all()
@@ -242,7 +251,7 @@ def as_datetime(value: Any) -> datetime | None:
     if value is None:
         return None
     parsed = value if isinstance(value, datetime) else parse_datetime(value)
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def as_json(value: Any) -> Any:

@@ -3,6 +3,7 @@
 The release action is a thin adapter over reservations.services.reservation_release: it locks the
 rows, drops the hold and records the admin user and the reason, one reservation at a time.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -21,8 +22,11 @@ ADMIN_SCOPE = "admin"
 
 
 class ReleaseForm(forms.Form):
-    reason = forms.CharField(max_length=MAX_REASON, widget=forms.Textarea(attrs={"rows": 3}),
-                             help_text="Recorded on each reservation, with your user name.")
+    reason = forms.CharField(
+        max_length=MAX_REASON,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Recorded on each reservation, with your user name.",
+    )
     # One idempotency key per confirmation page: submitting it twice releases once.
     nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
@@ -50,8 +54,18 @@ class ReservationEventInline(admin.TabularInline):
 
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyAdmin):
-    list_display = ("id", "user_id", "table", "amount", "committed_amount", "currency", "status", "expires_at",
-                    "ended_at", "ended_by")
+    list_display = (
+        "id",
+        "user_id",
+        "table",
+        "amount",
+        "committed_amount",
+        "currency",
+        "status",
+        "expires_at",
+        "ended_at",
+        "ended_by",
+    )
     list_filter = ("status", "currency")
     search_fields = ("user_id", "table__table_id")
     list_select_related = ("table",)
@@ -75,14 +89,20 @@ class ReservationAdmin(ReadOnlyAdmin):
         queryset = queryset.select_related("table").order_by("pk")
         pending = [r for r in queryset if r.status == Reservation.Status.PENDING]
         skipped = [r for r in queryset if r.status != Reservation.Status.PENDING]
-        form = ReleaseForm(request.POST if request.POST.get("confirm") == "yes" else None,
-                           initial={"nonce": uuid.uuid4().hex})
+        form = ReleaseForm(
+            request.POST if request.POST.get("confirm") == "yes" else None, initial={"nonce": uuid.uuid4().hex}
+        )
         if form.is_bound and form.is_valid():
             self._release(request, pending, form.cleaned_data["reason"], form.cleaned_data["nonce"])
             return None
         context = {
-            **self.admin_site.each_context(request), "title": "Release pending reservations", "opts": self.opts,
-            "queryset": queryset, "pending": pending, "skipped": skipped, "form": form,
+            **self.admin_site.each_context(request),
+            "title": "Release pending reservations",
+            "opts": self.opts,
+            "queryset": queryset,
+            "pending": pending,
+            "skipped": skipped,
+            "form": form,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/reservations/reservation/release_confirm.html", context)
@@ -92,8 +112,13 @@ class ReservationAdmin(ReadOnlyAdmin):
         released, refused = [], []
         for reservation in pending:
             try:
-                reservation_release(client=ADMIN_SCOPE, idempotency_key=f"admin-release:{nonce}:{reservation.pk}",
-                                    reservation_id=reservation.pk, reason=reason, actor=actor)
+                reservation_release(
+                    client=ADMIN_SCOPE,
+                    idempotency_key=f"admin-release:{nonce}:{reservation.pk}",
+                    reservation_id=reservation.pk,
+                    reason=reason,
+                    actor=actor,
+                )
                 released.append(f"#{reservation.pk}")
             except ApplicationError as refusal:
                 refused.append(f"#{reservation.pk} ({refusal.code})")

@@ -3,6 +3,7 @@
 Each view checks its input with a small serializer, calls one service or selector and renders the
 dict it returns. Every mutating call needs an ``Idempotency-Key`` header, scoped by the API client.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -24,8 +25,9 @@ from balance_project.api import (
 from reservations import selectors, services
 from reservations import serializers as s
 
-_RESERVATION_ID = OpenApiParameter("reservation_id", OpenApiTypes.INT64, OpenApiParameter.PATH,
-                                   description="Reservation id.")
+_RESERVATION_ID = OpenApiParameter(
+    "reservation_id", OpenApiTypes.INT64, OpenApiParameter.PATH, description="Reservation id."
+)
 
 
 class ReservationsView(ApiView):
@@ -33,15 +35,24 @@ class ReservationsView(ApiView):
 
     required_scopes = {"POST": "reservations:write"}
 
-    @extend_schema(operation_id="reservations_create", summary="Reserve a buy-in (hold funds on the wallet)",
-                   request=s.ReserveInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.ReservationEnvelopeOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="reservations_create",
+        summary="Reserve a buy-in (hold funds on the wallet)",
+        request=s.ReserveInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: s.ReservationEnvelopeOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request):
         key = idempotency_key_of(request)
         data = validated(s.ReserveInputSerializer, request.data)
-        result = services.reservation_reserve(client=client_of(request), idempotency_key=key,
-                                              user_id=data["user_id"], table_id=data["table_id"],
-                                              amount=data["amount"], ttl_seconds=data.get("ttl_seconds"))
+        result = services.reservation_reserve(
+            client=client_of(request),
+            idempotency_key=key,
+            user_id=data["user_id"],
+            table_id=data["table_id"],
+            amount=data["amount"],
+            ttl_seconds=data.get("ttl_seconds"),
+        )
         return render(s.ReservationEnvelopeOutputSerializer, result, status=201)
 
 
@@ -50,11 +61,14 @@ class ReservationDetailView(ApiView):
 
     required_scopes = {"GET": "accounts:read"}
 
-    @extend_schema(operation_id="reservations_detail", summary="One reservation", parameters=[_RESERVATION_ID],
-                   responses={200: s.ReservationEnvelopeOutputSerializer, **READ_ERRORS})
+    @extend_schema(
+        operation_id="reservations_detail",
+        summary="One reservation",
+        parameters=[_RESERVATION_ID],
+        responses={200: s.ReservationEnvelopeOutputSerializer, **READ_ERRORS},
+    )
     def get(self, request, reservation_id: int):
-        return render(s.ReservationEnvelopeOutputSerializer,
-                       selectors.reservation_get(reservation_id=reservation_id))
+        return render(s.ReservationEnvelopeOutputSerializer, selectors.reservation_get(reservation_id=reservation_id))
 
 
 class ReservationCommitView(ApiView):
@@ -62,14 +76,19 @@ class ReservationCommitView(ApiView):
 
     required_scopes = {"POST": "reservations:write"}
 
-    @extend_schema(operation_id="reservations_commit", summary="Commit a reservation into the player's seat",
-                   request=s.CommitInputSerializer, parameters=[_RESERVATION_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: s.CommitOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="reservations_commit",
+        summary="Commit a reservation into the player's seat",
+        request=s.CommitInputSerializer,
+        parameters=[_RESERVATION_ID, IDEMPOTENCY_KEY_PARAMETER],
+        responses={200: s.CommitOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request, reservation_id: int):
         key = idempotency_key_of(request)
         data = validated(s.CommitInputSerializer, request.data or {})
-        result = services.reservation_commit(client=client_of(request), idempotency_key=key,
-                                             reservation_id=reservation_id, amount=data.get("amount"))
+        result = services.reservation_commit(
+            client=client_of(request), idempotency_key=key, reservation_id=reservation_id, amount=data.get("amount")
+        )
         return render(s.CommitOutputSerializer, result)
 
 
@@ -78,14 +97,19 @@ class ReservationReleaseView(ApiView):
 
     required_scopes = {"POST": "reservations:write"}
 
-    @extend_schema(operation_id="reservations_release", summary="Release a reservation (drop the hold)",
-                   request=s.ReleaseInputSerializer, parameters=[_RESERVATION_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: s.ReservationEnvelopeOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="reservations_release",
+        summary="Release a reservation (drop the hold)",
+        request=s.ReleaseInputSerializer,
+        parameters=[_RESERVATION_ID, IDEMPOTENCY_KEY_PARAMETER],
+        responses={200: s.ReservationEnvelopeOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request, reservation_id: int):
         key = idempotency_key_of(request)
         data = validated(s.ReleaseInputSerializer, request.data or {})
-        result = services.reservation_release(client=client_of(request), idempotency_key=key,
-                                              reservation_id=reservation_id, reason=data.get("reason", ""))
+        result = services.reservation_release(
+            client=client_of(request), idempotency_key=key, reservation_id=reservation_id, reason=data.get("reason", "")
+        )
         return render(s.ReservationEnvelopeOutputSerializer, result)
 
 
@@ -94,9 +118,12 @@ class ReservationExpiryRateView(ApiView):
 
     required_scopes = {"GET": "accounts:read"}
 
-    @extend_schema(operation_id="reservations_expiry_rate", summary="Reservation expiry rate over a period",
-                   parameters=[s.ExpiryRateInputSerializer],
-                   responses={200: s.ExpiryRateOutputSerializer, **READ_ERRORS})
+    @extend_schema(
+        operation_id="reservations_expiry_rate",
+        summary="Reservation expiry rate over a period",
+        parameters=[s.ExpiryRateInputSerializer],
+        responses={200: s.ExpiryRateOutputSerializer, **READ_ERRORS},
+    )
     def get(self, request):
         params = validated(s.ExpiryRateInputSerializer, request.query_params)
         end = params.get("to") or timezone.now()

@@ -1,4 +1,5 @@
 """gRPC adapters for two-phase buy-ins: the same services and selectors as the HTTP views."""
+
 from __future__ import annotations
 
 from balance_client._pb.balance.v1 import balance_pb2 as pb
@@ -10,21 +11,36 @@ from reservations.services import reservation_commit, reservation_release, reser
 
 class ReservationsServicer:
     def Reserve(self, request: pb.ReserveRequest, context) -> pb.ReservationResponse:
-        result = reservation_reserve(client=caller_client(), idempotency_key=request.idempotency_key,
-                                     user_id=request.user_id, table_id=request.table_id, amount=request.amount,
-                                     ttl_seconds=optional_field(request, "ttl_seconds"))
+        result = reservation_reserve(
+            client=caller_client(),
+            idempotency_key=request.idempotency_key,
+            user_id=request.user_id,
+            table_id=request.table_id,
+            amount=request.amount,
+            ttl_seconds=optional_field(request, "ttl_seconds"),
+        )
         return pb.ReservationResponse(reservation=reservation_pb(result["reservation"]))
 
     def CommitReservation(self, request: pb.CommitReservationRequest, context) -> pb.CommitReservationResponse:
-        result = reservation_commit(client=caller_client(), idempotency_key=request.idempotency_key,
-                                    reservation_id=request.reservation_id, amount=optional_field(request, "amount"))
-        return pb.CommitReservationResponse(reservation=reservation_pb(result["reservation"]),
-                                            seat=seat_pb(result["seat"]),
-                                            transaction=transaction_pb(result.get("transaction")))
+        result = reservation_commit(
+            client=caller_client(),
+            idempotency_key=request.idempotency_key,
+            reservation_id=request.reservation_id,
+            amount=optional_field(request, "amount"),
+        )
+        return pb.CommitReservationResponse(
+            reservation=reservation_pb(result["reservation"]),
+            seat=seat_pb(result["seat"]),
+            transaction=transaction_pb(result.get("transaction")),
+        )
 
     def ReleaseReservation(self, request: pb.ReleaseReservationRequest, context) -> pb.ReservationResponse:
-        result = reservation_release(client=caller_client(), idempotency_key=request.idempotency_key,
-                                     reservation_id=request.reservation_id, reason=request.reason)
+        result = reservation_release(
+            client=caller_client(),
+            idempotency_key=request.idempotency_key,
+            reservation_id=request.reservation_id,
+            reason=request.reason,
+        )
         return pb.ReservationResponse(reservation=reservation_pb(result["reservation"]))
 
     def GetReservation(self, request: pb.GetReservationRequest, context) -> pb.ReservationResponse:

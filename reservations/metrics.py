@@ -1,5 +1,6 @@
 """Prometheus counters of reservation outcomes. The expiry rate (expired / all ended) above 1%
 says the buy-in timeouts need tuning."""
+
 from __future__ import annotations
 
 from prometheus_client import Counter

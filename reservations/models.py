@@ -1,5 +1,6 @@
 """Reservations: funds held on a wallet for a buy-in at one table, until committed, released or
 expired. Every transition is also written as a ``ReservationEvent`` (who, when, why)."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -13,8 +14,12 @@ class Reservation(models.Model):
         RELEASED = "released"
         EXPIRED = "expired"
 
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="reservations",
-                                help_text="The wallet the funds are held on.")
+    account = models.ForeignKey(
+        "accounts.Account",
+        on_delete=models.PROTECT,
+        related_name="reservations",
+        help_text="The wallet the funds are held on.",
+    )
     table = models.ForeignKey("tables.Table", on_delete=models.PROTECT, related_name="reservations")
     user_id = models.CharField(max_length=128)
     currency = models.CharField(max_length=3)
@@ -23,8 +28,9 @@ class Reservation(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     expires_at = models.DateTimeField()
     seat = models.ForeignKey("tables.Seat", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    transaction = models.ForeignKey("ledger.Transaction", on_delete=models.PROTECT, null=True, blank=True,
-                                    related_name="+")
+    transaction = models.ForeignKey(
+        "ledger.Transaction", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_by = models.CharField(max_length=128)
     ended_at = models.DateTimeField(null=True, blank=True)
     ended_by = models.CharField(max_length=128, blank=True, default="")
@@ -36,13 +42,20 @@ class Reservation(models.Model):
         permissions = [("release_reservation", "Can release a pending reservation from the admin")]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="reservation_amount_positive"),
-            models.CheckConstraint(condition=Q(committed_amount__gte=0) & Q(committed_amount__lte=F("amount")),
-                                   name="reservation_committed_within_amount"),
-            models.CheckConstraint(condition=Q(status__in=["pending", "committed", "released", "expired"]),
-                                   name="reservation_status_valid"),
             models.CheckConstraint(
-                condition=(Q(status="committed") & Q(committed_amount__gt=0) & Q(transaction__isnull=False)
-                           & Q(seat__isnull=False))
+                condition=Q(committed_amount__gte=0) & Q(committed_amount__lte=F("amount")),
+                name="reservation_committed_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "committed", "released", "expired"]), name="reservation_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status="committed")
+                    & Q(committed_amount__gt=0)
+                    & Q(transaction__isnull=False)
+                    & Q(seat__isnull=False)
+                )
                 | (~Q(status="committed") & Q(committed_amount=0) & Q(transaction__isnull=True)),
                 name="reservation_committed_iff_posted",
             ),
@@ -85,8 +98,10 @@ class ReservationEvent(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=["reserved", "committed", "released", "expired"]),
-                                   name="reservation_event_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["reserved", "committed", "released", "expired"]),
+                name="reservation_event_kind_valid",
+            ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="reservation_event_amount_not_negative"),
         ]
         indexes = [models.Index(fields=["reservation", "created_at"], name="reservation_event_by_time")]

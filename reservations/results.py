@@ -1,4 +1,5 @@
 """Plain, JSON-safe answers of reservation services."""
+
 from __future__ import annotations
 
 from typing import Any

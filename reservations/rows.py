@@ -1,4 +1,5 @@
 """Reservation rows as the lean data path reads and writes them (see ledger/rows.py)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,8 +9,10 @@ from typing import Any
 from ledger.work import Work, as_datetime
 from tables.rows import TableRow
 
-RESERVATION_COLUMNS = ("id, account_id, user_id, currency, amount, committed_amount, status, expires_at, seat_id, "
-                       "transaction_id, created_by, ended_at, ended_by, end_reason, created_at, updated_at")
+RESERVATION_COLUMNS = (
+    "id, account_id, user_id, currency, amount, committed_amount, status, expires_at, seat_id, "
+    "transaction_id, created_by, ended_at, ended_by, end_reason, created_at, updated_at"
+)
 
 
 @dataclass(slots=True)
@@ -36,11 +39,43 @@ class ReservationRow:
 
     @classmethod
     def from_db(cls, row: tuple[Any, ...], table: TableRow | None = None) -> ReservationRow:
-        (pk, account_id, user_id, currency, amount, committed, status, expires_at, seat_id, transaction_id,
-         created_by, ended_at, ended_by, end_reason, created_at, updated_at) = row
-        return cls(int(pk), int(account_id), user_id, currency, int(amount), int(committed), status,
-                   as_datetime(expires_at), seat_id, transaction_id, created_by, as_datetime(ended_at), ended_by,
-                   end_reason, as_datetime(created_at), as_datetime(updated_at), table)
+        (
+            pk,
+            account_id,
+            user_id,
+            currency,
+            amount,
+            committed,
+            status,
+            expires_at,
+            seat_id,
+            transaction_id,
+            created_by,
+            ended_at,
+            ended_by,
+            end_reason,
+            created_at,
+            updated_at,
+        ) = row
+        return cls(
+            int(pk),
+            int(account_id),
+            user_id,
+            currency,
+            int(amount),
+            int(committed),
+            status,
+            as_datetime(expires_at),
+            seat_id,
+            transaction_id,
+            created_by,
+            as_datetime(ended_at),
+            ended_by,
+            end_reason,
+            as_datetime(created_at),
+            as_datetime(updated_at),
+            table,
+        )
 
     @property
     def pk(self) -> int:
@@ -57,10 +92,26 @@ def reservation_insert(work: Work, reservation: ReservationRow, table_pk: int) -
         "INSERT INTO reservations_reservation (id, account_id, table_id, user_id, currency, amount, committed_amount, "
         "status, expires_at, seat_id, transaction_id, created_by, ended_at, ended_by, end_reason, created_at, "
         "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        [r.id, r.account_id, table_pk, r.user_id, r.currency, r.amount, r.committed_amount, r.status,
-         work.time(r.expires_at), r.seat_id, r.transaction_id, r.created_by,
-         work.time(r.ended_at) if r.ended_at else None, r.ended_by, r.end_reason, work.time(r.created_at),
-         work.time(r.updated_at)])
+        [
+            r.id,
+            r.account_id,
+            table_pk,
+            r.user_id,
+            r.currency,
+            r.amount,
+            r.committed_amount,
+            r.status,
+            work.time(r.expires_at),
+            r.seat_id,
+            r.transaction_id,
+            r.created_by,
+            work.time(r.ended_at) if r.ended_at else None,
+            r.ended_by,
+            r.end_reason,
+            work.time(r.created_at),
+            work.time(r.updated_at),
+        ],
+    )
 
 
 def reservation_update(work: Work, reservation: ReservationRow) -> None:
@@ -68,13 +119,34 @@ def reservation_update(work: Work, reservation: ReservationRow) -> None:
     work.execute(
         "UPDATE reservations_reservation SET status = %s, committed_amount = %s, seat_id = %s, transaction_id = %s, "
         "ended_at = %s, ended_by = %s, end_reason = %s, updated_at = %s WHERE id = %s",
-        [r.status, r.committed_amount, r.seat_id, r.transaction_id, work.time(r.ended_at) if r.ended_at else None,
-         r.ended_by, r.end_reason, work.time(r.updated_at), r.id])
+        [
+            r.status,
+            r.committed_amount,
+            r.seat_id,
+            r.transaction_id,
+            work.time(r.ended_at) if r.ended_at else None,
+            r.ended_by,
+            r.end_reason,
+            work.time(r.updated_at),
+            r.id,
+        ],
+    )
 
 
-def event_insert(work: Work, *, reservation_id: int, kind: str, from_status: str, to_status: str, amount: int,
-                 actor: str, reason: str, now: datetime) -> None:
+def event_insert(
+    work: Work,
+    *,
+    reservation_id: int,
+    kind: str,
+    from_status: str,
+    to_status: str,
+    amount: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> None:
     work.execute(
         "INSERT INTO reservations_reservationevent (reservation_id, kind, from_status, to_status, amount, actor, "
         "reason, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        [reservation_id, kind, from_status, to_status, amount, actor, reason, work.time(now)])
+        [reservation_id, kind, from_status, to_status, amount, actor, reason, work.time(now)],
+    )

@@ -1,4 +1,5 @@
 """Read-only reservation queries."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,8 +19,9 @@ def reservation_get(*, reservation_id: int) -> dict[str, Any]:
     """-> {"reservation": reservation_result}; reservation_not_found if unknown."""
     reservation = Reservation.objects.select_related("table").filter(pk=reservation_id).first()
     if reservation is None:
-        raise ApplicationError("reservation_not_found", f"reservation {reservation_id} does not exist",
-                               {"reservation_id": reservation_id})
+        raise ApplicationError(
+            "reservation_not_found", f"reservation {reservation_id} does not exist", {"reservation_id": reservation_id}
+        )
     return {"reservation": reservation_result(reservation)}
 
 
@@ -28,15 +30,29 @@ def reservation_expiry_rate(*, start: datetime, end: datetime) -> dict[str, Any]
     expired / (committed + released + expired) over reservations that ended in [start, end).
     The rate has four decimal places, rounded half up; "0.0000" when none ended."""
     if start >= end:
-        raise ApplicationError("invalid_request", "the period must start before it ends",
-                               {"from": start.isoformat(), "to": end.isoformat()})
-    counts = dict(Reservation.objects.filter(ended_at__gte=start, ended_at__lt=end)
-                  .exclude(status=Reservation.Status.PENDING)
-                  .values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+        raise ApplicationError(
+            "invalid_request",
+            "the period must start before it ends",
+            {"from": start.isoformat(), "to": end.isoformat()},
+        )
+    counts = dict(
+        Reservation.objects.filter(ended_at__gte=start, ended_at__lt=end)
+        .exclude(status=Reservation.Status.PENDING)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
     expired = counts.get(Reservation.Status.EXPIRED, 0)
     committed = counts.get(Reservation.Status.COMMITTED, 0)
     released = counts.get(Reservation.Status.RELEASED, 0)
     total = expired + committed + released
     rate = (Decimal(expired) / Decimal(total)).quantize(RATE_PLACES, ROUND_HALF_UP) if total else Decimal("0.0000")
-    return {"expired": expired, "committed": committed, "released": released, "total": total,
-            "rate": str(rate), "from": start.isoformat(), "to": end.isoformat()}
+    return {
+        "expired": expired,
+        "committed": committed,
+        "released": released,
+        "total": total,
+        "rate": str(rate),
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+    }

@@ -1,10 +1,16 @@
 """Input and output shapes of the reservations HTTP API."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
 
 from accounts.serializers import (
-    AmountField, Int64Field, PeriodBoundField, StrictCharField, StrictSerializer, TransactionOutputSerializer,
+    AmountField,
+    Int64Field,
+    PeriodBoundField,
+    StrictCharField,
+    StrictSerializer,
+    TransactionOutputSerializer,
 )
 from tables.serializers import SeatOutputSerializer, TtlField
 
@@ -29,8 +35,11 @@ class ExpiryRateInputSerializer(serializers.Serializer):
         # "from" is a Python keyword, so the fields are named here rather than declared.
         return {
             "from": PeriodBoundField(required=False, help_text="Start, inclusive. Default: 24 hours before to."),
-            "to": PeriodBoundField(required=False, end_of_day=True,
-                                   help_text="End, exclusive (a date means the end of that day). Default: now."),
+            "to": PeriodBoundField(
+                required=False,
+                end_of_day=True,
+                help_text="End, exclusive (a date means the end of that day). Default: now.",
+            ),
         }
 
 

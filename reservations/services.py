@@ -17,6 +17,7 @@ raises ``ApplicationError``. reservation_result: see reservations/results.py (th
 "expires_at", "created_at", "updated_at"} plus released_amount, ended_at, ended_by, end_reason,
 seat_id, transaction_id).
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,7 +46,13 @@ from tables.models import Table
 from tables.results import seat_result
 from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow, table_write
 from tables.seating import (
-    seat_open, table_id_check, table_of, table_require_open, table_select, user_id_check, wallet_at_table_where,
+    seat_open,
+    table_id_check,
+    table_of,
+    table_require_open,
+    table_select,
+    user_id_check,
+    wallet_at_table_where,
     wallet_of,
 )
 
@@ -57,8 +64,9 @@ MAX_REASON = 255
 _OF_RESERVATION = "(SELECT {} FROM reservations_reservation WHERE id = %s)"
 
 
-def reservation_reserve(*, client: str, idempotency_key: str, user_id: str, table_id: str, amount: Any,
-                        ttl_seconds: int | None = None) -> dict[str, Any]:
+def reservation_reserve(
+    *, client: str, idempotency_key: str, user_id: str, table_id: str, amount: Any, ttl_seconds: int | None = None
+) -> dict[str, Any]:
     """Hold ``amount`` on the user's wallet in the table's currency. -> {"reservation": ...}
 
     Locks the table (so a reserve and a close of the table do not cross), then the wallet.
@@ -79,17 +87,30 @@ def reservation_reserve(*, client: str, idempotency_key: str, user_id: str, tabl
         accounts = accounts_of(wallet_found)
         wallet = wallet_of(accounts, user_id, table.currency)
         holds_change(work, accounts=accounts, hold_deltas={wallet.id: amount})
-        reservation = reservation_new(work, reservation_id=work.ids(reservation_ids)[0], table=table,
-                                      wallet=wallet, user_id=user_id, amount=amount, ttl_seconds=ttl, actor=client)
+        reservation = reservation_new(
+            work,
+            reservation_id=work.ids(reservation_ids)[0],
+            table=table,
+            wallet=wallet,
+            user_id=user_id,
+            amount=amount,
+            ttl_seconds=ttl,
+            actor=client,
+        )
         return {"reservation": reservation_result(reservation)}
 
-    return idempotent(scope=client, key=idempotency_key, operation="reservation_reserve",
-                      params={"user_id": user_id, "table_id": table_id, "amount": amount, "ttl_seconds": ttl},
-                      execute=execute)
+    return idempotent(
+        scope=client,
+        key=idempotency_key,
+        operation="reservation_reserve",
+        params={"user_id": user_id, "table_id": table_id, "amount": amount, "ttl_seconds": ttl},
+        execute=execute,
+    )
 
 
-def reservation_commit(*, client: str, idempotency_key: str, reservation_id: int,
-                       amount: Any | None = None) -> dict[str, Any]:
+def reservation_commit(
+    *, client: str, idempotency_key: str, reservation_id: int, amount: Any | None = None
+) -> dict[str, Any]:
     """Commit all (or ``amount`` <= held) into the player's seat at the reservation's table; the
     rest is released. -> {"reservation": ..., "seat": seat_result, "transaction": transaction_result}
 
@@ -102,17 +123,25 @@ def reservation_commit(*, client: str, idempotency_key: str, reservation_id: int
 
     def execute(work: Work) -> dict[str, Any]:
         of_reservation = _OF_RESERVATION.format
-        seat_where = (f"table_id = {of_reservation('table_id')} AND user_id = {of_reservation('user_id')} "
-                      "AND status = 'active'")
+        seat_where = (
+            f"table_id = {of_reservation('table_id')} AND user_id = {of_reservation('user_id')} AND status = 'active'"
+        )
         tx_ids = work.next_ids("ledger_transaction")
-        table_found = work.query(f"SELECT {TABLE_COLUMNS} FROM tables_table WHERE id = {of_reservation('table_id')}"
-                                 f"{work.lock('FOR NO KEY UPDATE')}", [reservation_id])
-        seat_found = work.query(f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE {seat_where}"
-                                f"{work.lock('FOR NO KEY UPDATE')}", [reservation_id, reservation_id])
+        table_found = work.query(
+            f"SELECT {TABLE_COLUMNS} FROM tables_table WHERE id = {of_reservation('table_id')}"
+            f"{work.lock('FOR NO KEY UPDATE')}",
+            [reservation_id],
+        )
+        seat_found = work.query(
+            f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE {seat_where}{work.lock('FOR NO KEY UPDATE')}",
+            [reservation_id, reservation_id],
+        )
         reservation_found = _reservation_select(work, reservation_id)
         accounts_found = accounts_select(
-            work, f"id = {of_reservation('account_id')} OR id = (SELECT account_id FROM tables_seat WHERE {seat_where})",
-            [reservation_id, reservation_id, reservation_id])
+            work,
+            f"id = {of_reservation('account_id')} OR id = (SELECT account_id FROM tables_seat WHERE {seat_where})",
+            [reservation_id, reservation_id, reservation_id],
+        )
         work.send()
         if reservation_found.one() is None:
             raise _not_found(reservation_id)
@@ -127,16 +156,33 @@ def reservation_commit(*, client: str, idempotency_key: str, reservation_id: int
         accounts = accounts_of(accounts_found)
         if seat.account is not None:
             accounts[seat.account_id] = seat.account
-        return reservation_commit_locked(work, reservation=reservation, table=table, seat=seat, amount=amount,
-                                         actor=client, accounts=accounts, transaction_id=work.ids(tx_ids)[0])
+        return reservation_commit_locked(
+            work,
+            reservation=reservation,
+            table=table,
+            seat=seat,
+            amount=amount,
+            actor=client,
+            accounts=accounts,
+            transaction_id=work.ids(tx_ids)[0],
+        )
 
-    return _expiring_overdue(reservation_id, client, lambda: idempotent(
-        scope=client, key=idempotency_key, operation="reservation_commit",
-        params={"reservation_id": reservation_id, "amount": amount}, execute=execute))
+    return _expiring_overdue(
+        reservation_id,
+        client,
+        lambda: idempotent(
+            scope=client,
+            key=idempotency_key,
+            operation="reservation_commit",
+            params={"reservation_id": reservation_id, "amount": amount},
+            execute=execute,
+        ),
+    )
 
 
-def reservation_release(*, client: str, idempotency_key: str, reservation_id: int, reason: str = "",
-                        actor: str | None = None) -> dict[str, Any]:
+def reservation_release(
+    *, client: str, idempotency_key: str, reservation_id: int, reason: str = "", actor: str | None = None
+) -> dict[str, Any]:
     """Drop the hold. -> {"reservation": ...}. ``actor`` (default: the client) is who is recorded,
     e.g. the admin user behind the admin action.
 
@@ -154,9 +200,17 @@ def reservation_release(*, client: str, idempotency_key: str, reservation_id: in
         reservation_release_locked(work, reservation=reservation, accounts=accounts, actor=actor, reason=reason)
         return {"reservation": reservation_result(reservation)}
 
-    return _expiring_overdue(reservation_id, actor, lambda: idempotent(
-        scope=client, key=idempotency_key, operation="reservation_release",
-        params={"reservation_id": reservation_id, "reason": reason, "actor": actor}, execute=execute))
+    return _expiring_overdue(
+        reservation_id,
+        actor,
+        lambda: idempotent(
+            scope=client,
+            key=idempotency_key,
+            operation="reservation_release",
+            params={"reservation_id": reservation_id, "reason": reason, "actor": actor},
+            execute=execute,
+        ),
+    )
 
 
 def reservation_expire_overdue(*, now: datetime | None = None, limit: int = 500) -> int:
@@ -165,88 +219,157 @@ def reservation_expire_overdue(*, now: datetime | None = None, limit: int = 500)
     Each reservation expires in its own database transaction (locks: the reservation, then its
     wallet), so one failure does not hold back the rest; the next sweep retries it."""
     cutoff = now or timezone.now()
-    overdue = list(Reservation.objects.filter(status=Reservation.Status.PENDING, expires_at__lte=cutoff)
-                   .order_by("expires_at", "pk").values_list("pk", flat=True)[:limit])
+    overdue = list(
+        Reservation.objects.filter(status=Reservation.Status.PENDING, expires_at__lte=cutoff)
+        .order_by("expires_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
     expired = 0
     for reservation_id in overdue:
         try:
-            expired += reservation_expire_one(reservation_id=reservation_id, now=cutoff, actor=EXPIRY_ACTOR,
-                                              reason="expired by the sweep")
+            expired += reservation_expire_one(
+                reservation_id=reservation_id, now=cutoff, actor=EXPIRY_ACTOR, reason="expired by the sweep"
+            )
         except DatabaseError:
             log.exception("could not expire reservation %s; the next sweep retries", reservation_id)
     return expired
 
 
-def reservation_expire_one(*, reservation_id: int, now: datetime | None = None, actor: str = EXPIRY_ACTOR,
-                           reason: str = "") -> bool:
+def reservation_expire_one(
+    *, reservation_id: int, now: datetime | None = None, actor: str = EXPIRY_ACTOR, reason: str = ""
+) -> bool:
     """Expire one reservation if it is still pending and overdue at ``now``; True if it did.
 
     Locks the reservation, then its wallet. Idempotent by nature: a second call finds it ended."""
     cutoff = now or timezone.now()
     with Work() as work:
         reservation, accounts = _reservation_and_wallet_lock(work, reservation_id)
-        if reservation is None or reservation.status != Reservation.Status.PENDING \
-                or reservation.expires_at > cutoff:
+        if reservation is None or reservation.status != Reservation.Status.PENDING or reservation.expires_at > cutoff:
             work.commit()
             return False
         holds_change(work, accounts=accounts, hold_deltas={reservation.account_id: -reservation.amount})
-        reservation_end(work, reservation, status=Reservation.Status.EXPIRED, actor=actor, reason=reason,
-                        amount=reservation.amount)
+        reservation_end(
+            work, reservation, status=Reservation.Status.EXPIRED, actor=actor, reason=reason, amount=reservation.amount
+        )
         work.commit()
         return True
 
 
-def reservation_release_locked(work: Work, *, reservation: ReservationRow, accounts: dict[int, AccountRow],
-                               actor: str, reason: str) -> None:
+def reservation_release_locked(
+    work: Work, *, reservation: ReservationRow, accounts: dict[int, AccountRow], actor: str, reason: str
+) -> None:
     """Release a pending reservation the caller has locked, with its wallet (in ``accounts``)."""
     holds_change(work, accounts=accounts, hold_deltas={reservation.account_id: -reservation.amount})
-    reservation_end(work, reservation, status=Reservation.Status.RELEASED, actor=actor, reason=reason,
-                    amount=reservation.amount)
+    reservation_end(
+        work, reservation, status=Reservation.Status.RELEASED, actor=actor, reason=reason, amount=reservation.amount
+    )
 
 
-def reservation_new(work: Work, *, reservation_id: int, table: TableRow, wallet: AccountRow, user_id: str,
-                    amount: int, ttl_seconds: int, actor: str) -> ReservationRow:
+def reservation_new(
+    work: Work,
+    *,
+    reservation_id: int,
+    table: TableRow,
+    wallet: AccountRow,
+    user_id: str,
+    amount: int,
+    ttl_seconds: int,
+    actor: str,
+) -> ReservationRow:
     """Queue a pending reservation of ``amount`` on ``wallet`` for ``table`` (the caller holds the
     table's and the wallet's locks and has raised the hold), with its ``reserved`` event."""
     now = timezone.now()
-    reservation = ReservationRow(reservation_id, wallet.id, user_id, table.currency, amount, 0,
-                                 Reservation.Status.PENDING, now + timedelta(seconds=ttl_seconds), None, None,
-                                 actor[:128], None, "", "", now, now, table)
+    reservation = ReservationRow(
+        reservation_id,
+        wallet.id,
+        user_id,
+        table.currency,
+        amount,
+        0,
+        Reservation.Status.PENDING,
+        now + timedelta(seconds=ttl_seconds),
+        None,
+        None,
+        actor[:128],
+        None,
+        "",
+        "",
+        now,
+        now,
+        table,
+    )
     reservation_insert(work, reservation, table.id)
-    event_insert(work, reservation_id=reservation.id, kind=ReservationEvent.Kind.RESERVED, from_status="",
-                 to_status=Reservation.Status.PENDING, amount=amount, actor=actor[:128], reason=f"ttl {ttl_seconds}s",
-                 now=now)
+    event_insert(
+        work,
+        reservation_id=reservation.id,
+        kind=ReservationEvent.Kind.RESERVED,
+        from_status="",
+        to_status=Reservation.Status.PENDING,
+        amount=amount,
+        actor=actor[:128],
+        reason=f"ttl {ttl_seconds}s",
+        now=now,
+    )
     return reservation
 
 
-def reservation_commit_locked(work: Work, *, reservation: ReservationRow, table: TableRow, seat: SeatRow,
-                              amount: int | None, actor: str, accounts: dict[int, AccountRow],
-                              transaction_id: int, held: bool = True) -> dict[str, Any]:
+def reservation_commit_locked(
+    work: Work,
+    *,
+    reservation: ReservationRow,
+    table: TableRow,
+    seat: SeatRow,
+    amount: int | None,
+    actor: str,
+    accounts: dict[int, AccountRow],
+    transaction_id: int,
+    held: bool = True,
+) -> dict[str, Any]:
     """Commit a pending reservation into ``seat``: the caller holds, in order, the table, the seat,
     the reservation and ``accounts`` (the wallet and the seat account). Answers from those rows
     without reading anything back. ``held``: the reservation's hold is on the wallet (a buy-in,
     which reserves and commits at once, never raised it)."""
     committed = reservation.amount if amount is None else amount
     if committed > reservation.amount:
-        raise ApplicationError("insufficient_funds",
-                               f"reservation {reservation.id} holds {reservation.amount}, {committed} requested",
-                               {"reservation_id": reservation.id, "held": reservation.amount, "requested": committed})
+        raise ApplicationError(
+            "insufficient_funds",
+            f"reservation {reservation.id} holds {reservation.amount}, {committed} requested",
+            {"reservation_id": reservation.id, "held": reservation.amount, "requested": committed},
+        )
     released = reservation.amount - committed
     tx = transaction_post(
-        work, transaction_id=transaction_id, kind=Transaction.Kind.BUY_IN, actor=actor, accounts=accounts,
+        work,
+        transaction_id=transaction_id,
+        kind=Transaction.Kind.BUY_IN,
+        actor=actor,
+        accounts=accounts,
         legs=[Leg(reservation.account_id, -committed), Leg(seat.account_id, committed)],
         hold_deltas={reservation.account_id: -reservation.amount} if held else None,
-        metadata={"table_id": table.table_id, "user_id": reservation.user_id, "reservation_id": reservation.id,
-                  "seat_id": seat.id, "released": released},
+        metadata={
+            "table_id": table.table_id,
+            "user_id": reservation.user_id,
+            "reservation_id": reservation.id,
+            "seat_id": seat.id,
+            "released": released,
+        },
     )
     table.chips += committed
     table_write(work, table, tx.created_at)
     reservation.committed_amount, reservation.seat_id, reservation.transaction_id = committed, seat.id, tx.id
-    reservation_end(work, reservation, status=Reservation.Status.COMMITTED, actor=actor, amount=committed,
-                    reason=f"committed {committed}, released {released}")
+    reservation_end(
+        work,
+        reservation,
+        status=Reservation.Status.COMMITTED,
+        actor=actor,
+        amount=committed,
+        reason=f"committed {committed}, released {released}",
+    )
     seat.account = accounts[seat.account_id]
-    return {"reservation": reservation_result(reservation), "seat": seat_result(seat),
-            "transaction": transaction_result(tx)}
+    return {
+        "reservation": reservation_result(reservation),
+        "seat": seat_result(seat),
+        "transaction": transaction_result(tx),
+    }
 
 
 def ttl_check(value: Any) -> int:
@@ -257,8 +380,11 @@ def ttl_check(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ApplicationError("invalid_request", f"ttl_seconds must be an integer from {low} to {high}",
-                               {"field": "ttl_seconds", "min": low, "max": high})
+        raise ApplicationError(
+            "invalid_request",
+            f"ttl_seconds must be an integer from {low} to {high}",
+            {"field": "ttl_seconds", "min": low, "max": high},
+        )
     return value
 
 
@@ -266,8 +392,9 @@ def reservation_id_check(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise ApplicationError("invalid_request", "reservation_id must be a positive integer",
-                               {"field": "reservation_id"})
+        raise ApplicationError(
+            "invalid_request", "reservation_id must be a positive integer", {"field": "reservation_id"}
+        )
     return value
 
 
@@ -275,8 +402,9 @@ def reason_check(value: Any) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > MAX_REASON:
-        raise ApplicationError("invalid_request", f"reason must be text of at most {MAX_REASON} characters",
-                               {"field": "reason"})
+        raise ApplicationError(
+            "invalid_request", f"reason must be text of at most {MAX_REASON} characters", {"field": "reason"}
+        )
     return value.strip()
 
 
@@ -292,9 +420,12 @@ def _expiring_overdue(reservation_id: int, actor: str, call: Callable[[], dict[s
             # As of its expiry: the clock that refused it (this process's, or the database's on the
             # hot path) said it was past it, whatever this process's clock says now.
             expired_at = refusal.details.get("expires_at")
-            reservation_expire_one(reservation_id=reservation_id, actor=actor,
-                                   now=max(timezone.now(), _parse_timestamp(expired_at)) if expired_at else None,
-                                   reason="expired on the spot: past its expiry when committed or released")
+            reservation_expire_one(
+                reservation_id=reservation_id,
+                actor=actor,
+                now=max(timezone.now(), _parse_timestamp(expired_at)) if expired_at else None,
+                reason="expired on the spot: past its expiry when committed or released",
+            )
         raise
 
 
@@ -303,21 +434,28 @@ def _parse_timestamp(value: str) -> datetime:
 
 
 def _reservation_select(work: Work, reservation_id: int) -> Result:
-    return work.query(f"SELECT {RESERVATION_COLUMNS} FROM reservations_reservation WHERE id = %s"
-                      f"{work.lock('FOR NO KEY UPDATE')}", [reservation_id])
+    return work.query(
+        f"SELECT {RESERVATION_COLUMNS} FROM reservations_reservation WHERE id = %s{work.lock('FOR NO KEY UPDATE')}",
+        [reservation_id],
+    )
 
 
-def _reservation_and_wallet_lock(work: Work, reservation_id: int) -> tuple[ReservationRow | None, dict[int, AccountRow]]:
+def _reservation_and_wallet_lock(
+    work: Work, reservation_id: int
+) -> tuple[ReservationRow | None, dict[int, AccountRow]]:
     """Lock the reservation, then its wallet, in one round trip (its table is read, not locked)."""
     reservation_found = _reservation_select(work, reservation_id)
-    table_found = work.query(f"SELECT {TABLE_COLUMNS} FROM tables_table "
-                             f"WHERE id = {_OF_RESERVATION.format('table_id')}", [reservation_id])
+    table_found = work.query(
+        f"SELECT {TABLE_COLUMNS} FROM tables_table WHERE id = {_OF_RESERVATION.format('table_id')}", [reservation_id]
+    )
     wallet_found = accounts_select(work, f"id = {_OF_RESERVATION.format('account_id')}", [reservation_id])
     work.send()
     if reservation_found.one() is None:
         return None, {}
-    return (ReservationRow.from_db(reservation_found.one(), TableRow.from_db(table_found.one())),
-            accounts_of(wallet_found))
+    return (
+        ReservationRow.from_db(reservation_found.one(), TableRow.from_db(table_found.one())),
+        accounts_of(wallet_found),
+    )
 
 
 def _require_pending(reservation: ReservationRow) -> None:
@@ -325,15 +463,20 @@ def _require_pending(reservation: ReservationRow) -> None:
     if reservation.status == Reservation.Status.EXPIRED:
         raise ApplicationError("reservation_expired", f"reservation {reservation.id} has expired", details)
     if reservation.status != Reservation.Status.PENDING:
-        raise ApplicationError("reservation_not_pending",
-                               f"reservation {reservation.id} is {reservation.status}, not pending", details)
+        raise ApplicationError(
+            "reservation_not_pending", f"reservation {reservation.id} is {reservation.status}, not pending", details
+        )
     if reservation.expires_at <= timezone.now():
-        raise ApplicationError("reservation_expired", f"reservation {reservation.id} has expired",
-                               {**details, "expires_at": format_timestamp(reservation.expires_at)})
+        raise ApplicationError(
+            "reservation_expired",
+            f"reservation {reservation.id} has expired",
+            {**details, "expires_at": format_timestamp(reservation.expires_at)},
+        )
 
 
-def reservation_end(work: Work, reservation: ReservationRow, *, status: str, actor: str, reason: str,
-                    amount: int) -> None:
+def reservation_end(
+    work: Work, reservation: ReservationRow, *, status: str, actor: str, reason: str, amount: int
+) -> None:
     """Queue a transition out of pending, with its audit event, in the caller's work."""
     previous, now = reservation.status, timezone.now()
     reservation.status = status
@@ -341,11 +484,21 @@ def reservation_end(work: Work, reservation: ReservationRow, *, status: str, act
     reservation.ended_by = actor[:128]
     reservation.end_reason = reason[:MAX_REASON]
     reservation_update(work, reservation)
-    event_insert(work, reservation_id=reservation.id, kind=status, from_status=previous, to_status=status,
-                 amount=amount, actor=actor[:128], reason=reason[:MAX_REASON], now=now)
+    event_insert(
+        work,
+        reservation_id=reservation.id,
+        kind=status,
+        from_status=previous,
+        to_status=status,
+        amount=amount,
+        actor=actor[:128],
+        reason=reason[:MAX_REASON],
+        now=now,
+    )
     work.on_commit(lambda: reservation_outcome_count(status))
 
 
 def _not_found(reservation_id: int) -> ApplicationError:
-    return ApplicationError("reservation_not_found", f"reservation {reservation_id} does not exist",
-                            {"reservation_id": reservation_id})
+    return ApplicationError(
+        "reservation_not_found", f"reservation {reservation_id} does not exist", {"reservation_id": reservation_id}
+    )

@@ -1,4 +1,5 @@
 """Celery tasks of the reservations app: thin adapters over the services."""
+
 from __future__ import annotations
 
 from celery import shared_task

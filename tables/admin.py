@@ -1,4 +1,5 @@
 """Read-only views of tables, seats and settled hands. Chips move only through tables.services."""
+
 from __future__ import annotations
 
 from django.contrib import admin

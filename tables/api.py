@@ -3,6 +3,7 @@
 Each view checks its input with a small serializer, calls one service or selector and renders the
 dict it returns. Every mutating call needs an ``Idempotency-Key`` header, scoped by the API client.
 """
+
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
@@ -22,8 +23,9 @@ from reservations.serializers import CommitOutputSerializer
 from tables import selectors, services
 from tables import serializers as s
 
-_TABLE_ID = OpenApiParameter("table_id", OpenApiTypes.STR, OpenApiParameter.PATH,
-                             description="The poker service's table id.")
+_TABLE_ID = OpenApiParameter(
+    "table_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The poker service's table id."
+)
 
 
 class TablesView(ApiView):
@@ -31,14 +33,19 @@ class TablesView(ApiView):
 
     required_scopes = {"POST": "tables:write"}
 
-    @extend_schema(operation_id="tables_open", summary="Open a table",
-                   request=s.TableOpenInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.TableEnvelopeOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="tables_open",
+        summary="Open a table",
+        request=s.TableOpenInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: s.TableEnvelopeOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request):
         key = idempotency_key_of(request)
         data = validated(s.TableOpenInputSerializer, request.data)
-        result = services.table_open(client=client_of(request), idempotency_key=key, table_id=data["table_id"],
-                                     currency=data["currency"])
+        result = services.table_open(
+            client=client_of(request), idempotency_key=key, table_id=data["table_id"], currency=data["currency"]
+        )
         return render(s.TableEnvelopeOutputSerializer, result, status=201)
 
 
@@ -47,8 +54,12 @@ class TableDetailView(ApiView):
 
     required_scopes = {"GET": "accounts:read"}
 
-    @extend_schema(operation_id="tables_detail", summary="One table with its seats", parameters=[_TABLE_ID],
-                   responses={200: s.TableEnvelopeOutputSerializer, **READ_ERRORS})
+    @extend_schema(
+        operation_id="tables_detail",
+        summary="One table with its seats",
+        parameters=[_TABLE_ID],
+        responses={200: s.TableEnvelopeOutputSerializer, **READ_ERRORS},
+    )
     def get(self, request, table_id: str):
         return render(s.TableEnvelopeOutputSerializer, selectors.table_get(table_id=table_id))
 
@@ -58,9 +69,13 @@ class TableCloseView(ApiView):
 
     required_scopes = {"POST": "tables:write"}
 
-    @extend_schema(operation_id="tables_close", summary="Close a table (every seat must be at zero)",
-                   request=None, parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: s.TableEnvelopeOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="tables_close",
+        summary="Close a table (every seat must be at zero)",
+        request=None,
+        parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
+        responses={200: s.TableEnvelopeOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request, table_id: str):
         key = idempotency_key_of(request)
         result = services.table_close(client=client_of(request), idempotency_key=key, table_id=table_id)
@@ -72,15 +87,24 @@ class TableBuyInView(ApiView):
 
     required_scopes = {"POST": "tables:write"}
 
-    @extend_schema(operation_id="tables_buy_in", summary="Buy in (or top up) at a table",
-                   request=s.BuyInInputSerializer, parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: CommitOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="tables_buy_in",
+        summary="Buy in (or top up) at a table",
+        request=s.BuyInInputSerializer,
+        parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: CommitOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request, table_id: str):
         key = idempotency_key_of(request)
         data = validated(s.BuyInInputSerializer, request.data)
-        result = services.table_buy_in(client=client_of(request), idempotency_key=key, user_id=data["user_id"],
-                                       table_id=table_id, amount=data["amount"],
-                                       ttl_seconds=data.get("ttl_seconds"))
+        result = services.table_buy_in(
+            client=client_of(request),
+            idempotency_key=key,
+            user_id=data["user_id"],
+            table_id=table_id,
+            amount=data["amount"],
+            ttl_seconds=data.get("ttl_seconds"),
+        )
         return render(CommitOutputSerializer, result, status=201)
 
 
@@ -89,15 +113,25 @@ class TableHandsView(ApiView):
 
     required_scopes = {"POST": "tables:write"}
 
-    @extend_schema(operation_id="tables_hand_settle", summary="Settle a hand",
-                   request=s.HandInputSerializer, parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: s.HandOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="tables_hand_settle",
+        summary="Settle a hand",
+        request=s.HandInputSerializer,
+        parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: s.HandOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request, table_id: str):
         key = idempotency_key_of(request)
         data = validated(s.HandInputSerializer, request.data)
-        result = services.hand_settle(client=client_of(request), idempotency_key=key, table_id=table_id,
-                                      hand_id=data["hand_id"], contributions=data["contributions"],
-                                      payouts=data["payouts"], rake=data["rake"])
+        result = services.hand_settle(
+            client=client_of(request),
+            idempotency_key=key,
+            table_id=table_id,
+            hand_id=data["hand_id"],
+            contributions=data["contributions"],
+            payouts=data["payouts"],
+            rake=data["rake"],
+        )
         return render(s.HandOutputSerializer, result, status=201)
 
 
@@ -106,13 +140,22 @@ class TableCashOutView(ApiView):
 
     required_scopes = {"POST": "tables:write"}
 
-    @extend_schema(operation_id="tables_cash_out", summary="Cash a player out",
-                   request=s.CashOutInputSerializer, parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
-                   responses={200: s.CashOutOutputSerializer, **WRITE_ERRORS})
+    @extend_schema(
+        operation_id="tables_cash_out",
+        summary="Cash a player out",
+        request=s.CashOutInputSerializer,
+        parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
+        responses={200: s.CashOutOutputSerializer, **WRITE_ERRORS},
+    )
     def post(self, request, table_id: str):
         key = idempotency_key_of(request)
         data = validated(s.CashOutInputSerializer, request.data)
-        result = services.seat_cash_out(client=client_of(request), idempotency_key=key, table_id=table_id,
-                                        user_id=data["user_id"], amount=data.get("amount"),
-                                        leave=data.get("leave", False))
+        result = services.seat_cash_out(
+            client=client_of(request),
+            idempotency_key=key,
+            table_id=table_id,
+            user_id=data["user_id"],
+            amount=data.get("amount"),
+            leave=data.get("leave", False),
+        )
         return render(s.CashOutOutputSerializer, result)

@@ -4,6 +4,7 @@ A seat's chips live in its own ``accounts.Account`` (kind ``seat``), so every ch
 ledger posting. ``Table.chips`` is kept in step with the sum of its seats under the table's row
 lock, which makes "the table's chips equal the sum of its seats" a checkable invariant.
 """
+
 from __future__ import annotations
 
 from django.db import models
@@ -55,8 +56,9 @@ class Seat(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["table", "user_id"], condition=Q(status="active"),
-                                    name="seat_one_active_per_table_user"),
+            models.UniqueConstraint(
+                fields=["table", "user_id"], condition=Q(status="active"), name="seat_one_active_per_table_user"
+            ),
             models.CheckConstraint(condition=Q(status__in=["active", "left"]), name="seat_status_valid"),
             models.CheckConstraint(
                 condition=(Q(status="active") & Q(left_at__isnull=True))
@@ -76,8 +78,14 @@ class Hand(models.Model):
     hand_id = models.CharField(max_length=128)
     figures_hash = models.CharField(max_length=64)
     rake = models.BigIntegerField(default=0)
-    transaction = models.ForeignKey("ledger.Transaction", on_delete=models.PROTECT, null=True, blank=True,
-                                    related_name="+", help_text="Empty when every net was zero.")
+    transaction = models.ForeignKey(
+        "ledger.Transaction",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when every net was zero.",
+    )
     response = models.JSONField()
     settled_by = models.CharField(max_length=128)
     created_at = models.DateTimeField(auto_now_add=True)

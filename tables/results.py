@@ -1,4 +1,5 @@
 """Plain, JSON-safe answers of table services (what idempotency stores and every channel renders)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

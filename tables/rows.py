@@ -1,4 +1,5 @@
 """Table and seat rows as the lean data path reads and writes them (see ledger/rows.py)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,5 +53,6 @@ class SeatRow:
 
 
 def table_write(work: Work, table: TableRow, now: datetime) -> None:
-    work.execute("UPDATE tables_table SET chips = %s, updated_at = %s WHERE id = %s",
-                 [table.chips, work.time(now), table.id])
+    work.execute(
+        "UPDATE tables_table SET chips = %s, updated_at = %s WHERE id = %s", [table.chips, work.time(now), table.id]
+    )

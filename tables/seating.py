@@ -5,6 +5,7 @@ The lock helpers here queue the first two on a ``Work`` (ledger/work.py); caller
 any reservation or account. Table, seat and reservation rows are locked ``FOR NO KEY UPDATE`` (see
 ``table_select``).
 """
+
 from __future__ import annotations
 
 import re
@@ -27,16 +28,17 @@ MAX_USER_ID = 128
 
 def table_id_check(value: Any, *, field: str = "table_id") -> str:
     if not isinstance(value, str) or not TABLE_ID_RE.match(value):
-        raise ApplicationError("invalid_request",
-                               f"{field} must be 1 to 64 characters of letters, digits and . _ : -",
-                               {"field": field})
+        raise ApplicationError(
+            "invalid_request", f"{field} must be 1 to 64 characters of letters, digits and . _ : -", {"field": field}
+        )
     return value
 
 
 def user_id_check(value: Any, *, field: str = "user_id") -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_USER_ID or not value.isprintable():
-        raise ApplicationError("invalid_request", f"{field} must be 1 to {MAX_USER_ID} printable characters",
-                               {"field": field})
+        raise ApplicationError(
+            "invalid_request", f"{field} must be 1 to {MAX_USER_ID} printable characters", {"field": field}
+        )
     return value.strip()
 
 
@@ -61,8 +63,9 @@ def table_select(work: Work, table_id: str) -> Result:
     ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE`` (on PostgreSQL): the row's key never changes,
     and a plain ``FOR UPDATE`` would also block the ``KEY SHARE`` lock that inserting a row with a
     foreign key to the table takes, which lets an unrelated insert wait in the middle of the order."""
-    return work.query(f"SELECT {TABLE_COLUMNS} FROM tables_table WHERE table_id = %s{work.lock('FOR NO KEY UPDATE')}",
-                      [table_id])
+    return work.query(
+        f"SELECT {TABLE_COLUMNS} FROM tables_table WHERE table_id = %s{work.lock('FOR NO KEY UPDATE')}", [table_id]
+    )
 
 
 def table_of(result: Result, table_id: str) -> TableRow:
@@ -81,16 +84,21 @@ def seats_select(work: Work, table_id: str, user_ids: Iterable[str]) -> Result:
     """Queue the lock of the active seats of ``user_ids`` at the table (ascending id), after the
     table's. Read them with ``seats_of``."""
     wanted = sorted(set(user_ids))
-    return work.query(f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE table_id = {TABLE_PK} "
-                      f"AND user_id IN ({', '.join(['%s'] * len(wanted))}) AND status = 'active' "
-                      f"ORDER BY id{work.lock('FOR NO KEY UPDATE')}", [table_id, *wanted])
+    return work.query(
+        f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE table_id = {TABLE_PK} "
+        f"AND user_id IN ({', '.join(['%s'] * len(wanted))}) AND status = 'active' "
+        f"ORDER BY id{work.lock('FOR NO KEY UPDATE')}",
+        [table_id, *wanted],
+    )
 
 
 def seat_accounts_where(user_count: int) -> str:
     """The accounts of the active seats of ``user_count`` players at a table (for ``accounts_select``;
     params: the table id, then the user ids)."""
-    return (f"id IN (SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} "
-            f"AND user_id IN ({', '.join(['%s'] * user_count)}) AND status = 'active')")
+    return (
+        f"id IN (SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} "
+        f"AND user_id IN ({', '.join(['%s'] * user_count)}) AND status = 'active')"
+    )
 
 
 def seats_of(result: Result, table: TableRow) -> dict[str, SeatRow]:
@@ -101,8 +109,11 @@ def seats_require(seats: dict[str, SeatRow], table: TableRow, user_ids: Iterable
     """``player_not_seated`` names the players without an active seat."""
     missing = [user_id for user_id in sorted(set(user_ids)) if user_id not in seats]
     if missing:
-        raise ApplicationError("player_not_seated", f"not seated at table {table.table_id}: {', '.join(missing)}",
-                               {"table_id": table.table_id, "user_ids": missing})
+        raise ApplicationError(
+            "player_not_seated",
+            f"not seated at table {table.table_id}: {', '.join(missing)}",
+            {"table_id": table.table_id, "user_ids": missing},
+        )
 
 
 def seat_open(work: Work, table: TableRow, user_id: str) -> SeatRow:
@@ -111,13 +122,28 @@ def seat_open(work: Work, table: TableRow, user_id: str) -> SeatRow:
     refuse the second anyway). Allocates their ids in a round trip of its own and queues the rows."""
     account_ids, seat_ids = work.next_ids("accounts_account"), work.next_ids("tables_seat")
     work.send()
-    account = AccountRow(work.ids(account_ids)[0], Account.Kind.SEAT, user_id, "", 0, table.currency, 0, 0, False,
-                         Account.Status.ACTIVE, 0, 0, "")
+    account = AccountRow(
+        work.ids(account_ids)[0],
+        Account.Kind.SEAT,
+        user_id,
+        "",
+        0,
+        table.currency,
+        0,
+        0,
+        False,
+        Account.Status.ACTIVE,
+        0,
+        0,
+        "",
+    )
     new_accounts(work, [account])
     seat = SeatRow(work.ids(seat_ids)[0], user_id, account.id, Seat.Status.ACTIVE, table, account)
-    work.execute("INSERT INTO tables_seat (id, table_id, user_id, account_id, status, opened_at, left_at) "
-                 "VALUES (%s, %s, %s, %s, 'active', %s, NULL)",
-                 [seat.id, table.id, user_id, account.id, work.time(timezone.now())])
+    work.execute(
+        "INSERT INTO tables_seat (id, table_id, user_id, account_id, status, opened_at, left_at) "
+        "VALUES (%s, %s, %s, %s, 'active', %s, NULL)",
+        [seat.id, table.id, user_id, account.id, work.time(timezone.now())],
+    )
     return seat
 
 
@@ -125,8 +151,9 @@ def seat_leave(work: Work, seat: SeatRow, account: AccountRow) -> None:
     """Mark a seat left; its account (locked by the caller, at zero) is closed with it."""
     account_status_set(work, account=account, status=Account.Status.CLOSED)
     seat.status = Seat.Status.LEFT
-    work.execute("UPDATE tables_seat SET status = 'left', left_at = %s WHERE id = %s",
-                 [work.time(timezone.now()), seat.id])
+    work.execute(
+        "UPDATE tables_seat SET status = 'left', left_at = %s WHERE id = %s", [work.time(timezone.now()), seat.id]
+    )
 
 
 def wallet_at_table_where() -> str:
@@ -137,15 +164,25 @@ def wallet_at_table_where() -> str:
 def wallet_of(accounts: dict[int, AccountRow], user_id: str, currency: str) -> AccountRow:
     """The user's wallet in ``currency`` among locked rows: ``currency_mismatch`` if they only hold
     other currencies, ``account_not_found`` if they hold none."""
-    wallet = next((a for a in accounts.values() if a.kind == Account.Kind.USER and a.owner_ref == user_id
-                   and a.currency == currency), None)
+    wallet = next(
+        (
+            a
+            for a in accounts.values()
+            if a.kind == Account.Kind.USER and a.owner_ref == user_id and a.currency == currency
+        ),
+        None,
+    )
     if wallet is not None:
         return wallet
-    others = sorted(Account.objects.filter(kind=Account.Kind.USER, owner_ref=user_id)
-                    .values_list("currency", flat=True))
+    others = sorted(
+        Account.objects.filter(kind=Account.Kind.USER, owner_ref=user_id).values_list("currency", flat=True)
+    )
     if others:
-        raise ApplicationError("currency_mismatch",
-                               f"the table plays in {currency}; {user_id} has wallets in {', '.join(others)}",
-                               {"user_id": user_id, "table_currency": currency, "wallet_currencies": others})
-    raise ApplicationError("account_not_found", f"{user_id} has no {currency} wallet",
-                           {"user_id": user_id, "currency": currency})
+        raise ApplicationError(
+            "currency_mismatch",
+            f"the table plays in {currency}; {user_id} has wallets in {', '.join(others)}",
+            {"user_id": user_id, "table_currency": currency, "wallet_currencies": others},
+        )
+    raise ApplicationError(
+        "account_not_found", f"{user_id} has no {currency} wallet", {"user_id": user_id, "currency": currency}
+    )

@@ -1,4 +1,5 @@
 """Read-only table queries."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,10 @@ def table_chips_mismatches() -> list[dict[str, Any]]:
     -> [{"table_id", "chips", "seats_total"}]"""
     mismatches = []
     for table in Table.objects.order_by("pk"):
-        seats_total = Account.objects.filter(seat__in=Seat.objects.filter(table=table)) \
-            .aggregate(total=Sum("balance"))["total"] or 0
+        seats_total = (
+            Account.objects.filter(seat__in=Seat.objects.filter(table=table)).aggregate(total=Sum("balance"))["total"]
+            or 0
+        )
         if seats_total != table.chips:
             mismatches.append({"table_id": table.table_id, "chips": table.chips, "seats_total": seats_total})
     return mismatches

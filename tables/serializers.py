@@ -1,19 +1,29 @@
 """Input and output shapes of the tables HTTP API. Money passes through untouched to the services
 (``parse_amount`` alone decides), as in accounts/serializers.py, whose strict fields these reuse."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.serializers import (
-    AccountOutputSerializer, AmountField, Int64Field, StrictCharField, StrictSerializer, TransactionOutputSerializer,
+    AccountOutputSerializer,
+    AmountField,
+    Int64Field,
+    StrictCharField,
+    StrictSerializer,
+    TransactionOutputSerializer,
 )
 from balance_project.money import INT64_MAX
 
 _AMOUNTS_BY_PLAYER_SCHEMA = {
     "type": "object",
-    "additionalProperties": {"oneOf": [{"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX},
-                                       {"type": "string", "pattern": "^[0-9]{1,19}$"}]},
+    "additionalProperties": {
+        "oneOf": [
+            {"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX},
+            {"type": "string", "pattern": "^[0-9]{1,19}$"},
+        ]
+    },
     "description": "user id -> amount in minor units (non-negative integers).",
     "example": {"alice": 100, "bob": 100},
 }
@@ -46,6 +56,7 @@ class StrictBooleanField(_RawField):
 
 # --- Inputs ---------------------------------------------------------------------------------------
 
+
 class TableOpenInputSerializer(StrictSerializer):
     table_id = StrictCharField(max_length=64, help_text="The poker service's table id.")
     currency = StrictCharField(min_length=3, max_length=3, help_text="ISO 4217 code, e.g. EUR.")
@@ -71,6 +82,7 @@ class CashOutInputSerializer(StrictSerializer):
 
 
 # --- Outputs --------------------------------------------------------------------------------------
+
 
 class SeatOutputSerializer(serializers.Serializer):
     id = Int64Field()

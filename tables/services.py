@@ -11,6 +11,7 @@ the table's lock first.
 seat_result: {"id", "table_id", "user_id", "account_id", "chips", "status": "active|left"}
 table_result: {"table_id", "currency", "status": "open|closed", "chips", "seats": [active seats]}
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,12 @@ from balance_project.money import parse_amount, parse_currency
 from ledger.idempotency import idempotent, request_hash
 from ledger.models import Transaction
 from ledger.services import (
-    Leg, accounts_of, accounts_select, system_account_lock, system_account_where, transaction_post,
+    Leg,
+    accounts_of,
+    accounts_select,
+    system_account_lock,
+    system_account_where,
+    transaction_post,
 )
 from ledger.work import Work, as_json
 from reservations.rows import RESERVATION_COLUMNS, ReservationRow
@@ -37,8 +43,21 @@ from tables.models import Table
 from tables.results import seat_result, table_result
 from tables.rows import SEAT_COLUMNS, SeatRow, TableRow, table_write
 from tables.seating import (
-    TABLE_CURRENCY, TABLE_PK, seat_accounts_where, seat_leave, seat_open, seats_of, seats_require, seats_select,
-    table_id_check, table_of, table_require_open, table_select, user_id_check, wallet_at_table_where, wallet_of,
+    TABLE_CURRENCY,
+    TABLE_PK,
+    seat_accounts_where,
+    seat_leave,
+    seat_open,
+    seats_of,
+    seats_require,
+    seats_select,
+    table_id_check,
+    table_of,
+    table_require_open,
+    table_select,
+    user_id_check,
+    wallet_at_table_where,
+    wallet_of,
 )
 
 MAX_HAND_ID = 128
@@ -61,13 +80,22 @@ def table_open(*, client: str, idempotency_key: str, table_id: str, currency: st
             except IntegrityError:
                 table = Table.objects.get(table_id=table_id)
         if table.currency != currency:
-            raise ApplicationError("currency_mismatch", f"table {table_id} plays in {table.currency}",
-                                   {"table_id": table_id, "table_currency": table.currency, "currency": currency})
+            raise ApplicationError(
+                "currency_mismatch",
+                f"table {table_id} plays in {table.currency}",
+                {"table_id": table_id, "table_currency": table.currency, "currency": currency},
+            )
         table_require_open(table)
         return {"table": table_result(table)}
 
-    return idempotent(scope=client, key=idempotency_key, operation="table_open",
-                      params={"table_id": table_id, "currency": currency}, execute=execute, orm=True)
+    return idempotent(
+        scope=client,
+        key=idempotency_key,
+        operation="table_open",
+        params={"table_id": table_id, "currency": currency},
+        execute=execute,
+        orm=True,
+    )
 
 
 def table_close(*, client: str, idempotency_key: str, table_id: str) -> dict[str, Any]:
@@ -81,14 +109,23 @@ def table_close(*, client: str, idempotency_key: str, table_id: str) -> dict[str
     def execute(work: Work) -> dict[str, Any]:
         no_key = work.lock("FOR NO KEY UPDATE")
         table_found = table_select(work, table_id)
-        seats_found = work.query(f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE table_id = {TABLE_PK} "
-                                 f"AND status = 'active' ORDER BY id{no_key}", [table_id])
-        pending_found = work.query(f"SELECT {RESERVATION_COLUMNS} FROM reservations_reservation "
-                                   f"WHERE table_id = {TABLE_PK} AND status = 'pending' ORDER BY id{no_key}", [table_id])
+        seats_found = work.query(
+            f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE table_id = {TABLE_PK} "
+            f"AND status = 'active' ORDER BY id{no_key}",
+            [table_id],
+        )
+        pending_found = work.query(
+            f"SELECT {RESERVATION_COLUMNS} FROM reservations_reservation "
+            f"WHERE table_id = {TABLE_PK} AND status = 'pending' ORDER BY id{no_key}",
+            [table_id],
+        )
         accounts_found = accounts_select(
-            work, f"id IN (SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} AND status = 'active') "
-                  f"OR id IN (SELECT account_id FROM reservations_reservation WHERE table_id = {TABLE_PK} "
-                  "AND status = 'pending')", [table_id, table_id])
+            work,
+            f"id IN (SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} AND status = 'active') "
+            f"OR id IN (SELECT account_id FROM reservations_reservation WHERE table_id = {TABLE_PK} "
+            "AND status = 'pending')",
+            [table_id, table_id],
+        )
         work.send()
         table = table_of(table_found, table_id)
         if table.status == Table.Status.CLOSED:
@@ -96,27 +133,36 @@ def table_close(*, client: str, idempotency_key: str, table_id: str) -> dict[str
         seats = [SeatRow.from_db(row, table) for row in seats_found.all()]
         pending = [ReservationRow.from_db(row, table) for row in pending_found.all()]
         accounts = accounts_of(accounts_found)
-        loaded = {seat.user_id: accounts[seat.account_id].balance for seat in seats
-                  if accounts[seat.account_id].balance != 0}
+        loaded = {
+            seat.user_id: accounts[seat.account_id].balance for seat in seats if accounts[seat.account_id].balance != 0
+        }
         if loaded or table.chips != 0:
-            raise ApplicationError("table_not_empty", f"table {table_id} still has chips on its seats",
-                                   {"table_id": table_id, "chips": table.chips, "seats": loaded})
+            raise ApplicationError(
+                "table_not_empty",
+                f"table {table_id} still has chips on its seats",
+                {"table_id": table_id, "chips": table.chips, "seats": loaded},
+            )
         for reservation in pending:
-            reservation_release_locked(work, reservation=reservation, accounts=accounts, actor=client,
-                                       reason="table closed")
+            reservation_release_locked(
+                work, reservation=reservation, accounts=accounts, actor=client, reason="table closed"
+            )
         for seat in seats:
             seat_leave(work, seat, accounts[seat.account_id])
         table.status, now = Table.Status.CLOSED, timezone.now()
-        work.execute("UPDATE tables_table SET status = 'closed', closed_at = %s, updated_at = %s WHERE id = %s",
-                     [work.time(now), work.time(now), table.id])
+        work.execute(
+            "UPDATE tables_table SET status = 'closed', closed_at = %s, updated_at = %s WHERE id = %s",
+            [work.time(now), work.time(now), table.id],
+        )
         return {"table": table_result(table, seats=[])}
 
-    return idempotent(scope=client, key=idempotency_key, operation="table_close", params={"table_id": table_id},
-                      execute=execute)
+    return idempotent(
+        scope=client, key=idempotency_key, operation="table_close", params={"table_id": table_id}, execute=execute
+    )
 
 
-def table_buy_in(*, client: str, idempotency_key: str, user_id: str, table_id: str, amount: Any,
-                 ttl_seconds: int | None = None) -> dict[str, Any]:
+def table_buy_in(
+    *, client: str, idempotency_key: str, user_id: str, table_id: str, amount: Any, ttl_seconds: int | None = None
+) -> dict[str, Any]:
     """Reserve and commit in one call. -> {"reservation": ..., "seat": ..., "transaction": ...}
 
     Locks the table, the seat (opened on a first buy-in), the wallet and seat accounts. Refuses
@@ -131,8 +177,9 @@ def table_buy_in(*, client: str, idempotency_key: str, user_id: str, table_id: s
         reservation_ids, tx_ids = work.next_ids("reservations_reservation"), work.next_ids("ledger_transaction")
         table_found = table_select(work, table_id)
         seats_found = seats_select(work, table_id, [user_id])
-        accounts_found = accounts_select(work, f"{wallet_at_table_where()} OR {seat_accounts_where(1)}",
-                                         [user_id, table_id, table_id, user_id])
+        accounts_found = accounts_select(
+            work, f"{wallet_at_table_where()} OR {seat_accounts_where(1)}", [user_id, table_id, table_id, user_id]
+        )
         work.send()
         table = table_of(table_found, table_id)
         table_require_open(table)
@@ -143,19 +190,47 @@ def table_buy_in(*, client: str, idempotency_key: str, user_id: str, table_id: s
             seat = seat_open(work, table, user_id)
             accounts[seat.account_id] = seat.account
         # The reservation is created in this transaction, so no one else can see it, let alone lock it.
-        reservation = reservation_new(work, reservation_id=work.ids(reservation_ids)[0], table=table, wallet=wallet,
-                                      user_id=user_id, amount=amount, ttl_seconds=ttl, actor=client)
-        return reservation_commit_locked(work, reservation=reservation, table=table, seat=seat, amount=None,
-                                         actor=client, accounts=accounts, transaction_id=work.ids(tx_ids)[0],
-                                         held=False)
+        reservation = reservation_new(
+            work,
+            reservation_id=work.ids(reservation_ids)[0],
+            table=table,
+            wallet=wallet,
+            user_id=user_id,
+            amount=amount,
+            ttl_seconds=ttl,
+            actor=client,
+        )
+        return reservation_commit_locked(
+            work,
+            reservation=reservation,
+            table=table,
+            seat=seat,
+            amount=None,
+            actor=client,
+            accounts=accounts,
+            transaction_id=work.ids(tx_ids)[0],
+            held=False,
+        )
 
-    return idempotent(scope=client, key=idempotency_key, operation="table_buy_in",
-                      params={"user_id": user_id, "table_id": table_id, "amount": amount, "ttl_seconds": ttl},
-                      execute=execute)
+    return idempotent(
+        scope=client,
+        key=idempotency_key,
+        operation="table_buy_in",
+        params={"user_id": user_id, "table_id": table_id, "amount": amount, "ttl_seconds": ttl},
+        execute=execute,
+    )
 
 
-def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: str,
-                contributions: dict[str, Any], payouts: dict[str, Any], rake: Any) -> dict[str, Any]:
+def hand_settle(
+    *,
+    client: str,
+    idempotency_key: str,
+    table_id: str,
+    hand_id: str,
+    contributions: dict[str, Any],
+    payouts: dict[str, Any],
+    rake: Any,
+) -> dict[str, Any]:
     """Settle one hand atomically; idempotent by (table, hand id) as well as by key.
     -> {"hand_id": str, "table": table_result, "transaction": transaction_result | None}
 
@@ -173,11 +248,13 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
     rake = parse_amount(rake, field="rake", allow_zero=True)
     players = sorted(set(contributions) | set(payouts))
     if not players or len(players) > MAX_PLAYERS_PER_HAND:
-        raise ApplicationError("settlement_invalid", f"a hand names 1 to {MAX_PLAYERS_PER_HAND} players",
-                               {"players": len(players)})
+        raise ApplicationError(
+            "settlement_invalid", f"a hand names 1 to {MAX_PLAYERS_PER_HAND} players", {"players": len(players)}
+        )
     if sum(contributions.values()) != sum(payouts.values()) + rake:
         raise ApplicationError(
-            "settlement_invalid", "contributions must equal payouts plus rake",
+            "settlement_invalid",
+            "contributions must equal payouts plus rake",
             {"contributions": sum(contributions.values()), "payouts": sum(payouts.values()), "rake": rake},
         )
     figures = {"contributions": contributions, "payouts": payouts, "rake": rake}
@@ -186,50 +263,71 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
     def execute(work: Work) -> dict[str, Any]:
         tx_ids = work.next_ids("ledger_transaction")
         table_found = table_select(work, table_id)
-        hand_found = work.query(f"SELECT figures_hash, response FROM tables_hand WHERE table_id = {TABLE_PK} "
-                                "AND hand_id = %s", [table_id, hand_id])
+        hand_found = work.query(
+            f"SELECT figures_hash, response FROM tables_hand WHERE table_id = {TABLE_PK} AND hand_id = %s",
+            [table_id, hand_id],
+        )
         seats_found = seats_select(work, table_id, players)
         where, params = seat_accounts_where(len(players)), [table_id, *players]
         if rake:
-            where += " OR " + system_account_where(code=Account.SystemCode.RAKE, currency_sql=TABLE_CURRENCY,
-                                                   shard_sql=f"({TABLE_PK} %% %s)")
+            where += " OR " + system_account_where(
+                code=Account.SystemCode.RAKE, currency_sql=TABLE_CURRENCY, shard_sql=f"({TABLE_PK} %% %s)"
+            )
             params += [table_id, table_id, settings.RAKE_ACCOUNT_SHARDS]
         accounts_found = accounts_select(work, where, params)
         all_seats_found = work.query(
             f"SELECT s.id, s.user_id, s.account_id, s.status, a.balance FROM tables_seat s "
             f"JOIN accounts_account a ON a.id = s.account_id WHERE s.table_id = {TABLE_PK} AND s.status = 'active' "
-            "ORDER BY s.id", [table_id])
+            "ORDER BY s.id",
+            [table_id],
+        )
         work.send()
         table = table_of(table_found, table_id)
         settled = hand_found.one()
         if settled is not None:
             if settled[0] != figures_hash:
-                raise ApplicationError("hand_conflict", f"hand {hand_id} was already settled with other figures",
-                                       {"table_id": table_id, "hand_id": hand_id})
+                raise ApplicationError(
+                    "hand_conflict",
+                    f"hand {hand_id} was already settled with other figures",
+                    {"table_id": table_id, "hand_id": hand_id},
+                )
             return as_json(settled[1])
         table_require_open(table)
         seats = seats_of(seats_found, table)
         seats_require(seats, table, players)
         accounts = accounts_of(accounts_found)
-        short = {user: {"contribution": amount, "chips": accounts[seats[user].account_id].balance}
-                 for user, amount in contributions.items() if amount > accounts[seats[user].account_id].balance}
+        short = {
+            user: {"contribution": amount, "chips": accounts[seats[user].account_id].balance}
+            for user, amount in contributions.items()
+            if amount > accounts[seats[user].account_id].balance
+        }
         if short:
-            raise ApplicationError("insufficient_chips", "a contribution exceeds the seat's chips",
-                                   {"table_id": table_id, "hand_id": hand_id, "players": short})
+            raise ApplicationError(
+                "insufficient_chips",
+                "a contribution exceeds the seat's chips",
+                {"table_id": table_id, "hand_id": hand_id, "players": short},
+            )
         legs = [Leg(seats[user].account_id, payouts.get(user, 0) - contributions.get(user, 0)) for user in players]
         legs = [leg for leg in legs if leg.amount != 0]
         if rake:
             rake_account = next((a for a in accounts.values() if a.kind == Account.Kind.SYSTEM), None)
             if rake_account is None:
-                rake_account = system_account_lock(work, code=Account.SystemCode.RAKE, currency=table.currency,
-                                                   shard=rake_shard(table))
+                rake_account = system_account_lock(
+                    work, code=Account.SystemCode.RAKE, currency=table.currency, shard=rake_shard(table)
+                )
                 accounts[rake_account.id] = rake_account
             legs.append(Leg(rake_account.id, rake))
         tx = None
         if legs:
-            tx = transaction_post(work, transaction_id=work.ids(tx_ids)[0], kind=Transaction.Kind.HAND_SETTLEMENT,
-                                  legs=legs, actor=client, accounts=accounts,
-                                  metadata={"table_id": table_id, "hand_id": hand_id, **figures})
+            tx = transaction_post(
+                work,
+                transaction_id=work.ids(tx_ids)[0],
+                kind=Transaction.Kind.HAND_SETTLEMENT,
+                legs=legs,
+                actor=client,
+                accounts=accounts,
+                metadata={"table_id": table_id, "hand_id": hand_id, **figures},
+            )
         table.chips -= rake
         now = tx.created_at if tx else timezone.now()
         table_write(work, table, now)
@@ -238,20 +336,39 @@ def hand_settle(*, client: str, idempotency_key: str, table_id: str, hand_id: st
             seat = SeatRow(int(pk), user, int(account_id), status, table)
             seat.account = accounts.get(seat.account_id) or SimpleNamespace(balance=int(balance))
             table_seats.append(seat)
-        response = {"hand_id": hand_id, "table": table_result(table, seats=table_seats),
-                    "transaction": transaction_result(tx) if tx else None}
-        work.execute("INSERT INTO tables_hand (table_id, hand_id, figures_hash, rake, transaction_id, response, "
-                     "settled_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                     [table.id, hand_id, figures_hash, rake, tx.id if tx else None, json.dumps(response), client,
-                      work.time(now)])
+        response = {
+            "hand_id": hand_id,
+            "table": table_result(table, seats=table_seats),
+            "transaction": transaction_result(tx) if tx else None,
+        }
+        work.execute(
+            "INSERT INTO tables_hand (table_id, hand_id, figures_hash, rake, transaction_id, response, "
+            "settled_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                table.id,
+                hand_id,
+                figures_hash,
+                rake,
+                tx.id if tx else None,
+                json.dumps(response),
+                client,
+                work.time(now),
+            ],
+        )
         return response
 
-    return idempotent(scope=client, key=idempotency_key, operation="hand_settle",
-                      params={"table_id": table_id, "hand_id": hand_id, **figures}, execute=execute)
+    return idempotent(
+        scope=client,
+        key=idempotency_key,
+        operation="hand_settle",
+        params={"table_id": table_id, "hand_id": hand_id, **figures},
+        execute=execute,
+    )
 
 
-def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: str,
-                  amount: Any | None = None, leave: bool = False) -> dict[str, Any]:
+def seat_cash_out(
+    *, client: str, idempotency_key: str, table_id: str, user_id: str, amount: Any | None = None, leave: bool = False
+) -> dict[str, Any]:
     """Move ``amount`` (default all) of the seat's chips back to the wallet; ``leave`` cashes out
     everything and closes the seat. -> {"seat": ..., "transaction": transaction_result | None,
     "account": account_result}
@@ -269,8 +386,9 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
         tx_ids = work.next_ids("ledger_transaction")
         table_found = table_select(work, table_id)
         seats_found = seats_select(work, table_id, [user_id])
-        accounts_found = accounts_select(work, f"{seat_accounts_where(1)} OR {wallet_at_table_where()}",
-                                         [table_id, user_id, user_id, table_id])
+        accounts_found = accounts_select(
+            work, f"{seat_accounts_where(1)} OR {wallet_at_table_where()}", [table_id, user_id, user_id, table_id]
+        )
         work.send()
         table = table_of(table_found, table_id)
         seats = seats_of(seats_found, table)
@@ -280,29 +398,45 @@ def seat_cash_out(*, client: str, idempotency_key: str, table_id: str, user_id: 
         seat_account = seat.account = accounts[seat.account_id]
         chips = seat_account.balance
         if amount is not None and amount > chips:
-            raise ApplicationError("insufficient_chips", f"the seat holds {chips}, {amount} requested",
-                                   {"table_id": table_id, "user_id": user_id, "chips": chips, "requested": amount})
+            raise ApplicationError(
+                "insufficient_chips",
+                f"the seat holds {chips}, {amount} requested",
+                {"table_id": table_id, "user_id": user_id, "chips": chips, "requested": amount},
+            )
         if leave and amount is not None and amount != chips:
-            raise ApplicationError("invalid_request", "leaving cashes out all the chips: omit amount",
-                                   {"field": "amount", "chips": chips})
+            raise ApplicationError(
+                "invalid_request", "leaving cashes out all the chips: omit amount", {"field": "amount", "chips": chips}
+            )
         moved = chips if amount is None else amount
         tx = None
         if moved:
-            tx = transaction_post(work, transaction_id=work.ids(tx_ids)[0], kind=Transaction.Kind.CASH_OUT,
-                                  actor=client, allow_frozen=True, accounts=accounts,
-                                  legs=[Leg(seat.account_id, -moved), Leg(wallet.id, moved)],
-                                  metadata={"table_id": table_id, "user_id": user_id, "seat_id": seat.id,
-                                            "leave": leave})
+            tx = transaction_post(
+                work,
+                transaction_id=work.ids(tx_ids)[0],
+                kind=Transaction.Kind.CASH_OUT,
+                actor=client,
+                allow_frozen=True,
+                accounts=accounts,
+                legs=[Leg(seat.account_id, -moved), Leg(wallet.id, moved)],
+                metadata={"table_id": table_id, "user_id": user_id, "seat_id": seat.id, "leave": leave},
+            )
             table.chips -= moved
             table_write(work, table, tx.created_at)
         if leave:
             seat_leave(work, seat, seat_account)
-        return {"seat": seat_result(seat), "transaction": transaction_result(tx) if tx else None,
-                "account": account_result(wallet)}
+        return {
+            "seat": seat_result(seat),
+            "transaction": transaction_result(tx) if tx else None,
+            "account": account_result(wallet),
+        }
 
-    return idempotent(scope=client, key=idempotency_key, operation="seat_cash_out",
-                      params={"table_id": table_id, "user_id": user_id, "amount": amount, "leave": leave},
-                      execute=execute)
+    return idempotent(
+        scope=client,
+        key=idempotency_key,
+        operation="seat_cash_out",
+        params={"table_id": table_id, "user_id": user_id, "amount": amount, "leave": leave},
+        execute=execute,
+    )
 
 
 def rake_shard(table: TableRow | Table) -> int:
@@ -312,8 +446,9 @@ def rake_shard(table: TableRow | Table) -> int:
 
 def _hand_id_check(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_HAND_ID or not value.isprintable():
-        raise ApplicationError("invalid_request", f"hand_id must be 1 to {MAX_HAND_ID} printable characters",
-                               {"field": "hand_id"})
+        raise ApplicationError(
+            "invalid_request", f"hand_id must be 1 to {MAX_HAND_ID} printable characters", {"field": "hand_id"}
+        )
     return value.strip()
 
 
@@ -322,8 +457,7 @@ def _amounts_by_player(value: Any, field: str) -> dict[str, int]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ApplicationError("invalid_request", f"{field} must be an object of user id -> amount",
-                               {"field": field})
+        raise ApplicationError("invalid_request", f"{field} must be an object of user id -> amount", {"field": field})
     amounts: dict[str, int] = {}
     for user, amount in value.items():
         user = user_id_check(user, field=f"{field} key")

@@ -1,4 +1,5 @@
 """HTTP routes of the tables app, mounted under /api/v1/."""
+
 from django.urls import path, register_converter
 
 from tables import api

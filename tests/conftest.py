@@ -1,4 +1,5 @@
 """Shared fixtures. Tests run on whatever DATABASE_URL / REDIS_URL select (SQLite alone by default)."""
+
 from __future__ import annotations
 
 import itertools

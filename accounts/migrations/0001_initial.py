@@ -4,46 +4,121 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('client', models.CharField(db_index=True, max_length=64)),
-                ('prefix', models.CharField(max_length=12, unique=True)),
-                ('key_hash', models.CharField(max_length=64, unique=True)),
-                ('scopes', models.JSONField(default=list)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("client", models.CharField(db_index=True, max_length=64)),
+                ("prefix", models.CharField(max_length=12, unique=True)),
+                ("key_hash", models.CharField(max_length=64, unique=True)),
+                ("scopes", models.JSONField(default=list)),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('user', 'user wallet'), ('seat', 'table seat'), ('system', 'house account')], max_length=8)),
-                ('owner_ref', models.CharField(blank=True, db_index=True, default='', help_text='External user id for user and seat accounts.', max_length=128)),
-                ('system_code', models.CharField(blank=True, choices=[('external', 'external funds (cash in / cash out counterpart)'), ('rake', 'rake revenue')], default='', max_length=32)),
-                ('currency', models.CharField(max_length=3)),
-                ('balance', models.BigIntegerField(default=0)),
-                ('held', models.BigIntegerField(default=0)),
-                ('allow_negative', models.BooleanField(default=False)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('frozen', 'Frozen'), ('closed', 'Closed')], default='active', max_length=8)),
-                ('version', models.BigIntegerField(default=0)),
-                ('entry_seq', models.BigIntegerField(default=0)),
-                ('chain_head', models.CharField(blank=True, default='', max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("user", "user wallet"), ("seat", "table seat"), ("system", "house account")],
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "owner_ref",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        default="",
+                        help_text="External user id for user and seat accounts.",
+                        max_length=128,
+                    ),
+                ),
+                (
+                    "system_code",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("external", "external funds (cash in / cash out counterpart)"),
+                            ("rake", "rake revenue"),
+                        ],
+                        default="",
+                        max_length=32,
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3)),
+                ("balance", models.BigIntegerField(default=0)),
+                ("held", models.BigIntegerField(default=0)),
+                ("allow_negative", models.BooleanField(default=False)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "Active"), ("frozen", "Frozen"), ("closed", "Closed")],
+                        default="active",
+                        max_length=8,
+                    ),
+                ),
+                ("version", models.BigIntegerField(default=0)),
+                ("entry_seq", models.BigIntegerField(default=0)),
+                ("chain_head", models.CharField(blank=True, default="", max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('held__gte', 0)), name='account_held_not_negative'), models.CheckConstraint(condition=models.Q(('allow_negative', True), ('balance__gte', models.F('held')), _connector='OR'), name='account_available_not_negative'), models.CheckConstraint(condition=models.Q(('allow_negative', False), models.Q(('kind', 'system'), ('system_code', 'external')), _connector='OR'), name='account_only_external_may_go_negative'), models.CheckConstraint(condition=models.Q(('version__gte', 0), ('entry_seq__gte', 0)), name='account_counters_not_negative'), models.CheckConstraint(condition=models.Q(('kind__in', ['user', 'seat', 'system'])), name='account_kind_valid'), models.CheckConstraint(condition=models.Q(('status__in', ['active', 'frozen', 'closed'])), name='account_status_valid'), models.CheckConstraint(condition=models.Q(models.Q(('kind', 'system'), models.Q(('system_code', ''), _negated=True)), models.Q(models.Q(('kind', 'system'), _negated=True), ('system_code', '')), _connector='OR'), name='account_system_code_iff_system'), models.UniqueConstraint(condition=models.Q(('kind', 'user')), fields=('owner_ref', 'currency'), name='account_one_wallet_per_owner_currency'), models.UniqueConstraint(condition=models.Q(('kind', 'system')), fields=('system_code', 'currency'), name='account_one_system_account_per_code_currency')],
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("held__gte", 0)), name="account_held_not_negative"),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("allow_negative", True), ("balance__gte", models.F("held")), _connector="OR"
+                        ),
+                        name="account_available_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("allow_negative", False),
+                            models.Q(("kind", "system"), ("system_code", "external")),
+                            _connector="OR",
+                        ),
+                        name="account_only_external_may_go_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("version__gte", 0), ("entry_seq__gte", 0)),
+                        name="account_counters_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["user", "seat", "system"])), name="account_kind_valid"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["active", "frozen", "closed"])), name="account_status_valid"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("kind", "system"), models.Q(("system_code", ""), _negated=True)),
+                            models.Q(models.Q(("kind", "system"), _negated=True), ("system_code", "")),
+                            _connector="OR",
+                        ),
+                        name="account_system_code_iff_system",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("kind", "user")),
+                        fields=("owner_ref", "currency"),
+                        name="account_one_wallet_per_owner_currency",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("kind", "system")),
+                        fields=("system_code", "currency"),
+                        name="account_one_system_account_per_code_currency",
+                    ),
+                ],
             },
         ),
     ]

@@ -4,14 +4,18 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='account',
-            options={'permissions': [('adjust_balance', 'Can make a manual balance adjustment'), ('freeze_account', 'Can freeze and unfreeze an account')]},
+            name="account",
+            options={
+                "permissions": [
+                    ("adjust_balance", "Can make a manual balance adjustment"),
+                    ("freeze_account", "Can freeze and unfreeze an account"),
+                ]
+            },
         ),
     ]

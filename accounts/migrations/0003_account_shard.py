@@ -4,27 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_account_admin_permissions'),
+        ("accounts", "0002_account_admin_permissions"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='account',
-            name='account_one_system_account_per_code_currency',
+            model_name="account",
+            name="account_one_system_account_per_code_currency",
         ),
         migrations.AddField(
-            model_name='account',
-            name='shard',
+            model_name="account",
+            name="shard",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'system')), fields=('system_code', 'currency', 'shard'), name='account_one_system_account_per_code_currency_shard'),
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "system")),
+                fields=("system_code", "currency", "shard"),
+                name="account_one_system_account_per_code_currency_shard",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('kind', 'system'), ('shard', 0), _connector='OR'), name='account_shard_only_system'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind", "system"), ("shard", 0), _connector="OR"), name="account_shard_only_system"
+            ),
         ),
     ]

@@ -1,4 +1,5 @@
 """The authenticated caller of the gRPC call running on this thread, set by AuthInterceptor."""
+
 from __future__ import annotations
 
 from contextvars import ContextVar

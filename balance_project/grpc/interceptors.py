@@ -6,6 +6,7 @@ metrics -> database connections -> errors -> auth -> mutation guard -> servicer.
 grpcio calls ``intercept_service`` on its polling thread; the wrapped behaviour below runs on the
 worker thread that serves the call, which is where database work and the caller context belong.
 """
+
 from __future__ import annotations
 
 import logging
@@ -95,8 +96,11 @@ def _recycle_connections() -> None:
     for conn in connections.all(initialized_only=True):
         if conn.connection is None:
             continue
-        if (conn.errors_occurred or conn.get_autocommit() != conn.settings_dict["AUTOCOMMIT"]
-                or (conn.close_at is not None and time.monotonic() >= conn.close_at)):
+        if (
+            conn.errors_occurred
+            or conn.get_autocommit() != conn.settings_dict["AUTOCOMMIT"]
+            or (conn.close_at is not None and time.monotonic() >= conn.close_at)
+        ):
             conn.close_if_unusable_or_obsolete()
 
 
@@ -161,8 +165,11 @@ class MutationGuardInterceptor(UnaryInterceptor):
         idempotency_key_check(getattr(request, "idempotency_key", None))
         remaining = context.time_remaining()
         if remaining is not None and remaining < MIN_TIME_FOR_MUTATION_SECONDS:
-            raise ApplicationError("deadline_exceeded", "the deadline expired before the call could start",
-                                   {"remaining_seconds": f"{max(remaining, 0):.3f}"})
+            raise ApplicationError(
+                "deadline_exceeded",
+                "the deadline expired before the call could start",
+                {"remaining_seconds": f"{max(remaining, 0):.3f}"},
+            )
         return proceed(request, context)
 
 

@@ -3,6 +3,7 @@
 The scopes are the HTTP ones (accounts/keys.py SCOPES). A method missing here is refused, so a new
 RPC cannot ship unauthenticated by accident.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,6 +10,7 @@ stops the others and exits 1, so whatever supervises the sidecar restarts it who
 
 Child ``i`` (from 0) serves its metrics on ``metrics_port + i`` (none when ``metrics_port`` is 0).
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,21 +34,36 @@ def split_bind(bind: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def run_processes(*, processes: int, bind: str, max_workers: int, metrics_port: int, grace: float,
-                  auth_cache_seconds: float, announce: Callable[[str], None]) -> int:
+def run_processes(
+    *,
+    processes: int,
+    bind: str,
+    max_workers: int,
+    metrics_port: int,
+    grace: float,
+    auth_cache_seconds: float,
+    announce: Callable[[str], None],
+) -> int:
     """Run ``processes`` children on ``bind`` until SIGTERM/SIGINT; returns the exit status."""
     host, port = split_bind(bind)
     reserved = _reserve_port(host, port)
     address = f"{host}:{reserved.getsockname()[1]}"
     stop_requested = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop_requested.set())
-                for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: stop_requested.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     children: list[subprocess.Popen] = []
     try:
         for index in range(processes):
-            children.append(_start_child(address, max_workers=max_workers, grace=grace,
-                                         metrics_port=metrics_port + index if metrics_port else 0,
-                                         auth_cache_seconds=auth_cache_seconds))
+            children.append(
+                _start_child(
+                    address,
+                    max_workers=max_workers,
+                    grace=grace,
+                    metrics_port=metrics_port + index if metrics_port else 0,
+                    auth_cache_seconds=auth_cache_seconds,
+                )
+            )
         for child in children:
             line = child.stdout.readline()
             if not line.startswith(LISTENING):
@@ -57,8 +73,9 @@ def run_processes(*, processes: int, bind: str, max_workers: int, metrics_port: 
         while not stop_requested.wait(0.5):
             exited = [child for child in children if child.poll() is not None]
             if exited:
-                log.error("gRPC child process %s exited with %s: stopping the others", exited[0].pid,
-                          exited[0].returncode)
+                log.error(
+                    "gRPC child process %s exited with %s: stopping the others", exited[0].pid, exited[0].returncode
+                )
                 _stop(children, grace)
                 return 1
         log.info("signal: stopping %s gRPC processes (grace %ss)", len(children), grace)
@@ -75,23 +92,41 @@ def run_processes(*, processes: int, bind: str, max_workers: int, metrics_port: 
 
 def _reserve_port(host: str, port: int) -> socket.socket:
     """A bound (not listening) SO_REUSEPORT socket: it holds the port, receives no connections."""
-    family, kind, proto, _, sockaddr = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM,
-                                                          flags=socket.AI_PASSIVE)[0]
+    family, kind, proto, _, sockaddr = socket.getaddrinfo(
+        host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
     reserved = socket.socket(family, kind, proto)
     reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     reserved.bind(sockaddr)
     return reserved
 
 
-def _start_child(address: str, *, max_workers: int, grace: float, metrics_port: int,
-                 auth_cache_seconds: float) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "django", "grpcserver", "--processes", "1", "--reuse-port", "--bind", address,
-            "--max-workers", str(max_workers), "--metrics-port", str(metrics_port), "--grace", str(grace),
-            "--auth-cache-seconds", str(auth_cache_seconds)]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE",
-                                                                  "balance_project.settings")}
-    return subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, text=True,
-                            preexec_fn=_die_with_parent)
+def _start_child(
+    address: str, *, max_workers: int, grace: float, metrics_port: int, auth_cache_seconds: float
+) -> subprocess.Popen:
+    argv = [
+        sys.executable,
+        "-m",
+        "django",
+        "grpcserver",
+        "--processes",
+        "1",
+        "--reuse-port",
+        "--bind",
+        address,
+        "--max-workers",
+        str(max_workers),
+        "--metrics-port",
+        str(metrics_port),
+        "--grace",
+        str(grace),
+        "--auth-cache-seconds",
+        str(auth_cache_seconds),
+    ]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "balance_project.settings")}
+    return subprocess.Popen(
+        argv, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent
+    )
 
 
 def _die_with_parent() -> None:

@@ -4,6 +4,7 @@
 sidecar process: metrics endpoint, SIGTERM/SIGINT -> NOT_SERVING, drain in-flight calls within the
 grace period, exit.
 """
+
 from __future__ import annotations
 
 import gc
@@ -32,8 +33,7 @@ log = logging.getLogger("balance.grpc")
 BALANCE_SERVICE = balance_pb2.DESCRIPTOR.services_by_name["BalanceService"].full_name
 
 
-class BalanceServicer(AccountsServicer, ReservationsServicer, TablesServicer,
-                      balance_pb2_grpc.BalanceServiceServicer):
+class BalanceServicer(AccountsServicer, ReservationsServicer, TablesServicer, balance_pb2_grpc.BalanceServiceServicer):
     """balance.v1.BalanceService: each app contributes the adapters for its own RPCs."""
 
 
@@ -64,17 +64,23 @@ class RunningServer:
         self.executor.shutdown(wait=True)
 
 
-def create_server(*, bind: str | None = None, max_workers: int | None = None,
-                  interceptors: Sequence[grpc.ServerInterceptor] | None = None, reuse_port: bool = False,
-                  auth_cache_seconds: float | None = None) -> RunningServer:
+def create_server(
+    *,
+    bind: str | None = None,
+    max_workers: int | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] | None = None,
+    reuse_port: bool = False,
+    auth_cache_seconds: float | None = None,
+) -> RunningServer:
     """A server bound to ``bind`` (port 0 picks a free port), not started yet.
 
     ``reuse_port``: bind with SO_REUSEPORT, so several processes share the port (``--processes``);
     off otherwise, so a second server on a taken port fails instead of silently sharing it.
     ``auth_cache_seconds``: when given, how long the auth interceptor keeps authenticated keys."""
     bind = bind or settings.GRPC_BIND
-    executor = futures.ThreadPoolExecutor(max_workers=max_workers or settings.GRPC_MAX_WORKERS,
-                                          thread_name_prefix="grpc-worker")
+    executor = futures.ThreadPoolExecutor(
+        max_workers=max_workers or settings.GRPC_MAX_WORKERS, thread_name_prefix="grpc-worker"
+    )
     interceptors = list(load_interceptors() if interceptors is None else interceptors)
     if auth_cache_seconds is not None:
         from balance_project.grpc.interceptors import AuthInterceptor
@@ -96,12 +102,20 @@ def create_server(*, bind: str | None = None, max_workers: int | None = None,
     return RunningServer(server=server, health=health_servicer, executor=executor, host=host, port=port)
 
 
-def serve(*, bind: str, max_workers: int, metrics_port: int, grace: float,
-          on_started: Callable[[RunningServer], None] | None = None, reuse_port: bool = False,
-          auth_cache_seconds: float | None = None) -> None:
+def serve(
+    *,
+    bind: str,
+    max_workers: int,
+    metrics_port: int,
+    grace: float,
+    on_started: Callable[[RunningServer], None] | None = None,
+    reuse_port: bool = False,
+    auth_cache_seconds: float | None = None,
+) -> None:
     """Run until SIGTERM or SIGINT, then drain. ``metrics_port`` 0 leaves the metrics endpoint off."""
-    running = create_server(bind=bind, max_workers=max_workers, reuse_port=reuse_port,
-                            auth_cache_seconds=auth_cache_seconds)
+    running = create_server(
+        bind=bind, max_workers=max_workers, reuse_port=reuse_port, auth_cache_seconds=auth_cache_seconds
+    )
     # A thread back from the database waits for the GIL until the running one yields it: by default
     # up to 5 ms, and a call that holds row locks makes every call queued on them wait as long.
     sys.setswitchinterval(settings.GRPC_GIL_SWITCH_INTERVAL_SECONDS)

@@ -5,69 +5,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Checkpoint',
+            name="Checkpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('heads', models.JSONField(help_text='{"<account id>": [seq, checksum], ...}')),
-                ('account_count', models.IntegerField()),
-                ('entry_count', models.BigIntegerField()),
-                ('signature', models.CharField(max_length=64)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("heads", models.JSONField(help_text='{"<account id>": [seq, checksum], ...}')),
+                ("account_count", models.IntegerField()),
+                ("entry_count", models.BigIntegerField()),
+                ("signature", models.CharField(max_length=64)),
             ],
         ),
         migrations.CreateModel(
-            name='Transaction',
+            name="Transaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('deposit', 'Deposit'), ('withdrawal', 'Withdrawal'), ('transfer', 'Transfer'), ('adjustment', 'Adjustment'), ('buy_in', 'Buy In'), ('cash_out', 'Cash Out'), ('hand_settlement', 'Hand Settlement')], max_length=24)),
-                ('currency', models.CharField(max_length=3)),
-                ('actor', models.CharField(help_text='Who asked: API client, admin user or job.', max_length=128)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("deposit", "Deposit"),
+                            ("withdrawal", "Withdrawal"),
+                            ("transfer", "Transfer"),
+                            ("adjustment", "Adjustment"),
+                            ("buy_in", "Buy In"),
+                            ("cash_out", "Cash Out"),
+                            ("hand_settlement", "Hand Settlement"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3)),
+                ("actor", models.CharField(help_text="Who asked: API client, admin user or job.", max_length=128)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
         ),
         migrations.CreateModel(
-            name='IdempotencyRecord',
+            name="IdempotencyRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(help_text='The calling client.', max_length=64)),
-                ('key', models.CharField(max_length=255)),
-                ('operation', models.CharField(max_length=64)),
-                ('request_hash', models.CharField(max_length=64)),
-                ('response', models.JSONField()),
-                ('is_error', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("scope", models.CharField(help_text="The calling client.", max_length=64)),
+                ("key", models.CharField(max_length=255)),
+                ("operation", models.CharField(max_length=64)),
+                ("request_hash", models.CharField(max_length=64)),
+                ("response", models.JSONField()),
+                ("is_error", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('scope', 'key'), name='idempotency_key_unique_per_scope')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("scope", "key"), name="idempotency_key_unique_per_scope")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Entry',
+            name="Entry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.BigIntegerField()),
-                ('amount', models.BigIntegerField(help_text='Signed: positive raises the balance.')),
-                ('currency', models.CharField(max_length=3)),
-                ('balance_after', models.BigIntegerField()),
-                ('created_at', models.DateTimeField()),
-                ('checksum', models.CharField(max_length=64)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='accounts.account')),
-                ('transaction', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='ledger.transaction')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seq", models.BigIntegerField()),
+                ("amount", models.BigIntegerField(help_text="Signed: positive raises the balance.")),
+                ("currency", models.CharField(max_length=3)),
+                ("balance_after", models.BigIntegerField()),
+                ("created_at", models.DateTimeField()),
+                ("checksum", models.CharField(max_length=64)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="entries", to="accounts.account"
+                    ),
+                ),
+                (
+                    "transaction",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="entries", to="ledger.transaction"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'entries',
-                'indexes': [models.Index(fields=['account', 'created_at'], name='entry_account_created')],
-                'constraints': [models.UniqueConstraint(fields=('account', 'seq'), name='entry_seq_unique_per_account'), models.CheckConstraint(condition=models.Q(('amount', 0), _negated=True), name='entry_amount_not_zero'), models.CheckConstraint(condition=models.Q(('seq__gte', 1)), name='entry_seq_positive')],
+                "verbose_name_plural": "entries",
+                "indexes": [models.Index(fields=["account", "created_at"], name="entry_account_created")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("account", "seq"), name="entry_seq_unique_per_account"),
+                    models.CheckConstraint(
+                        condition=models.Q(("amount", 0), _negated=True), name="entry_amount_not_zero"
+                    ),
+                    models.CheckConstraint(condition=models.Q(("seq__gte", 1)), name="entry_seq_positive"),
+                ],
             },
         ),
     ]

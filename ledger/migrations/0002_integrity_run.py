@@ -5,30 +5,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0001_initial'),
+        ("ledger", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IntegrityRun',
+            name="IntegrityRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('verify', 'full chain verification'), ('reconcile', 'balance reconciliation')], default='verify', max_length=16)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(db_index=True)),
-                ('ok', models.BooleanField()),
-                ('problem_count', models.IntegerField(default=0)),
-                ('problems', models.JSONField(blank=True, default=list)),
-                ('accounts_checked', models.IntegerField(default=0)),
-                ('entries_checked', models.BigIntegerField(default=0)),
-                ('transactions_checked', models.BigIntegerField(default=0)),
-                ('checkpoint', models.ForeignKey(blank=True, help_text='The checkpoint the chains were compared against.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='ledger.checkpoint')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("verify", "full chain verification"), ("reconcile", "balance reconciliation")],
+                        default="verify",
+                        max_length=16,
+                    ),
+                ),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(db_index=True)),
+                ("ok", models.BooleanField()),
+                ("problem_count", models.IntegerField(default=0)),
+                ("problems", models.JSONField(blank=True, default=list)),
+                ("accounts_checked", models.IntegerField(default=0)),
+                ("entries_checked", models.BigIntegerField(default=0)),
+                ("transactions_checked", models.BigIntegerField(default=0)),
+                (
+                    "checkpoint",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The checkpoint the chains were compared against.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="ledger.checkpoint",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['kind', '-finished_at'], name='integrity_run_kind_finished')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('problem_count__gte', 0)), name='integrity_run_count_not_negative'), models.CheckConstraint(condition=models.Q(models.Q(('ok', True), ('problem_count', 0)), models.Q(('ok', False), ('problem_count__gt', 0)), _connector='OR'), name='integrity_run_ok_iff_no_problems')],
+                "indexes": [models.Index(fields=["kind", "-finished_at"], name="integrity_run_kind_finished")],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("problem_count__gte", 0)), name="integrity_run_count_not_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("ok", True), ("problem_count", 0)),
+                            models.Q(("ok", False), ("problem_count__gt", 0)),
+                            _connector="OR",
+                        ),
+                        name="integrity_run_ok_iff_no_problems",
+                    ),
+                ],
             },
         ),
     ]

@@ -12,6 +12,7 @@ A superuser can still bypass all of this (session_replication_role = replica, DI
 the checksum chains and checkpoints catch what gets through (ledger/integrity.py).
 On SQLite these operations do nothing.
 """
+
 from django.db import migrations
 
 from balance_project.sql_migrations import RunSQLOnPostgres
@@ -112,7 +113,6 @@ DROP FUNCTION IF EXISTS ledger_entry_refuse_change();
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("accounts", "0001_initial"),
         ("ledger", "0002_integrity_run"),

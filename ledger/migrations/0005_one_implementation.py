@@ -6,6 +6,7 @@ checks a newly inserted account: at COMMIT every account whose balance, sequence
 not at its starting point must end at the entry its head names, with that entry's balance_after,
 so a balance moved without an entry is refused by the database whatever wrote it.
 """
+
 from django.db import migrations
 
 from balance_project.sql_migrations import RunSQLOnPostgres
@@ -93,7 +94,6 @@ DROP FUNCTION IF EXISTS ledger_account_chain_check();
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("ledger", "0004_pg_hot_path"),
         ("reservations", "0003_pg_hot_path"),

@@ -5,90 +5,189 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_account_admin_permissions'),
-        ('ledger', '0001_initial'),
-        ('tables', '0001_initial'),
+        ("accounts", "0002_account_admin_permissions"),
+        ("ledger", "0001_initial"),
+        ("tables", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Reservation',
+            name="Reservation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.CharField(max_length=128)),
-                ('currency', models.CharField(max_length=3)),
-                ('amount', models.BigIntegerField(help_text='Held while pending.')),
-                ('committed_amount', models.BigIntegerField(default=0)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('committed', 'Committed'), ('released', 'Released'), ('expired', 'Expired')], default='pending', max_length=10)),
-                ('expires_at', models.DateTimeField()),
-                ('created_by', models.CharField(max_length=128)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_by', models.CharField(blank=True, default='', max_length=128)),
-                ('end_reason', models.CharField(blank=True, default='', max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(help_text='The wallet the funds are held on.', on_delete=django.db.models.deletion.PROTECT, related_name='reservations', to='accounts.account')),
-                ('seat', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='tables.seat')),
-                ('table', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reservations', to='tables.table')),
-                ('transaction', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.transaction')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("user_id", models.CharField(max_length=128)),
+                ("currency", models.CharField(max_length=3)),
+                ("amount", models.BigIntegerField(help_text="Held while pending.")),
+                ("committed_amount", models.BigIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("committed", "Committed"),
+                            ("released", "Released"),
+                            ("expired", "Expired"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("expires_at", models.DateTimeField()),
+                ("created_by", models.CharField(max_length=128)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("ended_by", models.CharField(blank=True, default="", max_length=128)),
+                ("end_reason", models.CharField(blank=True, default="", max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        help_text="The wallet the funds are held on.",
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reservations",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "seat",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="tables.seat",
+                    ),
+                ),
+                (
+                    "table",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="reservations", to="tables.table"
+                    ),
+                ),
+                (
+                    "transaction",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="ledger.transaction",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ReservationEvent',
+            name="ReservationEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('reserved', 'Reserved'), ('committed', 'Committed'), ('released', 'Released'), ('expired', 'Expired')], max_length=10)),
-                ('from_status', models.CharField(blank=True, default='', max_length=10)),
-                ('to_status', models.CharField(max_length=10)),
-                ('amount', models.BigIntegerField(default=0, help_text='Held (reserved), moved (committed) or dropped.')),
-                ('actor', models.CharField(max_length=128)),
-                ('reason', models.CharField(blank=True, default='', max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('reservation', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='reservations.reservation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("reserved", "Reserved"),
+                            ("committed", "Committed"),
+                            ("released", "Released"),
+                            ("expired", "Expired"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("from_status", models.CharField(blank=True, default="", max_length=10)),
+                ("to_status", models.CharField(max_length=10)),
+                (
+                    "amount",
+                    models.BigIntegerField(default=0, help_text="Held (reserved), moved (committed) or dropped."),
+                ),
+                ("actor", models.CharField(max_length=128)),
+                ("reason", models.CharField(blank=True, default="", max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "reservation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="reservations.reservation",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='reservation',
-            index=models.Index(fields=['status', 'expires_at'], name='reservation_status_expiry'),
+            model_name="reservation",
+            index=models.Index(fields=["status", "expires_at"], name="reservation_status_expiry"),
         ),
         migrations.AddIndex(
-            model_name='reservation',
-            index=models.Index(fields=['ended_at'], name='reservation_ended_at'),
+            model_name="reservation",
+            index=models.Index(fields=["ended_at"], name="reservation_ended_at"),
         ),
         migrations.AddConstraint(
-            model_name='reservation',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='reservation_amount_positive'),
+            model_name="reservation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="reservation_amount_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reservation',
-            constraint=models.CheckConstraint(condition=models.Q(('committed_amount__gte', 0), ('committed_amount__lte', models.F('amount'))), name='reservation_committed_within_amount'),
+            model_name="reservation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("committed_amount__gte", 0), ("committed_amount__lte", models.F("amount"))),
+                name="reservation_committed_within_amount",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reservation',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'committed', 'released', 'expired'])), name='reservation_status_valid'),
+            model_name="reservation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "committed", "released", "expired"])),
+                name="reservation_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reservation',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'committed'), ('committed_amount__gt', 0), ('transaction__isnull', False), ('seat__isnull', False)), models.Q(models.Q(('status', 'committed'), _negated=True), ('committed_amount', 0), ('transaction__isnull', True)), _connector='OR'), name='reservation_committed_iff_posted'),
+            model_name="reservation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("status", "committed"),
+                        ("committed_amount__gt", 0),
+                        ("transaction__isnull", False),
+                        ("seat__isnull", False),
+                    ),
+                    models.Q(
+                        models.Q(("status", "committed"), _negated=True),
+                        ("committed_amount", 0),
+                        ("transaction__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="reservation_committed_iff_posted",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reservation',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'pending'), ('ended_at__isnull', True)), models.Q(models.Q(('status', 'pending'), _negated=True), ('ended_at__isnull', False)), _connector='OR'), name='reservation_ended_iff_not_pending'),
+            model_name="reservation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "pending"), ("ended_at__isnull", True)),
+                    models.Q(models.Q(("status", "pending"), _negated=True), ("ended_at__isnull", False)),
+                    _connector="OR",
+                ),
+                name="reservation_ended_iff_not_pending",
+            ),
         ),
         migrations.AddIndex(
-            model_name='reservationevent',
-            index=models.Index(fields=['reservation', 'created_at'], name='reservation_event_by_time'),
+            model_name="reservationevent",
+            index=models.Index(fields=["reservation", "created_at"], name="reservation_event_by_time"),
         ),
         migrations.AddConstraint(
-            model_name='reservationevent',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['reserved', 'committed', 'released', 'expired'])), name='reservation_event_kind_valid'),
+            model_name="reservationevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["reserved", "committed", "released", "expired"])),
+                name="reservation_event_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reservationevent',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='reservation_event_amount_not_negative'),
+            model_name="reservationevent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gte", 0)), name="reservation_event_amount_not_negative"
+            ),
         ),
     ]

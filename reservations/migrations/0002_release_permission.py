@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('reservations', '0001_initial'),
+        ("reservations", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='reservation',
-            options={'permissions': [('release_reservation', 'Can release a pending reservation from the admin')]},
+            name="reservation",
+            options={"permissions": [("release_reservation", "Can release a pending reservation from the admin")]},
         ),
     ]

@@ -5,62 +5,125 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_account_admin_permissions'),
-        ('ledger', '0001_initial'),
+        ("accounts", "0002_account_admin_permissions"),
+        ("ledger", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Table',
+            name="Table",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('table_id', models.CharField(help_text="The poker service's table id.", max_length=64, unique=True)),
-                ('currency', models.CharField(max_length=3)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('closed', 'Closed')], default='open', max_length=8)),
-                ('chips', models.BigIntegerField(default=0, help_text='Sum of the chips of its seats.')),
-                ('opened_by', models.CharField(blank=True, default='', max_length=128)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("table_id", models.CharField(help_text="The poker service's table id.", max_length=64, unique=True)),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "status",
+                    models.CharField(choices=[("open", "Open"), ("closed", "Closed")], default="open", max_length=8),
+                ),
+                ("chips", models.BigIntegerField(default=0, help_text="Sum of the chips of its seats.")),
+                ("opened_by", models.CharField(blank=True, default="", max_length=128)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('chips__gte', 0)), name='table_chips_not_negative'), models.CheckConstraint(condition=models.Q(('status__in', ['open', 'closed'])), name='table_status_valid'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'open'), ('closed_at__isnull', True)), models.Q(('status', 'closed'), ('closed_at__isnull', False), ('chips', 0)), _connector='OR'), name='table_closed_iff_closed_at_and_empty')],
+                "constraints": [
+                    models.CheckConstraint(condition=models.Q(("chips__gte", 0)), name="table_chips_not_negative"),
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["open", "closed"])), name="table_status_valid"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "open"), ("closed_at__isnull", True)),
+                            models.Q(("status", "closed"), ("closed_at__isnull", False), ("chips", 0)),
+                            _connector="OR",
+                        ),
+                        name="table_closed_iff_closed_at_and_empty",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Seat',
+            name="Seat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.CharField(max_length=128)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('left', 'Left')], default='active', max_length=8)),
-                ('opened_at', models.DateTimeField(auto_now_add=True)),
-                ('left_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='seat', to='accounts.account')),
-                ('table', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='seats', to='tables.table')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("user_id", models.CharField(max_length=128)),
+                (
+                    "status",
+                    models.CharField(choices=[("active", "Active"), ("left", "Left")], default="active", max_length=8),
+                ),
+                ("opened_at", models.DateTimeField(auto_now_add=True)),
+                ("left_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="seat", to="accounts.account"
+                    ),
+                ),
+                (
+                    "table",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="seats", to="tables.table"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'active')), fields=('table', 'user_id'), name='seat_one_active_per_table_user'), models.CheckConstraint(condition=models.Q(('status__in', ['active', 'left'])), name='seat_status_valid'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'active'), ('left_at__isnull', True)), models.Q(('status', 'left'), ('left_at__isnull', False)), _connector='OR'), name='seat_left_iff_left_at')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "active")),
+                        fields=("table", "user_id"),
+                        name="seat_one_active_per_table_user",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("status__in", ["active", "left"])), name="seat_status_valid"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "active"), ("left_at__isnull", True)),
+                            models.Q(("status", "left"), ("left_at__isnull", False)),
+                            _connector="OR",
+                        ),
+                        name="seat_left_iff_left_at",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Hand',
+            name="Hand",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hand_id', models.CharField(max_length=128)),
-                ('figures_hash', models.CharField(max_length=64)),
-                ('rake', models.BigIntegerField(default=0)),
-                ('response', models.JSONField()),
-                ('settled_by', models.CharField(max_length=128)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('transaction', models.ForeignKey(blank=True, help_text='Empty when every net was zero.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.transaction')),
-                ('table', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='hands', to='tables.table')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hand_id", models.CharField(max_length=128)),
+                ("figures_hash", models.CharField(max_length=64)),
+                ("rake", models.BigIntegerField(default=0)),
+                ("response", models.JSONField()),
+                ("settled_by", models.CharField(max_length=128)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "transaction",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty when every net was zero.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="ledger.transaction",
+                    ),
+                ),
+                (
+                    "table",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="hands", to="tables.table"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('table', 'hand_id'), name='hand_unique_per_table'), models.CheckConstraint(condition=models.Q(('rake__gte', 0)), name='hand_rake_not_negative')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("table", "hand_id"), name="hand_unique_per_table"),
+                    models.CheckConstraint(condition=models.Q(("rake__gte", 0)), name="hand_rake_not_negative"),
+                ],
             },
         ),
     ]

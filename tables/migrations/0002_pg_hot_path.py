@@ -3,11 +3,11 @@
 The rules live once, in the Python services. A database that ran this migration when it still
 created functions has them dropped by ledger/0005_one_implementation.
 """
+
 from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("reservations", "0003_pg_hot_path"),
         ("tables", "0001_initial"),

@@ -1,4 +1,5 @@
 """Logged-in admin clients: a superuser, and staff users with chosen permissions."""
+
 from __future__ import annotations
 
 import re

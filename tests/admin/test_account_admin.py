@@ -1,4 +1,5 @@
 """Support admin for accounts: pages load, money is never editable, freeze and unfreeze call services."""
+
 from __future__ import annotations
 
 import pytest
@@ -62,12 +63,25 @@ def test_change_view_is_read_only_and_lists_recent_entries(admin, wallet, key):
 def test_money_fields_cannot_be_changed_by_post(admin, wallet):
     alice = wallet("alice", funded=500)
     before = Account.objects.get(pk=alice)
-    response = admin.post(change_url(alice), {"balance": "999999", "held": "0", "status": "active",
-                                               "kind": "user", "currency": "EUR", "allow_negative": "on"})
+    response = admin.post(
+        change_url(alice),
+        {
+            "balance": "999999",
+            "held": "0",
+            "status": "active",
+            "kind": "user",
+            "currency": "EUR",
+            "allow_negative": "on",
+        },
+    )
     assert response.status_code == 403
     after = Account.objects.get(pk=alice)
-    assert (after.balance, after.held, after.allow_negative, after.version) == \
-        (before.balance, before.held, before.allow_negative, before.version)
+    assert (after.balance, after.held, after.allow_negative, after.version) == (
+        before.balance,
+        before.held,
+        before.allow_negative,
+        before.version,
+    )
 
 
 def test_no_add_and_no_delete(admin, wallet):

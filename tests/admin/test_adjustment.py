@@ -1,4 +1,5 @@
 """Manual adjustment: one-time token (a double submit moves money once), strict amounts, audit."""
+
 from __future__ import annotations
 
 import threading
@@ -44,13 +45,16 @@ def test_each_form_gets_a_new_token_so_two_forms_move_money_twice(admin, wallet)
     alice = wallet("alice")
     for _ in range(2):
         token = form_token(admin.get(adjust_url(alice)).content.decode())
-        assert admin.post(adjust_url(alice), {"amount": "+100", "reason": "goodwill", "token": token}).status_code == 302
+        assert (
+            admin.post(adjust_url(alice), {"amount": "+100", "reason": "goodwill", "token": token}).status_code == 302
+        )
     assert Account.objects.get(pk=alice).balance == 200
     assert adjustments(alice).count() == 2
 
 
-@pytest.mark.parametrize("amount", ["10.5", "10.0", "1e3", "abc", "0", "-0", "", " ", "12,50", "€5",
-                                    "99999999999999999999", "0x10", "1_000"])
+@pytest.mark.parametrize(
+    "amount", ["10.5", "10.0", "1e3", "abc", "0", "-0", "", " ", "12,50", "€5", "99999999999999999999", "0x10", "1_000"]
+)
 def test_garbage_floats_and_zero_are_refused_without_moving_money(admin, wallet, amount):
     alice = wallet("alice", funded=1000)
     token = form_token(admin.get(adjust_url(alice)).content.decode())
@@ -125,8 +129,9 @@ def test_staff_with_the_permission_can_adjust_through_the_action(staff, wallet):
 
 def test_the_action_wants_exactly_one_account(admin, wallet):
     alice, bob = wallet("alice"), wallet("bob")
-    response = admin.post("/admin/accounts/account/", {"action": "adjust_selected", "_selected_action": [alice, bob]},
-                          follow=True)
+    response = admin.post(
+        "/admin/accounts/account/", {"action": "adjust_selected", "_selected_action": [alice, bob]}, follow=True
+    )
     assert "exactly one" in response.content.decode()
 
 

@@ -1,4 +1,5 @@
 """Finance admin for the ledger: browse and search, strictly read-only, CSV export of a period."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def ledger(wallet, key):
     alice, bob = wallet("alice", funded=1000), wallet("bob")
-    transfer = account_transfer(client="t", idempotency_key=key(), from_account_id=alice, to_account_id=bob,
-                                amount=300, metadata={"hand_id": "hand-77", "table_id": "t1"})
+    transfer = account_transfer(
+        client="t",
+        idempotency_key=key(),
+        from_account_id=alice,
+        to_account_id=bob,
+        amount=300,
+        metadata={"hand_id": "hand-77", "table_id": "t1"},
+    )
     Checkpoint.objects.create(heads={str(alice): [2, "abc"]}, account_count=1, entry_count=2, signature="f" * 64)
     return {"alice": alice, "bob": bob, "transfer": transfer["transaction"]["id"]}
 
@@ -21,21 +28,32 @@ def ledger(wallet, key):
 @pytest.mark.parametrize("model", ["transaction", "entry", "idempotencyrecord", "checkpoint"])
 def test_changelists_and_change_views_load(admin, ledger, model):
     assert admin.get(f"/admin/ledger/{model}/").status_code == 200
-    obj = {"transaction": Transaction, "entry": Entry, "idempotencyrecord": IdempotencyRecord,
-           "checkpoint": Checkpoint}[model].objects.order_by("pk").first()
+    obj = (
+        {"transaction": Transaction, "entry": Entry, "idempotencyrecord": IdempotencyRecord, "checkpoint": Checkpoint}[
+            model
+        ]
+        .objects.order_by("pk")
+        .first()
+    )
     assert admin.get(f"/admin/ledger/{model}/{obj.pk}/change/").status_code == 200
 
 
 @pytest.mark.parametrize("model", ["transaction", "entry", "idempotencyrecord", "checkpoint"])
 def test_add_change_and_delete_are_refused(admin, ledger, model):
-    obj = {"transaction": Transaction, "entry": Entry, "idempotencyrecord": IdempotencyRecord,
-           "checkpoint": Checkpoint}[model].objects.order_by("pk").first()
+    obj = (
+        {"transaction": Transaction, "entry": Entry, "idempotencyrecord": IdempotencyRecord, "checkpoint": Checkpoint}[
+            model
+        ]
+        .objects.order_by("pk")
+        .first()
+    )
     assert admin.get(f"/admin/ledger/{model}/add/").status_code == 403
     assert admin.post(f"/admin/ledger/{model}/add/", {"amount": "5"}).status_code == 403
     assert admin.post(f"/admin/ledger/{model}/{obj.pk}/change/", {"amount": "5", "kind": "deposit"}).status_code == 403
     assert admin.post(f"/admin/ledger/{model}/{obj.pk}/delete/", {"post": "yes"}).status_code == 403
-    bulk = admin.post(f"/admin/ledger/{model}/", {"action": "delete_selected", "_selected_action": [obj.pk],
-                                                   "post": "yes"})
+    bulk = admin.post(
+        f"/admin/ledger/{model}/", {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+    )
     assert bulk.status_code in (200, 302)
     assert type(obj).objects.filter(pk=obj.pk).exists()
     assert Entry.objects.get(transaction_id=ledger["transfer"], account_id=ledger["bob"]).amount == 300
@@ -76,8 +94,7 @@ def test_admin_export_streams_the_period_csv(admin, ledger):
     assert "Export ledger (CSV)" in admin.get("/admin/ledger/entry/").content.decode()
     form = admin.get("/admin/ledger/entry/export/")
     assert form.status_code == 200 and "Download CSV" in form.content.decode()
-    response = admin.get("/admin/ledger/entry/export/", {"start": "2000-01-01", "end": "2100-01-01",
-                                                         "currency": "EUR"})
+    response = admin.get("/admin/ledger/entry/export/", {"start": "2000-01-01", "end": "2100-01-01", "currency": "EUR"})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert lines[0].startswith("transaction_id,kind,created_at,account_id")
@@ -85,8 +102,14 @@ def test_admin_export_streams_the_period_csv(admin, ledger):
     assert any(f"{ledger['transfer']},transfer," in line and ",300,300," in line for line in lines)
 
 
-@pytest.mark.parametrize("params", [{"start": "2026-12-01", "end": "2026-11-01"}, {"start": "x", "end": "y"},
-                                    {"start": "2026-11-01", "end": "2026-12-01", "currency": "e1"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start": "2026-12-01", "end": "2026-11-01"},
+        {"start": "x", "end": "y"},
+        {"start": "2026-11-01", "end": "2026-12-01", "currency": "e1"},
+    ],
+)
 def test_admin_export_refuses_bad_periods_with_the_form(admin, params):
     response = admin.get("/admin/ledger/transaction/export/", params)
     assert response.status_code == 200 and not response.streaming

@@ -1,4 +1,5 @@
 """A URLconf for error-path tests only: views that fail the way production code can."""
+
 from django.db import OperationalError
 from django.urls import include, path
 

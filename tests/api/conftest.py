@@ -1,4 +1,5 @@
 """Fixtures of the HTTP API tests: an API client holding a real key, and a snapshot of the books."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,16 @@ class Api:
     def get(self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None):
         return self.client.get(path, params or {}, headers=self._headers(headers))
 
-    def post(self, path: str, body: Any = None, *, idem: str | None | type = ..., raw: str | bytes | None = None,
-             headers: dict[str, str] | None = None, **extra):
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        idem: str | type | None = ...,
+        raw: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        **extra,
+    ):
         headers = self._headers(headers)
         if idem is ...:
             idem = f"idem-{uuid.uuid4().hex}"
@@ -99,8 +108,9 @@ def assert_unchanged(before: dict[str, Any]) -> None:
 def assert_refusal_remembered(before: dict[str, Any], code: str) -> None:
     """A business refusal moves nothing, and its answer is stored under its idempotency key."""
     after = books()
-    assert {k: v for k, v in after.items() if k != "idempotency"} == \
-        {k: v for k, v in before.items() if k != "idempotency"}
+    assert {k: v for k, v in after.items() if k != "idempotency"} == {
+        k: v for k, v in before.items() if k != "idempotency"
+    }
     new = set(after["idempotency"]) - set(before["idempotency"])
     assert len(new) == 1 and set(before["idempotency"]) <= set(after["idempotency"])
     record = IdempotencyRecord.objects.get(pk=new.pop())

@@ -1,4 +1,5 @@
 """Success paths of every account endpoint, and the refusals of opening, reading and status changes."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,18 @@ from tests.api.conftest import assert_refusal_remembered, assert_refused, assert
 
 pytestmark = pytest.mark.django_db
 
-ACCOUNT_FIELDS = {"id", "kind", "owner_ref", "system_code", "currency", "balance", "held", "available",
-                  "status", "version"}
+ACCOUNT_FIELDS = {
+    "id",
+    "kind",
+    "owner_ref",
+    "system_code",
+    "currency",
+    "balance",
+    "held",
+    "available",
+    "status",
+    "version",
+}
 
 
 def test_open_account_returns_201_and_the_new_wallet(api):
@@ -30,16 +41,19 @@ def test_second_wallet_for_owner_and_currency_is_account_exists(api, opened):
     assert_refusal_remembered(before, "account_exists")
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"owner_ref": "carol", "currency": "eur"}, "currency"),
-    ({"owner_ref": "carol", "currency": "EURO"}, "currency"),
-    ({"owner_ref": "carol", "currency": 978}, "currency"),
-    ({"owner_ref": "", "currency": "EUR"}, "owner_ref"),
-    ({"owner_ref": "x" * 129, "currency": "EUR"}, "owner_ref"),
-    ({"owner_ref": 42, "currency": "EUR"}, "owner_ref"),
-    ({"currency": "EUR"}, "owner_ref"),
-    ({"owner_ref": "carol", "currency": "EUR", "ownerref": "typo"}, "ownerref"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"owner_ref": "carol", "currency": "eur"}, "currency"),
+        ({"owner_ref": "carol", "currency": "EURO"}, "currency"),
+        ({"owner_ref": "carol", "currency": 978}, "currency"),
+        ({"owner_ref": "", "currency": "EUR"}, "owner_ref"),
+        ({"owner_ref": "x" * 129, "currency": "EUR"}, "owner_ref"),
+        ({"owner_ref": 42, "currency": "EUR"}, "owner_ref"),
+        ({"currency": "EUR"}, "owner_ref"),
+        ({"owner_ref": "carol", "currency": "EUR", "ownerref": "typo"}, "ownerref"),
+    ],
+)
 def test_open_account_with_bad_fields_is_invalid_request(api, body, field):
     before = books()
     error = assert_refused(api.post("/api/v1/accounts", body), 400, "invalid_request")
@@ -73,8 +87,13 @@ def test_detail_and_balance(api, opened):
     balance = api.get(f"/api/v1/accounts/{account_id}/balance")
     assert balance.status_code == 200
     assert {k: v for k, v in balance.json().items() if k != "source"} == {
-        "account_id": account_id, "currency": "EUR", "balance": 1234, "held": 0, "available": 1234,
-        "version": body["version"]}
+        "account_id": account_id,
+        "currency": "EUR",
+        "balance": 1234,
+        "held": 0,
+        "available": 1234,
+        "version": body["version"],
+    }
 
 
 @pytest.mark.parametrize("suffix", ["", "/balance", "/transactions", "/statement"])
@@ -83,8 +102,15 @@ def test_unknown_account_is_account_not_found_on_reads(api, suffix):
     assert error["details"] == {"account_id": 987654321}
 
 
-@pytest.mark.parametrize("path", ["/api/v1/accounts/9223372036854775808", "/api/v1/accounts/0",
-                                  "/api/v1/accounts/abc", "/api/v1/accounts/99999999999999999999/deposit"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/accounts/9223372036854775808",
+        "/api/v1/accounts/0",
+        "/api/v1/accounts/abc",
+        "/api/v1/accounts/99999999999999999999/deposit",
+    ],
+)
 def test_ids_that_cannot_exist_are_not_found(api, path):
     assert_refused(api.get(path) if "deposit" not in path else api.post(path, {"amount": 1}), 404, "not_found")
 

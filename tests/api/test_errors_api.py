@@ -1,4 +1,5 @@
 """One error envelope for every failure: credentials, scopes, bodies, methods, URLs, crashes."""
+
 from __future__ import annotations
 
 import io
@@ -15,6 +16,7 @@ LIMIT = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 # --- Credentials and scopes -----------------------------------------------------------------------
 
+
 def test_no_key_is_unauthenticated_with_challenge(db, opened):
     account_id = opened()
     before = books()
@@ -24,14 +26,22 @@ def test_no_key_is_unauthenticated_with_challenge(db, opened):
     assert_unchanged(before)
 
 
-@pytest.mark.parametrize("headers", [{"Authorization": "Bearer bal_nope_nope"}, {"Authorization": "Basic abc"},
-                                     {"X-API-Key": "bal_wrong"}, {"Authorization": "Bearer "}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer bal_nope_nope"},
+        {"Authorization": "Basic abc"},
+        {"X-API-Key": "bal_wrong"},
+        {"Authorization": "Bearer "},
+    ],
+)
 def test_wrong_key_is_unauthenticated(db, opened, headers):
     account_id = opened()
     before = books()
     api = Api(None)
-    assert_refused(api.post(f"/api/v1/accounts/{account_id}/deposit", {"amount": 5}, headers=headers),
-                   401, "unauthenticated")
+    assert_refused(
+        api.post(f"/api/v1/accounts/{account_id}/deposit", {"amount": 5}, headers=headers), 401, "unauthenticated"
+    )
     assert_refused(api.get(f"/api/v1/accounts/{account_id}", headers=headers), 401, "unauthenticated")
     assert_unchanged(before)
 
@@ -52,14 +62,21 @@ def test_deactivated_key_is_unauthenticated(make_api, opened):
     assert_refused(api.get(f"/api/v1/accounts/{opened()}"), 401, "unauthenticated")
 
 
-@pytest.mark.parametrize("scopes, method, path, body", [
-    (["accounts:read"], "post", "/api/v1/accounts/{id}/deposit", {"amount": 5}),
-    (["accounts:read", "payments:write"], "post", "/api/v1/transfers", {"from_account_id": 1, "to_account_id": 2,
-                                                                         "amount": 5}),
-    (["payments:write"], "get", "/api/v1/accounts/{id}/balance", None),
-    (["payments:write"], "post", "/api/v1/accounts/{id}/freeze", None),
-    (["accounts:read"], "post", "/api/v1/accounts", {"owner_ref": "x", "currency": "EUR"}),
-])
+@pytest.mark.parametrize(
+    "scopes, method, path, body",
+    [
+        (["accounts:read"], "post", "/api/v1/accounts/{id}/deposit", {"amount": 5}),
+        (
+            ["accounts:read", "payments:write"],
+            "post",
+            "/api/v1/transfers",
+            {"from_account_id": 1, "to_account_id": 2, "amount": 5},
+        ),
+        (["payments:write"], "get", "/api/v1/accounts/{id}/balance", None),
+        (["payments:write"], "post", "/api/v1/accounts/{id}/freeze", None),
+        (["accounts:read"], "post", "/api/v1/accounts", {"owner_ref": "x", "currency": "EUR"}),
+    ],
+)
 def test_key_without_the_scope_is_permission_denied(make_api, opened, scopes, method, path, body):
     account_id = opened(funded=100)
     api = make_api(scopes=scopes, client="narrow")
@@ -73,22 +90,38 @@ def test_key_without_the_scope_is_permission_denied(make_api, opened, scopes, me
 
 # --- Idempotency-Key header -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("idem, code", [(None, "idempotency_key_missing"), ("", "idempotency_key_missing"),
-                                        ("k" * 256, "idempotency_key_invalid"),
-                                        ("tab\tinside", "idempotency_key_invalid")])
-@pytest.mark.parametrize("path, body", [
-    ("/api/v1/accounts/{id}/deposit", {"amount": 5}),
-    ("/api/v1/accounts/{id}/withdraw", {"amount": 5}),
-    ("/api/v1/transfers", {"from_account_id": "{id}", "to_account_id": "{other}", "amount": 5}),
-    ("/api/v1/accounts", {"owner_ref": "new-owner", "currency": "EUR"}),
-    ("/api/v1/accounts/{id}/freeze", None),
-    ("/api/v1/accounts/{id}/unfreeze", None),
-    ("/api/v1/accounts/{id}/close", None),
-])
+
+@pytest.mark.parametrize(
+    "idem, code",
+    [
+        (None, "idempotency_key_missing"),
+        ("", "idempotency_key_missing"),
+        ("k" * 256, "idempotency_key_invalid"),
+        ("tab\tinside", "idempotency_key_invalid"),
+    ],
+)
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/v1/accounts/{id}/deposit", {"amount": 5}),
+        ("/api/v1/accounts/{id}/withdraw", {"amount": 5}),
+        ("/api/v1/transfers", {"from_account_id": "{id}", "to_account_id": "{other}", "amount": 5}),
+        ("/api/v1/accounts", {"owner_ref": "new-owner", "currency": "EUR"}),
+        ("/api/v1/accounts/{id}/freeze", None),
+        ("/api/v1/accounts/{id}/unfreeze", None),
+        ("/api/v1/accounts/{id}/close", None),
+    ],
+)
 def test_every_mutating_call_needs_a_valid_idempotency_key(api, opened, idem, code, path, body):
     account_id, other = opened(funded=100), opened()
-    body = {k: (int(v.format(id=account_id, other=other)) if isinstance(v, str) and "{" in v else v)
-            for k, v in body.items()} if body else None
+    body = (
+        {
+            k: (int(v.format(id=account_id, other=other)) if isinstance(v, str) and "{" in v else v)
+            for k, v in body.items()
+        }
+        if body
+        else None
+    )
     before = books()
     assert_refused(api.post(path.format(id=account_id), body, idem=idem), 400, code)
     assert_unchanged(before)
@@ -104,14 +137,17 @@ def test_reused_key_with_another_body_is_idempotency_conflict(api, opened):
     assert api.post(f"/api/v1/accounts/{account_id}/deposit", {"amount": 500}, idem="same").status_code == 201
     before = books()
     for body in ({"amount": 501}, {"amount": 500, "metadata": {"x": 1}}):
-        error = assert_refused(api.post(f"/api/v1/accounts/{account_id}/deposit", body, idem="same"),
-                               409, "idempotency_conflict")
+        error = assert_refused(
+            api.post(f"/api/v1/accounts/{account_id}/deposit", body, idem="same"), 409, "idempotency_conflict"
+        )
         assert error["details"] == {"idempotency_key": "same"}
     other = opened()
-    assert_refused(api.post(f"/api/v1/accounts/{other}/deposit", {"amount": 500}, idem="same"),
-                   409, "idempotency_conflict")
-    assert_refused(api.post(f"/api/v1/accounts/{account_id}/withdraw", {"amount": 500}, idem="same"),
-                   409, "idempotency_conflict")
+    assert_refused(
+        api.post(f"/api/v1/accounts/{other}/deposit", {"amount": 500}, idem="same"), 409, "idempotency_conflict"
+    )
+    assert_refused(
+        api.post(f"/api/v1/accounts/{account_id}/withdraw", {"amount": 500}, idem="same"), 409, "idempotency_conflict"
+    )
     assert books()["entries"] == before["entries"]
 
 
@@ -125,9 +161,20 @@ def test_idempotency_keys_are_scoped_by_client(make_api, opened):
 
 # --- Bodies ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw", ['{"amount": 10', "amount=10", '{"amount": NaN}', '{"amount": Infinity}',
-                                 "{'amount': 10}", '{"amount": 10}}', "[" * 20000 + "]" * 20000,
-                                 b'{"amount": "\xff\xfe"}'])
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"amount": 10',
+        "amount=10",
+        '{"amount": NaN}',
+        '{"amount": Infinity}',
+        "{'amount': 10}",
+        '{"amount": 10}}',
+        "[" * 20000 + "]" * 20000,
+        b'{"amount": "\xff\xfe"}',
+    ],
+)
 def test_malformed_json_is_refused(api, opened, raw):
     account_id = opened()
     before = books()
@@ -152,8 +199,9 @@ def _padded_deposit(size: int) -> bytes:
 def test_body_over_64_kib_is_request_too_large(api, opened):
     account_id = opened()
     before = books()
-    error = assert_refused(api.post(f"/api/v1/accounts/{account_id}/deposit", raw=_padded_deposit(LIMIT + 1)),
-                           413, "request_too_large")
+    error = assert_refused(
+        api.post(f"/api/v1/accounts/{account_id}/deposit", raw=_padded_deposit(LIMIT + 1)), 413, "request_too_large"
+    )
     assert error["details"] == {"max_bytes": LIMIT}
     assert_unchanged(before)
 
@@ -167,8 +215,7 @@ def test_body_of_exactly_64_kib_is_accepted(api, opened):
 def test_declared_length_over_limit_is_refused_unread(api, opened):
     account_id = opened()
     before = books()
-    response = api.post(f"/api/v1/accounts/{account_id}/deposit", raw=b'{"amount": 5}',
-                        CONTENT_LENGTH=str(LIMIT * 4))
+    response = api.post(f"/api/v1/accounts/{account_id}/deposit", raw=b'{"amount": 5}', CONTENT_LENGTH=str(LIMIT * 4))
     assert_refused(response, 413, "request_too_large")
     assert_unchanged(before)
 
@@ -178,8 +225,12 @@ def test_oversized_body_without_content_length_is_refused(api, opened):
     account_id = opened()
     before = books()
     body = _padded_deposit(LIMIT * 2)
-    response = api.post(f"/api/v1/accounts/{account_id}/deposit", raw=body, CONTENT_LENGTH="",
-                        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True})
+    response = api.post(
+        f"/api/v1/accounts/{account_id}/deposit",
+        raw=body,
+        CONTENT_LENGTH="",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
     assert_refused(response, 413, "request_too_large")
     assert_unchanged(before)
 
@@ -187,8 +238,12 @@ def test_oversized_body_without_content_length_is_refused(api, opened):
 def test_small_body_without_content_length_is_read(api, opened):
     account_id = opened()
     body = b'{"amount": 9}'
-    response = api.post(f"/api/v1/accounts/{account_id}/deposit", raw=body, CONTENT_LENGTH="",
-                        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True})
+    response = api.post(
+        f"/api/v1/accounts/{account_id}/deposit",
+        raw=body,
+        CONTENT_LENGTH="",
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
     assert response.status_code == 201, response.content
     assert response.json()["account"]["balance"] == 9
 
@@ -196,8 +251,7 @@ def test_small_body_without_content_length_is_read(api, opened):
 def test_content_length_shorter_than_body_reads_only_the_declared_bytes(api, opened):
     account_id = opened()
     before = books()
-    response = api.post(f"/api/v1/accounts/{account_id}/deposit", raw=_padded_deposit(LIMIT * 2),
-                        CONTENT_LENGTH="8")
+    response = api.post(f"/api/v1/accounts/{account_id}/deposit", raw=_padded_deposit(LIMIT * 2), CONTENT_LENGTH="8")
     assert_refused(response, 400, "malformed_json")
     assert_unchanged(before)
 
@@ -205,17 +259,28 @@ def test_content_length_shorter_than_body_reads_only_the_declared_bytes(api, ope
 def test_form_body_is_unsupported_media_type(api, opened):
     account_id = opened()
     before = books()
-    response = api.client.post(f"/api/v1/accounts/{account_id}/deposit", "amount=5",
-                               content_type="application/x-www-form-urlencoded",
-                               headers={"Authorization": f"Bearer {api.raw_key}", "Idempotency-Key": "f1"})
+    response = api.client.post(
+        f"/api/v1/accounts/{account_id}/deposit",
+        "amount=5",
+        content_type="application/x-www-form-urlencoded",
+        headers={"Authorization": f"Bearer {api.raw_key}", "Idempotency-Key": "f1"},
+    )
     assert_refused(response, 415, "unsupported_media_type")
     assert_unchanged(before)
 
 
 # --- Methods, URLs and crashes --------------------------------------------------------------------
 
-@pytest.mark.parametrize("method, path", [("get", "/api/v1/accounts/1/deposit"), ("delete", "/api/v1/accounts/1"),
-                                          ("put", "/api/v1/transfers"), ("patch", "/api/v1/accounts")])
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/api/v1/accounts/1/deposit"),
+        ("delete", "/api/v1/accounts/1"),
+        ("put", "/api/v1/transfers"),
+        ("patch", "/api/v1/accounts"),
+    ],
+)
 @pytest.mark.parametrize("with_key", [True, False])
 def test_wrong_method_is_405(api, method, path, with_key):
     headers = {"Authorization": f"Bearer {api.raw_key}"} if with_key else {}

@@ -1,4 +1,5 @@
 """Transaction history (cursor pages) and statements."""
+
 from __future__ import annotations
 
 import base64
@@ -51,10 +52,19 @@ def test_last_page_has_no_cursor_and_default_limit_is_50(api, opened):
     assert api.get(f"/api/v1/accounts/{opened()}/transactions").json() == {"items": [], "next_cursor": None}
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"limit": "ten"}, {"limit": "5.0"},
-                                    {"limit": "-1"}, {"cursor": "not-a-cursor"},
-                                    {"cursor": base64.urlsafe_b64encode(b"e1:999999999:1").decode()},
-                                    {"cursor": base64.urlsafe_b64encode(b"e9:1:1").decode()}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 201},
+        {"limit": "ten"},
+        {"limit": "5.0"},
+        {"limit": "-1"},
+        {"cursor": "not-a-cursor"},
+        {"cursor": base64.urlsafe_b64encode(b"e1:999999999:1").decode()},
+        {"cursor": base64.urlsafe_b64encode(b"e9:1:1").decode()},
+    ],
+)
 def test_bad_limit_or_cursor_is_invalid_request(api, opened, params):
     account_id = opened()
     _deposits(api, account_id, [1, 2, 3])
@@ -76,14 +86,18 @@ def test_statement_of_a_period(api, opened):
     _deposits(api, account_id, [1000])
     assert api.post(f"/api/v1/accounts/{account_id}/withdraw", {"amount": 300}).status_code == 201
     _deposits(api, account_id, [50])
-    assert api.post("/api/v1/transfers", {"from_account_id": account_id, "to_account_id": other,
-                                          "amount": 25}).status_code == 201
+    assert (
+        api.post("/api/v1/transfers", {"from_account_id": account_id, "to_account_id": other, "amount": 25}).status_code
+        == 201
+    )
     _deposits(api, account_id, [7])
     stamps = list(Entry.objects.filter(account_id=account_id).order_by("seq").values_list("created_at", flat=True))
     assert stamps == sorted(set(stamps))
     # [entry 2, entry 5): the withdrawal, the deposit of 50 and the transfer out.
-    response = api.get(f"/api/v1/accounts/{account_id}/statement",
-                       {"from": format_timestamp(stamps[1]), "to": format_timestamp(stamps[4])})
+    response = api.get(
+        f"/api/v1/accounts/{account_id}/statement",
+        {"from": format_timestamp(stamps[1]), "to": format_timestamp(stamps[4])},
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     totals = (body["opening_balance"], body["total_in"], body["total_out"], body["closing_balance"])
@@ -99,14 +113,16 @@ def test_statement_by_dates_and_defaults(api, opened):
     account_id = opened()
     _deposits(api, account_id, [100, 20])
     today = Entry.objects.filter(account_id=account_id).first().created_at.date()
-    by_day = api.get(f"/api/v1/accounts/{account_id}/statement",
-                     {"from": today.isoformat(), "to": today.isoformat()}).json()
+    by_day = api.get(
+        f"/api/v1/accounts/{account_id}/statement", {"from": today.isoformat(), "to": today.isoformat()}
+    ).json()
     assert (by_day["opening_balance"], by_day["closing_balance"], by_day["entry_count"]) == (0, 120, 2)
     everything = api.get(f"/api/v1/accounts/{account_id}/statement").json()
     assert (everything["from"], everything["closing_balance"], everything["total_in"]) == (None, 120, 120)
     last = Entry.objects.filter(account_id=account_id).order_by("seq").last().created_at
-    later = api.get(f"/api/v1/accounts/{account_id}/statement",
-                    {"from": format_timestamp(last + timedelta(microseconds=1))}).json()
+    later = api.get(
+        f"/api/v1/accounts/{account_id}/statement", {"from": format_timestamp(last + timedelta(microseconds=1))}
+    ).json()
     assert (later["opening_balance"], later["closing_balance"], later["entries"]) == (120, 120, [])
     tomorrow = (today + timedelta(days=1)).isoformat()
     assert_refused(api.get(f"/api/v1/accounts/{account_id}/statement", {"from": tomorrow}), 400, "invalid_request")
@@ -119,13 +135,22 @@ def test_statement_accepts_offsets_even_with_an_unescaped_plus(api, opened):
     start = (stamp - timedelta(hours=1)).astimezone().isoformat()
     url = f"/api/v1/accounts/{account_id}/statement?from={start.replace('+', '%2B')}"
     assert api.client.get(url, headers={"Authorization": f"Bearer {api.raw_key}"}).json()["entry_count"] == 1
-    assert api.get(f"/api/v1/accounts/{account_id}/statement",
-                   {"from": "2000-01-01T00:00:00 00:00"}).json()["entry_count"] == 1
+    assert (
+        api.get(f"/api/v1/accounts/{account_id}/statement", {"from": "2000-01-01T00:00:00 00:00"}).json()["entry_count"]
+        == 1
+    )
 
 
-@pytest.mark.parametrize("params", [{"from": "yesterday"}, {"to": "2024-13-01"}, {"from": "2024-02-30"},
-                                    {"from": "2024-02-01", "to": "2024-01-01"}, {"from": "2024-01-02T00:00:00Z",
-                                                                                  "to": "2024-01-02T00:00:00Z"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "yesterday"},
+        {"to": "2024-13-01"},
+        {"from": "2024-02-30"},
+        {"from": "2024-02-01", "to": "2024-01-01"},
+        {"from": "2024-01-02T00:00:00Z", "to": "2024-01-02T00:00:00Z"},
+    ],
+)
 def test_bad_statement_period_is_invalid_request(api, opened, params):
     assert_refused(api.get(f"/api/v1/accounts/{opened()}/statement", params), 400, "invalid_request")
 

@@ -1,4 +1,5 @@
 """Deposit, withdraw and transfer over HTTP: success, every bad amount, every refused state."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,32 @@ pytestmark = pytest.mark.django_db
 
 # Raw JSON text of amounts that must be refused with invalid_amount: never rounded, never clipped.
 BAD_AMOUNTS = [
-    "0", "-5", "-0", "10.5", "10.0", "1e3", "1E2", "1000.0e0", '"abc"', '"10.5"', '"10.0"', '"1e3"', '""', '" "',
-    '"-1"', '"0"', '"0x10"', str(2**63), f'"{2**63}"', "1" * 40, "true", "false", "null", "[]", "[10]", "{}",
+    "0",
+    "-5",
+    "-0",
+    "10.5",
+    "10.0",
+    "1e3",
+    "1E2",
+    "1000.0e0",
+    '"abc"',
+    '"10.5"',
+    '"10.0"',
+    '"1e3"',
+    '""',
+    '" "',
+    '"-1"',
+    '"0"',
+    '"0x10"',
+    str(2**63),
+    f'"{2**63}"',
+    "1" * 40,
+    "true",
+    "false",
+    "null",
+    "[]",
+    "[10]",
+    "{}",
     '{"value": 10}',
 ]
 
@@ -60,8 +85,9 @@ def test_withdraw_debits_the_wallet(api, opened):
 
 def test_transfer_moves_money_between_wallets(api, opened):
     a, b = opened(funded=1000), opened()
-    response = api.post("/api/v1/transfers", {"from_account_id": a, "to_account_id": b, "amount": 300,
-                                              "metadata": {"note": "gift"}})
+    response = api.post(
+        "/api/v1/transfers", {"from_account_id": a, "to_account_id": b, "amount": 300, "metadata": {"note": "gift"}}
+    )
     assert response.status_code == 201, response.content
     entries = {e["account_id"]: e["amount"] for e in response.json()["transaction"]["entries"]}
     assert entries == {a: -300, b: 300}
@@ -90,19 +116,31 @@ def test_missing_amount_is_invalid_request(api, opened, which):
     assert_unchanged(before)
 
 
-@pytest.mark.parametrize("metadata", ['"note"', "[1, 2]", '{"rate": 1.5}', '{"deep": [{"x": 2.0}]}',
-                                      '{"blob": "%s"}' % ("x" * 5000)])
+@pytest.mark.parametrize(
+    "metadata", ['"note"', "[1, 2]", '{"rate": 1.5}', '{"deep": [{"x": 2.0}]}', '{"blob": "%s"}' % ("x" * 5000)]
+)
 def test_bad_metadata_is_invalid_request(api, opened, metadata):
     account_id = opened()
     before = books()
-    assert_refused(api.post(f"/api/v1/accounts/{account_id}/deposit", raw='{"amount": 5, "metadata": %s}' % metadata),
-                   400, "invalid_request")
+    assert_refused(
+        api.post(f"/api/v1/accounts/{account_id}/deposit", raw='{"amount": 5, "metadata": %s}' % metadata),
+        400,
+        "invalid_request",
+    )
     assert_unchanged(before)
 
 
-@pytest.mark.parametrize("field, value", [("from_account_id", "1.0"), ("from_account_id", "true"),
-                                          ("to_account_id", '"abc"'), ("to_account_id", "0"),
-                                          ("to_account_id", str(2**63)), ("from_account_id", "null")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("from_account_id", "1.0"),
+        ("from_account_id", "true"),
+        ("to_account_id", '"abc"'),
+        ("to_account_id", "0"),
+        ("to_account_id", str(2**63)),
+        ("from_account_id", "null"),
+    ],
+)
 def test_transfer_with_bad_account_id_is_invalid_request(api, opened, field, value):
     a, b = opened(funded=100), opened()
     body = {"from_account_id": str(a), "to_account_id": str(b), "amount": "5"}
@@ -117,8 +155,9 @@ def test_transfer_with_bad_account_id_is_invalid_request(api, opened, field, val
 def test_transfer_to_the_same_account_is_invalid_request(api, opened):
     a = opened(funded=100)
     before = books()
-    assert_refused(api.post("/api/v1/transfers", {"from_account_id": a, "to_account_id": a, "amount": 5}),
-                   400, "invalid_request")
+    assert_refused(
+        api.post("/api/v1/transfers", {"from_account_id": a, "to_account_id": a, "amount": 5}), 400, "invalid_request"
+    )
     assert_unchanged(before)
 
 
@@ -159,16 +198,22 @@ def test_frozen_or_closed_account_moves_no_money(api, opened, state, code, which
 def test_transfer_across_currencies_is_currency_mismatch(api, opened):
     eur, usd = opened(funded=100), opened(currency="USD")
     before = books()
-    assert_refused(api.post("/api/v1/transfers", {"from_account_id": eur, "to_account_id": usd, "amount": 5}),
-                   422, "currency_mismatch")
+    assert_refused(
+        api.post("/api/v1/transfers", {"from_account_id": eur, "to_account_id": usd, "amount": 5}),
+        422,
+        "currency_mismatch",
+    )
     assert_refusal_remembered(before, "currency_mismatch")
 
 
 @pytest.mark.parametrize("which", ["withdraw", "transfer"])
 def test_above_available_is_insufficient_funds(api, opened, which):
     a, b = opened(funded=100), opened()
-    path, body = ((f"/api/v1/accounts/{a}/withdraw", {"amount": 101}) if which == "withdraw" else
-                  ("/api/v1/transfers", {"from_account_id": a, "to_account_id": b, "amount": 101}))
+    path, body = (
+        (f"/api/v1/accounts/{a}/withdraw", {"amount": 101})
+        if which == "withdraw"
+        else ("/api/v1/transfers", {"from_account_id": a, "to_account_id": b, "amount": 101})
+    )
     before = books()
     error = assert_refused(api.post(path, body), 422, "insufficient_funds")
     assert error["details"] == {"account_id": a, "available": 100, "requested": 101}

@@ -1,4 +1,5 @@
 """Probes, the OpenAPI contract and the API key command."""
+
 from __future__ import annotations
 
 import io
@@ -37,9 +38,13 @@ def test_ready_when_database_migrations_and_redis_answer(settings, monkeypatch):
 @pytest.mark.django_db
 def test_ready_reports_redis_down_as_degraded(settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": settings.REDIS_URL,
-                                   "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2,
-                                               "IGNORE_EXCEPTIONS": True}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2, "IGNORE_EXCEPTIONS": True},
+        }
+    }
     response = Client().get("/ready")
     assert response.status_code == 200
     body = response.json()
@@ -73,7 +78,8 @@ def test_schema_and_docs_are_public():
     assert document["openapi"].startswith("3.")
     deposit = document["paths"]["/api/v1/accounts/{account_id}/deposit"]["post"]
     assert {"in": "header", "name": "Idempotency-Key"}.items() <= deposit["parameters"][0].items() or any(
-        p["name"] == "Idempotency-Key" and p["required"] for p in deposit["parameters"])
+        p["name"] == "Idempotency-Key" and p["required"] for p in deposit["parameters"]
+    )
     assert deposit["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     amount = document["components"]["schemas"]["MovementInput"]["properties"]["amount"]
     assert {option["type"] for option in amount["oneOf"]} == {"integer", "string"}
@@ -91,8 +97,9 @@ def test_schema_validates_without_warnings(tmp_path):
 @pytest.mark.django_db
 def test_create_api_key_prints_a_working_key_once(opened):
     out, err = io.StringIO(), io.StringIO()
-    call_command("create_api_key", "--client", "cashier-cli", "--scopes", "accounts:read,payments:write",
-                 stdout=out, stderr=err)
+    call_command(
+        "create_api_key", "--client", "cashier-cli", "--scopes", "accounts:read,payments:write", stdout=out, stderr=err
+    )
     raw = out.getvalue().strip()
     record = ApiKey.objects.get(client="cashier-cli")
     assert raw.startswith("bal_") and raw not in (record.key_hash, str(record.scopes))
@@ -112,8 +119,14 @@ def test_create_api_key_with_all_scopes():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("args", [["--client", "x", "--scopes", "accounts:read,money:print"],
-                                  ["--client", "x", "--scopes", " , "], ["--client", "", "--all-scopes"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--client", "x", "--scopes", "accounts:read,money:print"],
+        ["--client", "x", "--scopes", " , "],
+        ["--client", "", "--all-scopes"],
+    ],
+)
 def test_create_api_key_refuses_bad_arguments(args):
     with pytest.raises(CommandError):
         call_command("create_api_key", *args, stdout=io.StringIO(), stderr=io.StringIO())

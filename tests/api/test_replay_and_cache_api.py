@@ -1,4 +1,5 @@
 """Retries with one key move money once and answer the same bytes; balances read after commit."""
+
 from __future__ import annotations
 
 import threading
@@ -132,8 +133,9 @@ def test_an_older_version_never_replaces_a_newer_cached_balance(api, opened):
 def test_a_per_process_memory_cache_is_not_trusted_for_balances(api, opened, settings):
     """Another process (the gRPC server, another worker) posts without touching this process's
     memory, so without a shared cache every balance read goes to the database."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": f"api-{uuid.uuid4().hex}"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"api-{uuid.uuid4().hex}"}
+    }
     account_id = opened(funded=100)
     for _ in range(2):
         assert api.get(f"/api/v1/accounts/{account_id}/balance").json()["source"] == "database"

@@ -1,4 +1,5 @@
 """The account selectors as gRPC and other callers use them (no HTTP in between)."""
+
 from __future__ import annotations
 
 import pytest

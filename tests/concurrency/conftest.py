@@ -1,4 +1,5 @@
 """Real threads, each on its own database connection, released together by a barrier."""
+
 from __future__ import annotations
 
 import queue

@@ -1,5 +1,6 @@
 """The same mutating request sent 5 times with one key, one after another and all at once:
 the money moves once and every answer is the same."""
+
 import pytest
 
 from accounts.models import Account
@@ -18,8 +19,9 @@ def pair(wallet):
 
 
 def transfer(a, b, key, amount=300):
-    return lambda: account_transfer(client="poker", idempotency_key=key, from_account_id=a, to_account_id=b,
-                                    amount=amount)
+    return lambda: account_transfer(
+        client="poker", idempotency_key=key, from_account_id=a, to_account_id=b, amount=amount
+    )
 
 
 def balances(*ids):
@@ -59,7 +61,7 @@ def test_retries_of_a_refused_request_get_the_same_refusal(pair, together):
         for _ in range(5):
             try:
                 outcomes.append(("ok", call()))
-            except Exception as refusal:  # noqa: BLE001 - the refusal is the answer under test
+            except Exception as refusal:
                 outcomes.append(("error", refusal))
     assert [status for status, _ in outcomes] == ["error"] * 5
     assert all(value.as_dict() == outcomes[0][1].as_dict() for _, value in outcomes)
@@ -71,14 +73,16 @@ def test_concurrent_deposits_and_withdrawals_each_retried_move_once(pair):
     a, _ = pair
     calls = []
     for n in range(4):
-        calls += [lambda n=n: account_deposit(client="cashier", idempotency_key=f"dep-{n}", account_id=a,
-                                              amount=100)] * 5
-        calls += [lambda n=n: account_withdraw(client="cashier", idempotency_key=f"wd-{n}", account_id=a,
-                                               amount=50)] * 5
+        calls += [
+            lambda n=n: account_deposit(client="cashier", idempotency_key=f"dep-{n}", account_id=a, amount=100)
+        ] * 5
+        calls += [
+            lambda n=n: account_withdraw(client="cashier", idempotency_key=f"wd-{n}", account_id=a, amount=50)
+        ] * 5
     outcomes = run_concurrently(calls, threads=8)
     assert all(status == "ok" for status, _ in outcomes)
     for start in range(0, len(calls), 5):
-        group = [value for _, value in outcomes[start:start + 5]]
+        group = [value for _, value in outcomes[start : start + 5]]
         assert all(answer == group[0] for answer in group)
     assert balances(a) == [1000 + 4 * 100 - 4 * 50]
     assert ledger_verify().ok

@@ -1,4 +1,5 @@
 """1,000 random transfers among 20 wallets on 8 threads, verified while they run and after."""
+
 import random
 import threading
 import uuid
@@ -50,8 +51,13 @@ def test_random_concurrent_transfers_keep_the_books_exact(wallet):
         plan.append((source, target, rng.randint(1, 300)))
 
     def transfer(source, target, amount):
-        return lambda: account_transfer(client="poker", idempotency_key=f"t-{uuid.uuid4().hex}",
-                                        from_account_id=source, to_account_id=target, amount=amount)
+        return lambda: account_transfer(
+            client="poker",
+            idempotency_key=f"t-{uuid.uuid4().hex}",
+            from_account_id=source,
+            to_account_id=target,
+            amount=amount,
+        )
 
     auditor = Auditor()
     auditor.start()
@@ -76,8 +82,9 @@ def test_random_concurrent_transfers_keep_the_books_exact(wallet):
         assert w.entry_seq == Entry.objects.filter(account_id=w.pk).count()
 
     # Every verification taken while transfers were committing saw a consistent snapshot.
-    assert auditor.reports and all(report.ok for report in auditor.reports), \
-        [r.problems[:3] for r in auditor.reports if not r.ok]
+    assert auditor.reports and all(report.ok for report in auditor.reports), [
+        r.problems[:3] for r in auditor.reports if not r.ok
+    ]
     final = ledger_verify()
     assert final.ok, final.problems
     assert final.checkpoint_id == auditor.checkpoints[-1]

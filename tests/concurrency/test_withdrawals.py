@@ -1,4 +1,5 @@
 """50 withdrawals at once against a wallet that can pay for exactly 10 of them."""
+
 import uuid
 
 import pytest
@@ -29,8 +30,9 @@ def test_exactly_ten_of_fifty_concurrent_withdrawals_succeed(wallet):
     account = Account.objects.get(pk=a)
     assert (account.balance, account.held, account.entry_seq) == (0, 0, 11)
     # Never below zero on the way: every entry's balance_after is between 0 and the deposit.
-    assert sorted(Entry.objects.filter(account_id=a).values_list("balance_after", flat=True)) == \
-        list(range(0, 1001, 100))
+    assert sorted(Entry.objects.filter(account_id=a).values_list("balance_after", flat=True)) == list(
+        range(0, 1001, 100)
+    )
     assert sorted(s["account"]["balance"] for s in succeeded) == list(range(0, 1000, 100))
     report = ledger_verify()
     assert report.ok, report.problems

@@ -5,6 +5,7 @@ The server's worker threads use their own database connections, so every test he
 connection when it ends (DatabaseConnectionsInterceptor), so no worker thread keeps one open into
 the next test or past the test database's teardown.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -43,8 +44,13 @@ def rpc_failure(excinfo) -> BalanceError:
 
 
 def handled_count(method: str, code: str) -> float:
-    return REGISTRY.get_sample_value("balance_grpc_server_handled_total", {
-        "grpc_service": "balance.v1.BalanceService", "grpc_method": method, "grpc_code": code}) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "balance_grpc_server_handled_total",
+            {"grpc_service": "balance.v1.BalanceService", "grpc_method": method, "grpc_code": code},
+        )
+        or 0.0
+    )
 
 
 def wait_for(predicate, seconds: float = 10.0) -> bool:
@@ -155,8 +161,9 @@ def player(transactional_db):
 
     def make(funded: int = 0, currency: str = "EUR") -> tuple[str, int]:
         user_id = f"player-{next(_counter)}-{uuid.uuid4().hex[:6]}"
-        wallet = account_open(client="tests", idempotency_key=new_key("open"), owner_ref=user_id,
-                              currency=currency)["account"]["id"]
+        wallet = account_open(client="tests", idempotency_key=new_key("open"), owner_ref=user_id, currency=currency)[
+            "account"
+        ]["id"]
         if funded:
             account_deposit(client="tests", idempotency_key=new_key("dep"), account_id=wallet, amount=funded)
         return user_id, wallet
@@ -170,8 +177,11 @@ def table(stub, md):
 
     def make(currency: str = "EUR") -> str:
         table_id = f"table-{next(_counter)}-{uuid.uuid4().hex[:6]}"
-        stub.OpenTable(pb.OpenTableRequest(idempotency_key=new_key("open"), table_id=table_id, currency=currency),
-                       metadata=md, timeout=10)
+        stub.OpenTable(
+            pb.OpenTableRequest(idempotency_key=new_key("open"), table_id=table_id, currency=currency),
+            metadata=md,
+            timeout=10,
+        )
         return table_id
 
     return make

@@ -3,6 +3,7 @@
 A cached key is served without a database lookup; a revoked key keeps working in that process until
 its entry expires (``--auth-cache-seconds``, documented in docs/grpc.md), never longer.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """balance_client against a real server: typed calls, keys, deadlines, retries with backoff."""
+
 from __future__ import annotations
 
 import random
@@ -12,8 +13,8 @@ import pytest
 
 from accounts.models import Account
 from balance_client import BalanceClient, BalanceError, RetryPolicy, idempotency_key
-from balance_project.grpc.interceptors import UnaryInterceptor
 from balance_project.errors import ApplicationError
+from balance_project.grpc.interceptors import UnaryInterceptor
 from tests.grpc.conftest import new_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,7 +74,7 @@ def test_unavailable_is_retried_with_backoff_and_the_same_key_until_it_succeeds(
     assert flaky.keys_seen[0].startswith(f"buy_in:{table_id}:{user}:")
     assert len(pauses) == 3
     for n, pause in enumerate(pauses):  # full jitter under an exponential, capped ceiling
-        assert 0 <= pause <= min(0.3, 0.1 * 2 ** n)
+        assert 0 <= pause <= min(0.3, 0.1 * 2**n)
     assert Account.objects.get(pk=wallet).balance == 700
 
 
@@ -158,6 +159,8 @@ def test_a_call_to_nobody_fails_within_its_deadline_as_unreachable():
 
 
 def test_the_client_imports_without_django():
-    code = ("import sys, balance_client, balance_client.replay; "
-            "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'")
+    code = (
+        "import sys, balance_client, balance_client.replay; "
+        "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

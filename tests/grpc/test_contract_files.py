@@ -5,6 +5,7 @@ test run catches the same problems.
 buf comes from clients/typescript/node_modules (the @bufbuild/buf npm package, `npm ci` there or any
 `make proto`/`make proto-check`). Without it these tests skip, except in CI, where they fail.
 """
+
 from __future__ import annotations
 
 import filecmp
@@ -65,27 +66,60 @@ def test_buf_lint_is_clean(buf):
 
 
 def test_additions_are_not_breaking(buf, tmp_path):
-    module = edited_module(tmp_path, [("  int64 rake = 6;\n}", "  int64 rake = 6;\n  string note = 7;\n}\n\n"
-                                       "message BrandNew {\n  string name = 1;\n}")])
+    module = edited_module(
+        tmp_path,
+        [
+            (
+                "  int64 rake = 6;\n}",
+                "  int64 rake = 6;\n  string note = 7;\n}\n\nmessage BrandNew {\n  string name = 1;\n}",
+            )
+        ],
+    )
     run = run_buf(buf, "breaking", str(module), "--against", str(RELEASED))
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("edits, expected", [
-    ([("int64 amount = 4;\n  optional int32 ttl_seconds = 5;  // unset", "int32 amount = 4;\n  optional int32 ttl_seconds = 5;  // unset")],
-     'on message "ReserveRequest" changed type from "int64" to "int32"'),
-    ([("int64 chips = 5;", "int64 stack = 5;")], 'on message "Seat" changed name from "chips" to "stack"'),
-    ([("repeated Seat seats = 5;", "Seat seats = 5;")], 'on message "Table" changed cardinality'),
-    ([("optional int64 amount = 4;    // unset", "int64 amount = 4;    // unset")],
-     'on message "CashOutRequest" changed cardinality from "optional with explicit presence"'),
-    ([("  rpc CashOut(CashOutRequest) returns (CashOutResponse);\n", "")], 'RPC "CashOut" on service "BalanceService" was deleted'),
-    ([("returns (GetBalanceResponse);", "returns (TableResponse);")], 'changed response type'),
-    ([("returns (GetBalanceResponse);", "returns (stream GetBalanceResponse);")], "changed from server unary to server streaming"),
-    ([("  RESERVATION_STATUS_EXPIRED = 4;\n", "")], 'enum value "4" on enum "ReservationStatus" was deleted'),
-    ([("SEAT_STATUS_LEFT = 2;", "SEAT_STATUS_GONE = 2;")], 'changed name from "SEAT_STATUS_LEFT" to "SEAT_STATUS_GONE"'),
-    ([("message LedgerItem {", "message LedgerEntry {"), ("repeated LedgerItem items", "repeated LedgerEntry items")],
-     'Previously present message "LedgerItem" was deleted'),
-])
+@pytest.mark.parametrize(
+    "edits, expected",
+    [
+        (
+            [
+                (
+                    "int64 amount = 4;\n  optional int32 ttl_seconds = 5;  // unset",
+                    "int32 amount = 4;\n  optional int32 ttl_seconds = 5;  // unset",
+                )
+            ],
+            'on message "ReserveRequest" changed type from "int64" to "int32"',
+        ),
+        ([("int64 chips = 5;", "int64 stack = 5;")], 'on message "Seat" changed name from "chips" to "stack"'),
+        ([("repeated Seat seats = 5;", "Seat seats = 5;")], 'on message "Table" changed cardinality'),
+        (
+            [("optional int64 amount = 4;    // unset", "int64 amount = 4;    // unset")],
+            'on message "CashOutRequest" changed cardinality from "optional with explicit presence"',
+        ),
+        (
+            [("  rpc CashOut(CashOutRequest) returns (CashOutResponse);\n", "")],
+            'RPC "CashOut" on service "BalanceService" was deleted',
+        ),
+        ([("returns (GetBalanceResponse);", "returns (TableResponse);")], "changed response type"),
+        (
+            [("returns (GetBalanceResponse);", "returns (stream GetBalanceResponse);")],
+            "changed from server unary to server streaming",
+        ),
+        ([("  RESERVATION_STATUS_EXPIRED = 4;\n", "")], 'enum value "4" on enum "ReservationStatus" was deleted'),
+        (
+            [("SEAT_STATUS_LEFT = 2;", "SEAT_STATUS_GONE = 2;")],
+            'changed name from "SEAT_STATUS_LEFT" to "SEAT_STATUS_GONE"',
+        ),
+        (
+            [
+                ("message LedgerItem {", "message LedgerEntry {"),
+                ("repeated LedgerItem items", "repeated LedgerEntry items"),
+            ],
+            'Previously present message "LedgerItem" was deleted',
+        ),
+    ],
+)
 def test_each_kind_of_breaking_change_is_caught(buf, tmp_path, edits, expected):
     run = run_buf(buf, "breaking", str(edited_module(tmp_path, edits)), "--against", str(RELEASED))
     assert run.returncode != 0
@@ -94,12 +128,14 @@ def test_each_kind_of_breaking_change_is_caught(buf, tmp_path, edits, expected):
 
 def test_the_lint_exceptions_hold_for_the_released_file_only(buf, tmp_path):
     """buf.yaml excuses v1's shared response messages; a v2 file sharing one is refused."""
-    v2 = ('syntax = "proto3";\n\npackage balance.v2;\n\nservice BalanceService {\n'
-          '  rpc GetTable(GetTableRequest) returns (TableResponse);\n'
-          '  rpc CloseTable(CloseTableRequest) returns (TableResponse);\n}\n\n'
-          'message GetTableRequest {\n  string table_id = 1;\n}\n\n'
-          'message CloseTableRequest {\n  string table_id = 1;\n}\n\n'
-          'message TableResponse {\n  string table_id = 1;\n}\n')
+    v2 = (
+        'syntax = "proto3";\n\npackage balance.v2;\n\nservice BalanceService {\n'
+        "  rpc GetTable(GetTableRequest) returns (TableResponse);\n"
+        "  rpc CloseTable(CloseTableRequest) returns (TableResponse);\n}\n\n"
+        "message GetTableRequest {\n  string table_id = 1;\n}\n\n"
+        "message CloseTableRequest {\n  string table_id = 1;\n}\n\n"
+        "message TableResponse {\n  string table_id = 1;\n}\n"
+    )
     module = edited_module(tmp_path, [], {"balance/v2/balance.proto": v2})
     run = run_buf(buf, "lint", str(module))
     assert run.returncode != 0
@@ -109,8 +145,16 @@ def test_the_lint_exceptions_hold_for_the_released_file_only(buf, tmp_path):
 def test_the_python_generated_code_is_what_make_proto_writes(tmp_path):
     from grpc_tools import protoc
 
-    status = protoc.main(["protoc", f"-Ibalance_client/_pb={PROTO_DIR}", f"--python_out={tmp_path}",
-                          f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}", str(PROTO)])
+    status = protoc.main(
+        [
+            "protoc",
+            f"-Ibalance_client/_pb={PROTO_DIR}",
+            f"--python_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            str(PROTO),
+        ]
+    )
     assert status == 0
     fresh, committed = tmp_path / "balance_client/_pb/balance/v1", REPO / "balance_client/_pb/balance/v1"
     names = sorted(p.name for p in fresh.iterdir())

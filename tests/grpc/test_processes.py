@@ -4,6 +4,7 @@ parent stops them all.
 Runs the real command on a fresh SQLite database of its own (a temporary BALANCE_VAR_DIR), so it
 needs no test database and behaves the same whatever DATABASE_URL the suite runs on.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,9 +49,12 @@ def _two_free_ports() -> int:
 
 def _handled(metrics_port: int) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    return sum(float(value) for value in
-               re.findall(r'^balance_grpc_server_handled_total\{[^}]*grpc_method="GetBalance"[^}]*\} (\S+)$',
-                          text, flags=re.M))
+    return sum(
+        float(value)
+        for value in re.findall(
+            r'^balance_grpc_server_handled_total\{[^}]*grpc_method="GetBalance"[^}]*\} (\S+)$', text, flags=re.M
+        )
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -62,12 +66,36 @@ def test_two_processes_serve_calls_on_one_port_and_stop_on_sigterm(tmp_path):
     env = _env(tmp_path)
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True, timeout=300)
-    token = subprocess.run([*manage, "create_api_key", "--client", "poker", "--scopes", "accounts:read"], cwd=REPO,
-                           env=env, check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+    token = subprocess.run(
+        [*manage, "create_api_key", "--client", "poker", "--scopes", "accounts:read"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.strip()
     metrics_port = _two_free_ports()
-    server = subprocess.Popen([*manage, "grpcserver", "--processes", "2", "--bind", "127.0.0.1:0",
-                               "--metrics-port", str(metrics_port), "--max-workers", "2", "--grace", "2"],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            *manage,
+            "grpcserver",
+            "--processes",
+            "2",
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-port",
+            str(metrics_port),
+            "--max-workers",
+            "2",
+            "--grace",
+            "2",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = server.stdout.readline()
         address = re.search(r"listening on (\S+)", line).group(1)
@@ -79,8 +107,11 @@ def test_two_processes_serve_calls_on_one_port_and_stop_on_sigterm(tmp_path):
             with grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
                 stub = balance_pb2_grpc.BalanceServiceStub(channel)
                 with pytest.raises(grpc.RpcError) as excinfo:
-                    stub.GetBalance(pb.GetBalanceRequest(account_id=10**9 + n), timeout=30,
-                                    metadata=(("authorization", f"Bearer {token}"),))
+                    stub.GetBalance(
+                        pb.GetBalanceRequest(account_id=10**9 + n),
+                        timeout=30,
+                        metadata=(("authorization", f"Bearer {token}"),),
+                    )
                 assert excinfo.value.code() == grpc.StatusCode.NOT_FOUND  # authenticated, read the database
         served = [_handled(metrics_port), _handled(metrics_port + 1)]
         assert sum(served) == CHANNELS
@@ -88,8 +119,10 @@ def test_two_processes_serve_calls_on_one_port_and_stop_on_sigterm(tmp_path):
 
         server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
-        assert all(not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
-                   for child in children)
+        assert all(
+            not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+            for child in children
+        )
     finally:
         if server.poll() is None:
             server.kill()

@@ -1,4 +1,5 @@
 """Rollout modes (off / shadow / enforce) and the reconciliation log with its idempotent replay."""
+
 from __future__ import annotations
 
 import json
@@ -111,13 +112,29 @@ def test_enforce_refuses_when_unreachable_unless_the_fallback_is_permissive(down
 
 
 def _replay_command(log_path, address, token):
-    return subprocess.run([sys.executable, "-m", "balance_client.replay", str(log_path), "--target", address,
-                           "--token", token, "--timeout", "10"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "balance_client.replay",
+            str(log_path),
+            "--target",
+            address,
+            "--token",
+            token,
+            "--timeout",
+            "10",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_session_let_through_while_down_is_replayed_once_and_only_once(
-        down_client, start_server, token, player, tmp_path):
+    down_client, start_server, token, player, tmp_path
+):
     from tables.services import table_open
 
     alice, alice_wallet = player(funded=1_000)
@@ -127,8 +144,9 @@ def test_a_session_let_through_while_down_is_replayed_once_and_only_once(
     gate = BalanceGate(down_client, "shadow", reconciliation_log=str(log_path))
     for user in (alice, bob):
         assert gate.buy_in(user_id=user, table_id="t-recon", amount=400).allowed
-    assert gate.settle_hand(table_id="t-recon", hand_id="h1", contributions={alice: 100, bob: 100},
-                            payouts={alice: 190}, rake=10).allowed
+    assert gate.settle_hand(
+        table_id="t-recon", hand_id="h1", contributions={alice: 100, bob: 100}, payouts={alice: 190}, rake=10
+    ).allowed
     assert gate.cash_out(table_id="t-recon", user_id=bob, leave=True).allowed
     assert len(log_path.read_text().splitlines()) == 4
 
@@ -151,20 +169,27 @@ def test_a_session_let_through_while_down_is_replayed_once_and_only_once(
     assert Account.objects.get(pk=alice_wallet).balance == 600
 
 
-def test_a_replayed_line_that_had_reached_the_service_is_not_applied_twice(up_client, token, player, table,
-                                                                          tmp_path):
+def test_a_replayed_line_that_had_reached_the_service_is_not_applied_twice(up_client, token, player, table, tmp_path):
     """The service applied it but the answer was lost: the log has it, the replay gets the stored answer."""
     user, wallet = player(funded=1_000)
     table_id = table()
     key = f"buy_in:{table_id}:{user}:1"
     up_client.buy_in(user_id=user, table_id=table_id, amount=300, idempotency_key=key)
     log = ReconciliationLog(tmp_path / "recon.jsonl")
-    log.append(operation="buy_in", request={"user_id": user, "table_id": table_id, "amount": 300,
-                                            "ttl_seconds": None}, idempotency_key=key, mode="shadow",
-               error={"code": "DEADLINE_EXCEEDED", "reason": "", "message": "lost answer"})
-    log.append(operation="buy_in", request={"user_id": user, "table_id": table_id, "amount": 5_000,
-                                            "ttl_seconds": None}, idempotency_key=f"{key}-big", mode="shadow",
-               error={"code": "UNAVAILABLE", "reason": "", "message": "down"})
+    log.append(
+        operation="buy_in",
+        request={"user_id": user, "table_id": table_id, "amount": 300, "ttl_seconds": None},
+        idempotency_key=key,
+        mode="shadow",
+        error={"code": "DEADLINE_EXCEEDED", "reason": "", "message": "lost answer"},
+    )
+    log.append(
+        operation="buy_in",
+        request={"user_id": user, "table_id": table_id, "amount": 5_000, "ttl_seconds": None},
+        idempotency_key=f"{key}-big",
+        mode="shadow",
+        error={"code": "UNAVAILABLE", "reason": "", "message": "down"},
+    )
     status = replay_main([str(log.path), "--target", up_client.target, "--token", token])
     assert status == 2  # the second line is refused on its merits: a person must look at it
     assert Account.objects.get(pk=wallet).balance == 700

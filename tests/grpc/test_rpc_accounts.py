@@ -1,4 +1,5 @@
 """GetBalance and ListTransactions through a real channel: the same selectors as HTTP."""
+
 from __future__ import annotations
 
 import grpc
@@ -24,8 +25,9 @@ def test_get_balance_by_account_and_by_wallet(stub, md, player):
     assert (account.id, account.balance, account.held, account.available) == (wallet, 1234, 0, 1234)
     assert (by_id.account.kind, by_id.account.owner_ref, by_id.account.currency) == ("user", user, "EUR")
     assert by_id.account.status == "active" and by_id.source in ("cache", "database")
-    by_wallet = stub.GetBalance(pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user, currency="EUR")),
-                                metadata=md, timeout=10)
+    by_wallet = stub.GetBalance(
+        pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user, currency="EUR")), metadata=md, timeout=10
+    )
     assert by_wallet.account == by_id.account
 
 
@@ -34,11 +36,13 @@ def test_get_balance_errors(stub, md, player):
     failure = failure_of(stub.GetBalance, pb.GetBalanceRequest(account_id=999_999), metadata=md)
     assert (failure.code, failure.reason) == (grpc.StatusCode.NOT_FOUND, "account_not_found")
     assert failure.metadata["account_id"] == "999999"
-    failure = failure_of(stub.GetBalance, pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user, currency="USD")),
-                         metadata=md)
+    failure = failure_of(
+        stub.GetBalance, pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user, currency="USD")), metadata=md
+    )
     assert (failure.code, failure.reason) == (grpc.StatusCode.NOT_FOUND, "account_not_found")
-    failure = failure_of(stub.GetBalance, pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user, currency="eur")),
-                         metadata=md)
+    failure = failure_of(
+        stub.GetBalance, pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user, currency="eur")), metadata=md
+    )
     assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
     failure = failure_of(stub.GetBalance, pb.GetBalanceRequest(), metadata=md)
     assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
@@ -47,14 +51,20 @@ def test_get_balance_errors(stub, md, player):
 def test_list_transactions_pages_newest_first(stub, md, player):
     _, wallet = player(funded=100)
     for amount in (200, 300):
-        account_deposit(client="tests", idempotency_key=new_key(), account_id=wallet, amount=amount,
-                        metadata={"ref": f"pay-{amount}", "attempt": 1})
+        account_deposit(
+            client="tests",
+            idempotency_key=new_key(),
+            account_id=wallet,
+            amount=amount,
+            metadata={"ref": f"pay-{amount}", "attempt": 1},
+        )
     first = stub.ListTransactions(pb.ListTransactionsRequest(account_id=wallet, limit=2), metadata=md, timeout=10)
     assert [(i.seq, i.amount, i.balance_after) for i in first.items] == [(3, 300, 600), (2, 200, 300)]
     assert first.items[0].kind == "deposit" and dict(first.items[0].metadata) == {"ref": "pay-300", "attempt": "1"}
     assert first.next_cursor
-    rest = stub.ListTransactions(pb.ListTransactionsRequest(account_id=wallet, limit=2, cursor=first.next_cursor),
-                                 metadata=md, timeout=10)
+    rest = stub.ListTransactions(
+        pb.ListTransactionsRequest(account_id=wallet, limit=2, cursor=first.next_cursor), metadata=md, timeout=10
+    )
     assert [i.seq for i in rest.items] == [1] and rest.next_cursor == ""
 
 
@@ -64,6 +74,7 @@ def test_list_transactions_errors(stub, md, player):
     assert (failure.code, failure.reason) == (grpc.StatusCode.NOT_FOUND, "account_not_found")
     failure = failure_of(stub.ListTransactions, pb.ListTransactionsRequest(account_id=wallet, limit=-1), metadata=md)
     assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
-    failure = failure_of(stub.ListTransactions, pb.ListTransactionsRequest(account_id=wallet, cursor="garbage"),
-                         metadata=md)
+    failure = failure_of(
+        stub.ListTransactions, pb.ListTransactionsRequest(account_id=wallet, cursor="garbage"), metadata=md
+    )
     assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")

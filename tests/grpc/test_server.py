@@ -1,5 +1,6 @@
 """The sidecar's cross-cutting behaviour: auth, errors, deadlines, health, reflection, metrics,
 draining, and the management command as a real process."""
+
 from __future__ import annotations
 
 import os
@@ -38,13 +39,17 @@ def get_balance(stub, account_id, metadata=()):
 
 # ---- authentication and scopes --------------------------------------------------------------------
 
-@pytest.mark.parametrize("metadata", [
-    (),
-    (("authorization", "Bearer bal_0000_not-a-key"),),
-    (("authorization", "Basic dXNlcjpwYXNz"),),
-    (("authorization", "Bearer "),),
-    (("x-api-key", "whatever"),),
-])
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        (),
+        (("authorization", "Bearer bal_0000_not-a-key"),),
+        (("authorization", "Basic dXNlcjpwYXNz"),),
+        (("authorization", "Bearer "),),
+        (("x-api-key", "whatever"),),
+    ],
+)
 def test_a_call_without_a_valid_token_is_unauthenticated(stub, player, metadata):
     _, wallet = player(funded=100)
     with pytest.raises(grpc.RpcError) as excinfo:
@@ -75,8 +80,11 @@ def test_a_key_without_the_methods_scope_is_permission_denied(stub, player, make
 
     reader = make_token("accounts:read", client="reader")
     with pytest.raises(grpc.RpcError) as excinfo:
-        stub.BuyIn(pb.BuyInRequest(idempotency_key=new_key(), user_id=user, table_id="t", amount=10),
-                   metadata=auth(reader), timeout=10)
+        stub.BuyIn(
+            pb.BuyInRequest(idempotency_key=new_key(), user_id=user, table_id="t", amount=10),
+            metadata=auth(reader),
+            timeout=10,
+        )
     assert rpc_failure(excinfo).code == grpc.StatusCode.PERMISSION_DENIED
     assert Account.objects.get(pk=wallet).balance == 100
 
@@ -91,6 +99,7 @@ def test_the_keys_client_is_the_idempotency_scope(stub, make_token, table):
 
 
 # ---- errors ---------------------------------------------------------------------------------------
+
 
 class Explode(UnaryInterceptor):
     def applies_to(self, full_method):
@@ -115,12 +124,14 @@ def test_an_unexpected_exception_is_internal_with_no_detail_for_the_caller(start
 
 # ---- deadlines ------------------------------------------------------------------------------------
 
+
 def buy_in_request(key, user, table_id, amount=300):
     return pb.BuyInRequest(idempotency_key=key, user_id=user, table_id=table_id, amount=amount)
 
 
 def test_a_mutation_whose_deadline_expired_before_it_started_is_refused_and_leaves_no_effect(
-        start_server, channels, md, player, table):
+    start_server, channels, md, player, table
+):
     gate = Gate("BuyIn")
     running = start_server(before_guard=[gate])
     stub = balance_pb2_grpc.BalanceServiceStub(channels(running.address))
@@ -151,7 +162,8 @@ def test_a_mutation_whose_deadline_expired_before_it_started_is_refused_and_leav
 
 
 def test_a_deadline_expiring_during_a_mutation_leaves_it_whole_and_a_retry_gets_its_answer(
-        start_server, channels, md, player, table):
+    start_server, channels, md, player, table
+):
     gate = Gate("BuyIn")
     running = start_server(inner=[gate])  # past the guard: the mutation has been admitted
     stub = balance_pb2_grpc.BalanceServiceStub(channels(running.address))
@@ -174,6 +186,7 @@ def test_a_deadline_expiring_during_a_mutation_leaves_it_whole_and_a_retry_gets_
 
 
 # ---- health, reflection, metrics ------------------------------------------------------------------
+
 
 def test_health_and_reflection_answer_without_a_token(server, channels):
     channel = channels(server.address)
@@ -200,11 +213,17 @@ def test_every_call_is_counted_by_method_and_code(stub, md, player):
     assert handled_count("GetBalance", "UNAUTHENTICATED") == denied_before + 1
     from prometheus_client import REGISTRY
 
-    assert REGISTRY.get_sample_value("balance_grpc_server_handling_seconds_count", {
-        "grpc_service": "balance.v1.BalanceService", "grpc_method": "GetBalance"}) >= 2
+    assert (
+        REGISTRY.get_sample_value(
+            "balance_grpc_server_handling_seconds_count",
+            {"grpc_service": "balance.v1.BalanceService", "grpc_method": "GetBalance"},
+        )
+        >= 2
+    )
 
 
 # ---- shutdown -------------------------------------------------------------------------------------
+
 
 def test_stopping_drains_the_call_in_flight_and_refuses_new_ones(start_server, channels, md, player, table):
     gate = Gate("BuyIn")
@@ -248,9 +267,25 @@ def test_the_management_command_serves_and_exits_cleanly_on_sigterm(tmp_path):
     env = {**os.environ, "BALANCE_VAR_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     env.pop("DATABASE_URL", None)  # health and metrics need no database
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "grpcserver", "--bind", "127.0.0.1:0", "--metrics-port", str(metrics_port),
-         "--max-workers", "2", "--grace", "5"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "manage.py",
+            "grpcserver",
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-port",
+            str(metrics_port),
+            "--max-workers",
+            "2",
+            "--grace",
+            "5",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         match = re.search(r"listening on (127\.0\.0\.1:\d+)", line)

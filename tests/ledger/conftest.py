@@ -1,5 +1,6 @@
 """Helpers of the ledger tests: a small ledger built through the services, and raw-SQL tampering
 that bypasses the ORM and (on PostgreSQL) the guard triggers, as a superuser could."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

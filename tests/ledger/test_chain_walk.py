@@ -1,21 +1,29 @@
 """Account-level checks of the chain walk, on rows the database constraints would refuse."""
+
 from collections import namedtuple
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ledger import chain
 from ledger.integrity import ChainWalk
 
 AccountRow = namedtuple("AccountRow", "id currency balance held allow_negative entry_seq chain_head")
 EntryRow = namedtuple("EntryRow", "account_id seq transaction_id amount currency balance_after created_at checksum")
-MOMENT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+MOMENT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def chain_of(account_id: int, amounts: list[int]) -> list[EntryRow]:
     rows, prev, balance = [], chain.GENESIS, 0
     for seq, amount in enumerate(amounts, start=1):
         balance += amount
-        fields = dict(account_id=account_id, seq=seq, transaction_id=100 + seq, amount=amount, currency="EUR",
-                      balance_after=balance, created_at=MOMENT)
+        fields = dict(
+            account_id=account_id,
+            seq=seq,
+            transaction_id=100 + seq,
+            amount=amount,
+            currency="EUR",
+            balance_after=balance,
+            created_at=MOMENT,
+        )
         prev = chain.entry_checksum(prev_checksum=prev, **fields)
         rows.append(EntryRow(checksum=prev, **fields))
     return rows
@@ -37,8 +45,7 @@ def test_a_sound_chain_has_no_problem():
 def test_negative_hold_and_negative_available_are_reported():
     rows = chain_of(7, [100])
     assert walk(AccountRow(7, "EUR", 100, -1, False, 1, rows[-1].checksum), rows) == {("held_negative", None)}
-    assert walk(AccountRow(7, "EUR", 100, 101, False, 1, rows[-1].checksum), rows) == \
-        {("available_negative", None)}
+    assert walk(AccountRow(7, "EUR", 100, 101, False, 1, rows[-1].checksum), rows) == {("available_negative", None)}
     # The external-funds account may go negative.
     assert walk(AccountRow(7, "EUR", 100, 101, True, 1, rows[-1].checksum), rows) == set()
 

@@ -1,4 +1,5 @@
 """PostgreSQL itself refuses writes that skip the ORM and would break the books (migration 0003)."""
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -65,7 +66,8 @@ def test_an_unbalanced_leg_is_refused_at_commit(committed_books):
     message = refused(
         "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, created_at, "
         "checksum) VALUES (%s, %s, 7, 25, 'EUR', %s, %s, 'x')",
-        [leg.transaction_id, a, leg.balance_after + 25, timezone.now()], at_commit=True,
+        [leg.transaction_id, a, leg.balance_after + 25, timezone.now()],
+        at_commit=True,
     )
     assert f"transaction {leg.transaction_id} does not balance" in message
     assert Entry.objects.filter(account_id=a).count() == 6
@@ -82,8 +84,10 @@ def test_an_entry_in_another_currency_is_refused(committed_books):
     a, b = committed_books["a"], committed_books["b"]
     usd = Transaction.objects.create(kind="adjustment", currency="USD", actor="test")
     eur = Transaction.objects.create(kind="adjustment", currency="EUR", actor="test")
-    legs = "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, " \
-           "created_at, checksum) VALUES (%s, %s, 7, 5, %s, 0, now(), 'x'), (%s, %s, 7, -5, %s, 0, now(), 'x')"
+    legs = (
+        "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
+        "created_at, checksum) VALUES (%s, %s, 7, 5, %s, 0, now(), 'x'), (%s, %s, 7, -5, %s, 0, now(), 'x')"
+    )
     assert "its transaction" in refused(legs, [usd.pk, a, "EUR", usd.pk, b, "EUR"], at_commit=True)
     assert "its account" in refused(legs, [usd.pk, a, "USD", usd.pk, b, "USD"], at_commit=True)
     accepted(legs, [eur.pk, a, "EUR", eur.pk, b, "EUR"])
@@ -113,7 +117,9 @@ def test_a_real_commit_refuses_an_unbalanced_leg(wallet):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
-                "created_at, checksum) VALUES (%s, %s, 2, 1, 'EUR', 101, now(), 'x')", [leg.transaction_id, a])
+                "created_at, checksum) VALUES (%s, %s, 2, 1, 'EUR', 101, now(), 'x')",
+                [leg.transaction_id, a],
+            )
     assert Entry.objects.filter(account_id=a).count() == 1
 
 
@@ -122,13 +128,17 @@ def test_a_balance_moved_without_its_entry_is_refused_at_commit(committed_books)
     message = refused("UPDATE accounts_account SET balance = balance + 1 WHERE id = %s", [a], at_commit=True)
     assert f"account {a} does not end at its chain head entry 6" in message
     # A posting that skipped its entries (the hot path's seal forgotten): sequence moved, no entry 7.
-    message = refused("UPDATE accounts_account SET balance = balance - 5, entry_seq = 7 WHERE id = %s", [a],
-                      at_commit=True)
+    message = refused(
+        "UPDATE accounts_account SET balance = balance - 5, entry_seq = 7 WHERE id = %s", [a], at_commit=True
+    )
     assert f"account {a} does not end at its chain head entry 7" in message
     assert "does not end at its chain head" in refused(
-        "UPDATE accounts_account SET chain_head = %s WHERE id = %s", ["0" * 64, a], at_commit=True)
+        "UPDATE accounts_account SET chain_head = %s WHERE id = %s", ["0" * 64, a], at_commit=True
+    )
     # A change of what the guard does not watch (a hold, the status) passes.
     accepted("UPDATE accounts_account SET held = 1, status = 'frozen' WHERE id = %s", [a])
     head = entry(a, 6)
-    accepted("UPDATE accounts_account SET balance = %s, chain_head = %s WHERE id = %s",
-             [head.balance_after, head.checksum, a])
+    accepted(
+        "UPDATE accounts_account SET balance = %s, chain_head = %s WHERE id = %s",
+        [head.balance_after, head.checksum, a],
+    )

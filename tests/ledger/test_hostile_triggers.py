@@ -6,6 +6,7 @@ verify.
 Each case replaces functions for real (the calls commit, as in production) and puts the originals
 back afterwards.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,9 +25,13 @@ from tests.tables.helpers import new_key
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 # Every trigger function the project installs (ledger/0003, ledger/0005).
-PROJECT_TRIGGER_FUNCTIONS = {"ledger_entry_refuse_change", "ledger_entry_refuse_truncate",
-                             "ledger_entry_check_transaction", "ledger_transaction_guard",
-                             "ledger_account_chain_check"}
+PROJECT_TRIGGER_FUNCTIONS = {
+    "ledger_entry_refuse_change",
+    "ledger_entry_refuse_truncate",
+    "ledger_entry_check_transaction",
+    "ledger_transaction_guard",
+    "ledger_account_chain_check",
+}
 
 # The insider's own account, which the hostile functions credit.
 THIEF = "insider"
@@ -42,8 +47,9 @@ def replaced(functions: dict[str, str]):
             originals[name] = cursor.fetchone()[0]
         try:
             for name, body in functions.items():
-                cursor.execute(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $hostile$"
-                               f"{body}$hostile$")
+                cursor.execute(
+                    f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $hostile${body}$hostile$"
+                )
             yield
         finally:
             for definition in originals.values():
@@ -89,8 +95,9 @@ def game():
 
 def test_every_project_trigger_function_is_covered_here():
     with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT p.proname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
-                       "WHERE NOT t.tgisinternal")
+        cursor.execute(
+            "SELECT DISTINCT p.proname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal"
+        )
         installed = {name for (name,) in cursor.fetchall()}
     assert installed == PROJECT_TRIGGER_FUNCTIONS
 
@@ -126,8 +133,9 @@ def test_a_balance_check_that_adds_a_leg_to_every_posting_is_named(game):
     assert ("checksum_mismatch", thief, forged_seq) in found  # ...and verify names the forged entry
 
 
-DOUBLE_THE_AMOUNT = ("BEGIN NEW.amount := NEW.amount * 2; NEW.balance_after := NEW.balance_after + NEW.amount / 2; "
-                     "RETURN NEW; END")
+DOUBLE_THE_AMOUNT = (
+    "BEGIN NEW.amount := NEW.amount * 2; NEW.balance_after := NEW.balance_after + NEW.amount / 2; RETURN NEW; END"
+)
 NO_CHECK = "BEGIN RETURN NULL; END"
 
 
@@ -148,8 +156,10 @@ def test_with_every_guard_replaced_a_changed_amount_lands_and_verify_names_it(ga
     """The insider replaces the chain guard and the balance check too: the doubled amounts commit,
     and the checksums, computed from what the service decided, name both entries."""
     seats = [Account.objects.get(kind="seat", owner_ref=game[user]).pk for user in ("a", "b")]
-    with replaced({"ledger_account_chain_check": NO_CHECK, "ledger_entry_check_transaction": NO_CHECK}), \
-            trigger_added("ledger_entry", "BEFORE INSERT", DOUBLE_THE_AMOUNT):
+    with (
+        replaced({"ledger_account_chain_check": NO_CHECK, "ledger_entry_check_transaction": NO_CHECK}),
+        trigger_added("ledger_entry", "BEFORE INSERT", DOUBLE_THE_AMOUNT),
+    ):
         found = outcome(lambda: settle(game["table"], "h1", {game["a"]: 100}, {game["b"]: 100}, 0))
     assert Entry.objects.get(account_id=seats[0], seq=2).amount == -200  # the change landed...
     assert {("checksum_mismatch", seat, 2) for seat in seats} <= found  # ...and is named, entry by entry
@@ -169,20 +179,32 @@ def test_a_chain_guard_that_changes_a_balance_is_named(game):
     wallet, seat = (Account.objects.get(kind=kind, owner_ref=game["a"]).pk for kind in ("user", "seat"))
     [(code, account_id, _)] = found
     assert code == "balance_mismatch" and account_id in (wallet, seat)
-    assert Account.objects.get(pk=account_id).balance - 1000 == Entry.objects.filter(
-        account_id=account_id).order_by("-seq").first().balance_after
+    assert (
+        Account.objects.get(pk=account_id).balance - 1000
+        == Entry.objects.filter(account_id=account_id).order_by("-seq").first().balance_after
+    )
 
 
 def test_an_append_only_guard_that_lets_an_amount_be_edited_is_named(game):
     """With the append-only function replaced, the insider edits a posted amount and its balance."""
     seat_a = Account.objects.get(kind="seat", owner_ref=game["a"]).pk
-    with replaced({"ledger_entry_refuse_change": "BEGIN RETURN NEW; END", "ledger_entry_check_transaction": NO_CHECK,
-                   "ledger_account_chain_check": NO_CHECK}):
-        raw("UPDATE ledger_entry SET amount = amount + 100, balance_after = balance_after + 100 "
-            "WHERE account_id = %s AND seq = 1", [seat_a])
-        raw("UPDATE accounts_account SET balance = balance + 100, "
+    with replaced(
+        {
+            "ledger_entry_refuse_change": "BEGIN RETURN NEW; END",
+            "ledger_entry_check_transaction": NO_CHECK,
+            "ledger_account_chain_check": NO_CHECK,
+        }
+    ):
+        raw(
+            "UPDATE ledger_entry SET amount = amount + 100, balance_after = balance_after + 100 "
+            "WHERE account_id = %s AND seq = 1",
+            [seat_a],
+        )
+        raw(
+            "UPDATE accounts_account SET balance = balance + 100, "
             "chain_head = (SELECT checksum FROM ledger_entry WHERE account_id = %s AND seq = 1) WHERE id = %s",
-            [seat_a, seat_a])
+            [seat_a, seat_a],
+        )
         found = outcome(lambda: None)
     assert ("checksum_mismatch", seat_a, 1) in found
 
@@ -194,8 +216,10 @@ def test_a_truncate_guard_that_lets_the_entries_go_is_named(game):
         found = outcome(lambda: None)
     assert Entry.objects.count() == 0
     seat_a = Account.objects.get(kind="seat", owner_ref=game["a"]).pk
-    assert any(code in ("sequence_gap", "chain_head_mismatch", "balance_mismatch") and account == seat_a
-               for code, account, _ in found)
+    assert any(
+        code in ("sequence_gap", "chain_head_mismatch", "balance_mismatch") and account == seat_a
+        for code, account, _ in found
+    )
 
 
 def test_a_transaction_guard_that_lets_a_transaction_be_rewritten_moves_no_money(game):

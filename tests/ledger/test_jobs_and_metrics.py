@@ -1,6 +1,7 @@
 """Celery tasks record IntegrityRuns; the metrics collector reports the latest verification."""
-from io import StringIO
+
 import json
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -16,26 +17,40 @@ pytestmark = pytest.mark.django_db
 
 
 def gauges(registry) -> dict[str, float | None]:
-    names = ("balance_ledger_integrity_ok", "balance_ledger_integrity_problems",
-             "balance_ledger_last_verified_timestamp_seconds", "balance_ledger_entries_verified",
-             "balance_ledger_last_checkpoint_timestamp_seconds")
+    names = (
+        "balance_ledger_integrity_ok",
+        "balance_ledger_integrity_problems",
+        "balance_ledger_last_verified_timestamp_seconds",
+        "balance_ledger_entries_verified",
+        "balance_ledger_last_checkpoint_timestamp_seconds",
+    )
     return {name: registry.get_sample_value(name) for name in names}
 
 
 def test_verify_task_records_a_clean_run_and_metrics_report_it(books):
     result = verify_ledger_task.apply().get()
     run = IntegrityRun.objects.get(pk=result["run"]["id"])
-    assert (run.kind, run.ok, run.problem_count, run.accounts_checked, run.entries_checked) == \
-        ("verify", True, 0, 3, 14)
+    assert (run.kind, run.ok, run.problem_count, run.accounts_checked, run.entries_checked) == (
+        "verify",
+        True,
+        0,
+        3,
+        14,
+    )
     registry = CollectorRegistry()
     registry.register(LedgerVerificationCollector())
-    assert gauges(registry) == {"balance_ledger_integrity_ok": 1, "balance_ledger_integrity_problems": 0,
-                                "balance_ledger_last_verified_timestamp_seconds": run.finished_at.timestamp(),
-                                "balance_ledger_entries_verified": 14,
-                                "balance_ledger_last_checkpoint_timestamp_seconds": None}
+    assert gauges(registry) == {
+        "balance_ledger_integrity_ok": 1,
+        "balance_ledger_integrity_problems": 0,
+        "balance_ledger_last_verified_timestamp_seconds": run.finished_at.timestamp(),
+        "balance_ledger_entries_verified": 14,
+        "balance_ledger_last_checkpoint_timestamp_seconds": None,
+    }
     ledger_checkpoint_task.apply().get()
-    assert gauges(registry)["balance_ledger_last_checkpoint_timestamp_seconds"] == \
-        Checkpoint.objects.get().created_at.timestamp()
+    assert (
+        gauges(registry)["balance_ledger_last_checkpoint_timestamp_seconds"]
+        == Checkpoint.objects.get().created_at.timestamp()
+    )
 
 
 def test_verify_task_records_problems(books):

@@ -3,6 +3,7 @@
 On PostgreSQL the guard triggers are bypassed as a superuser would (session_replication_role);
 on SQLite raw SQL goes straight through.
 """
+
 from io import StringIO
 
 import pytest
@@ -61,8 +62,9 @@ def test_edited_balance_after_is_found_at_that_seq(books):
     with triggers_bypassed() as cursor:
         cursor.execute("UPDATE ledger_entry SET balance_after = 999999 WHERE account_id = %s AND seq = 2", [a])
     report = ledger_verify()
-    assert {("checksum_mismatch", a, 2), ("balance_after_mismatch", a, 2), ("balance_after_mismatch", a, 3)} \
-        <= found(report)
+    assert {("checksum_mismatch", a, 2), ("balance_after_mismatch", a, 2), ("balance_after_mismatch", a, 3)} <= found(
+        report
+    )
     command_finds(("checksum_mismatch", a, 2))
 
 
@@ -148,8 +150,9 @@ def test_entry_in_another_currency_is_found(books):
     with triggers_bypassed() as cursor:
         cursor.execute("UPDATE ledger_entry SET currency = 'USD' WHERE account_id = %s AND seq = 2", [a])
     report = ledger_verify()
-    assert {("currency_mismatch", a, 2), ("transaction_currency_mismatch", a, 2), ("checksum_mismatch", a, 2)} \
-        <= found(report)
+    assert {("currency_mismatch", a, 2), ("transaction_currency_mismatch", a, 2), ("checksum_mismatch", a, 2)} <= found(
+        report
+    )
 
 
 def test_truncated_tail_with_account_row_fixed_to_match_is_caught_by_the_checkpoint(books, key):
@@ -165,8 +168,10 @@ def test_truncated_tail_with_account_row_fixed_to_match_is_caught_by_the_checkpo
         for account_id, seq in cut.items():
             cursor.execute("DELETE FROM ledger_entry WHERE account_id = %s AND seq = %s", [account_id, seq])
             previous = entry(account_id, seq - 1)
-            cursor.execute("UPDATE accounts_account SET entry_seq = %s, chain_head = %s, balance = %s WHERE id = %s",
-                           [seq - 1, previous.checksum, previous.balance_after, account_id])
+            cursor.execute(
+                "UPDATE accounts_account SET entry_seq = %s, chain_head = %s, balance = %s WHERE id = %s",
+                [seq - 1, previous.checksum, previous.balance_after, account_id],
+            )
     report = ledger_verify()
     assert report.checkpoint_id == checkpoint["id"]
     assert found(report) == {("checkpoint_mismatch", a, cut[a]), ("checkpoint_mismatch", external, cut[external])}
@@ -232,7 +237,9 @@ def test_deleted_account_row_is_found_by_its_orphaned_entries_and_the_checkpoint
     assert report.entries_checked == Entry.objects.count()
     command_finds(("account_missing", b, 1))
     with triggers_bypassed() as cursor:  # put it back so the test database stays consistent
-        cursor.execute("INSERT INTO accounts_account (id, kind, owner_ref, system_code, currency, balance, held, "
-                       "allow_negative, status, version, entry_seq, chain_head, created_at, updated_at) "
-                       "VALUES (%s, 'user', 'restored', '', 'EUR', 0, 0, %s, 'active', 0, 0, '', %s, %s)",
-                       [b, False, timezone.now(), timezone.now()])
+        cursor.execute(
+            "INSERT INTO accounts_account (id, kind, owner_ref, system_code, currency, balance, held, "
+            "allow_negative, status, version, entry_seq, chain_head, created_at, updated_at) "
+            "VALUES (%s, 'user', 'restored', '', 'EUR', 0, 0, %s, 'active', 0, 0, '', %s, %s)",
+            [b, False, timezone.now(), timezone.now()],
+        )

@@ -1,4 +1,5 @@
 """The Celery app loads, its beat schedule names real tasks, and the broker carries a message."""
+
 from __future__ import annotations
 
 import uuid
@@ -40,11 +41,15 @@ def test_scheduled_task_is_registered(task_name):
     if task_name not in registered:
         app_label = task_name.split(".", 1)[0]
         if not (BASE_DIR / app_label / "tasks.py").exists():
-            pytest.skip(f"{task_name} is not registered yet ({app_label}/tasks.py does not exist): "
-                        "beat would send it and the worker would discard it")
+            pytest.skip(
+                f"{task_name} is not registered yet ({app_label}/tasks.py does not exist): "
+                "beat would send it and the worker would discard it"
+            )
         from_app = sorted(name for name in registered if name.startswith(app_label + "."))
-        pytest.fail(f"{app_label}/tasks.py exists but registers no task named {task_name} "
-                    f"(it registers {from_app}): the beat entry would be discarded by the worker")
+        pytest.fail(
+            f"{app_label}/tasks.py exists but registers no task named {task_name} "
+            f"(it registers {from_app}): the beat entry would be discarded by the worker"
+        )
     assert app.tasks[task_name].name == task_name
 
 
@@ -58,7 +63,10 @@ def test_database_scheduler_stores_the_schedule():
         for name, (task, every) in PERIODIC_JOBS.items():
             assert stored[name].task == task
             assert stored[name].enabled
-            assert stored[name].interval.every * {"seconds": 1, "minutes": 60, "hours": 3600}[stored[name].interval.period] == every
+            assert (
+                stored[name].interval.every * {"seconds": 1, "minutes": 60, "hours": 3600}[stored[name].interval.period]
+                == every
+            )
             assert stored[name].expire_seconds == int(every)
         assert set(PERIODIC_JOBS) <= set(scheduler.schedule)
     finally:

@@ -1,4 +1,5 @@
 """The scrape-time gauges of the house accounts, and their place beside the ledger's own gauges."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,7 +37,6 @@ def test_registering_twice_keeps_one_collector_and_names_are_described_without_t
     assert {f.name for f in db_metrics.HouseAccountsCollector().describe()} == set(db_metrics.FAMILIES)
 
 
-
 def test_coexists_with_the_ledger_collector_on_the_default_registry():
     """gunicorn registers these on the default registry, where ledger/apps.py put its own gauges."""
     from prometheus_client import REGISTRY
@@ -58,9 +58,20 @@ def test_the_rake_gauge_is_the_sum_of_the_rake_shards(settings):
         players = [new_player(funded=1000)[0] for _ in range(2)]
         for user in players:
             table_buy_in(client="tests", idempotency_key=new_key(), user_id=user, table_id=table, amount=100)
-        hand_settle(client="tests", idempotency_key=new_key(), table_id=table, hand_id="1",
-                    contributions={players[0]: 50, players[1]: 50}, payouts={players[0]: 100 - rake}, rake=rake)
-        assert Account.objects.get(kind="system", system_code="rake", currency="EUR",
-                                   shard=Table.objects.get(table_id=table).pk % 1000).balance == rake
+        hand_settle(
+            client="tests",
+            idempotency_key=new_key(),
+            table_id=table,
+            hand_id="1",
+            contributions={players[0]: 50, players[1]: 50},
+            payouts={players[0]: 100 - rake},
+            rake=rake,
+        )
+        assert (
+            Account.objects.get(
+                kind="system", system_code="rake", currency="EUR", shard=Table.objects.get(table_id=table).pk % 1000
+            ).balance
+            == rake
+        )
     assert Account.objects.filter(kind="system", system_code="rake").count() == 2
     assert scrape()["balance_system_account_balance{currency=EUR,system_code=rake}"] == 12

@@ -1,4 +1,5 @@
 """`manage.py check --deploy` passes with the production environment documented in docs/operations.md."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,11 @@ def production_env(**overrides: str) -> dict[str, str]:
 def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120,
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

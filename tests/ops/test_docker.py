@@ -3,6 +3,7 @@
 No Docker engine runs here, so these read the files: every part is present, ports line up between
 processes, Prometheus and the dashboard ask only for metrics the code exports.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,17 @@ def scrape_target(prometheus: dict, job: str) -> str:
 
 
 def test_every_part_is_a_service(compose):
-    assert set(compose["services"]) == {"db", "redis", "migrate", "http", "grpc", "worker", "beat",
-                                        "prometheus", "grafana"}
+    assert set(compose["services"]) == {
+        "db",
+        "redis",
+        "migrate",
+        "http",
+        "grpc",
+        "worker",
+        "beat",
+        "prometheus",
+        "grafana",
+    }
     assert compose["services"]["db"]["image"] == "postgres:15"
 
 
@@ -106,8 +116,11 @@ def test_mounted_config_files_exist(compose):
 
 
 def test_dockerfile_installs_the_lock_collects_static_and_runs_as_non_root():
-    lines = [line.strip() for line in (DOCKER / "Dockerfile").read_text().splitlines()
-             if line.strip() and not line.strip().startswith("#")]
+    lines = [
+        line.strip()
+        for line in (DOCKER / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
     assert lines[0] == "FROM python:3.11-slim"
     assert any("pip install -r requirements.lock" in line for line in lines)
     assert any("collectstatic --noinput" in line for line in lines)
@@ -120,10 +133,10 @@ def test_dockerfile_installs_the_lock_collects_static_and_runs_as_non_root():
 
 def exported_metric_names() -> set[str]:
     """Every sample name the service's processes can export."""
-    import balance_project.grpc.metrics  # noqa: F401
-    import reservations.metrics  # noqa: F401
     from django_prometheus.middleware import Metrics
 
+    import balance_project.grpc.metrics  # noqa: F401
+    import reservations.metrics  # noqa: F401
     from balance_project.db_metrics import FAMILIES
 
     Metrics.get_instance()
@@ -156,11 +169,17 @@ def test_dashboard_and_alerts_query_only_exported_metrics(source):
 
 def test_dashboard_covers_what_on_call_needs():
     text = "\n".join(dashboard_exprs())
-    for needed in ("balance_grpc_server_handling_seconds_bucket", "balance_grpc_server_handled_total",
-                   "django_http_requests_latency_seconds_by_view_method_bucket",
-                   "django_http_responses_total_by_status_view_method_total", 'outcome="expired"',
-                   "balance_ledger_integrity_ok", "balance_system_account_balance", "histogram_quantile(0.99",
-                   "histogram_quantile(0.5"):
+    for needed in (
+        "balance_grpc_server_handling_seconds_bucket",
+        "balance_grpc_server_handled_total",
+        "django_http_requests_latency_seconds_by_view_method_bucket",
+        "django_http_responses_total_by_status_view_method_total",
+        'outcome="expired"',
+        "balance_ledger_integrity_ok",
+        "balance_system_account_balance",
+        "histogram_quantile(0.99",
+        "histogram_quantile(0.5",
+    ):
         assert needed in text, needed
 
 

@@ -1,4 +1,5 @@
 """The process supervisor behind `make run`: prefixes output, stops all on a signal or on one death."""
+
 from __future__ import annotations
 
 import signal
@@ -33,8 +34,9 @@ def start_supervisor(children: dict[str, str]) -> subprocess.Popen:
         children = [Child(name, [sys.executable, "-c", src]) for name, src in {children!r}.items()]
         sys.exit(Supervisor(children, grace_seconds=10).run())
     """)
-    return subprocess.Popen([sys.executable, "-c", code], cwd=BASE_DIR, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def read_until(process: subprocess.Popen, seen: list[str], *needles: str) -> None:
@@ -77,14 +79,17 @@ def test_one_child_dying_stops_the_rest_and_exits_non_zero():
 
 
 def test_child_ignoring_sigterm_is_killed_after_the_grace_period():
-    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(120)"
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(120)"
+    )
     code = textwrap.dedent(f"""
         import sys
         from balance_project.runall import Child, Supervisor
         sys.exit(Supervisor([Child("stubborn", [sys.executable, "-c", {stubborn!r}])], grace_seconds=1).run())
     """)
-    supervisor = subprocess.Popen([sys.executable, "-c", code], cwd=BASE_DIR, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     seen: list[str] = []
     try:
         read_until(supervisor, seen, "stubborn | up")

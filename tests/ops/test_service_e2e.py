@@ -3,6 +3,7 @@
 Runs on a temporary SQLite file whatever DATABASE_URL says: the embedded default is what `make run`
 promises to start with no configuration.
 """
+
 from __future__ import annotations
 
 import os
@@ -97,22 +98,41 @@ class Lines:
 
 @pytest.fixture
 def embedded_env(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}}
-    env.update(BALANCE_VAR_DIR=str(tmp_path / "var"), HTTP_BIND=f"127.0.0.1:{free_port()}",
-               GRPC_BIND=f"127.0.0.1:{free_port()}", GRPC_METRICS_PORT=str(free_port()),
-               WORKER_METRICS_PORT=str(free_port()),
-               PYTHONUNBUFFERED="1")
-    migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env,
-                             capture_output=True, text=True, timeout=240)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}
+    }
+    env.update(
+        BALANCE_VAR_DIR=str(tmp_path / "var"),
+        HTTP_BIND=f"127.0.0.1:{free_port()}",
+        GRPC_BIND=f"127.0.0.1:{free_port()}",
+        GRPC_METRICS_PORT=str(free_port()),
+        WORKER_METRICS_PORT=str(free_port()),
+        PYTHONUNBUFFERED="1",
+    )
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     return env
 
 
 def test_runall_starts_the_service_and_stops_it_cleanly(embedded_env):
     app.loader.import_default_modules()
-    process = subprocess.Popen([sys.executable, "-m", "balance_project.runall"], cwd=BASE_DIR, env=embedded_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "balance_project.runall"],
+        cwd=BASE_DIR,
+        env=embedded_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = Lines(process)
     base = f"http://{embedded_env['HTTP_BIND']}"
     try:

@@ -1,4 +1,5 @@
 """Fixtures of the performance-path tests."""
+
 import pytest
 
 

@@ -1,5 +1,6 @@
 """Helpers of the hot-call tests: calls with fresh keys, scenario tokens, and a snapshot of
 what a refused call could have touched."""
+
 from __future__ import annotations
 
 import uuid
@@ -20,9 +21,11 @@ CLIENT = "poker"
 
 # --- calls, each with a fresh idempotency key ---------------------------------------------------
 
+
 def reserve(table, user, amount, **kwargs):
-    return reservation_reserve(client=CLIENT, idempotency_key=new_key(), user_id=user, table_id=table,
-                               amount=amount, **kwargs)
+    return reservation_reserve(
+        client=CLIENT, idempotency_key=new_key(), user_id=user, table_id=table, amount=amount, **kwargs
+    )
 
 
 def commit(reservation, amount=None):
@@ -38,8 +41,15 @@ def buy_in(table, user, amount):
 
 
 def settle(table, hand_id, contributions, payouts, rake, key=None):
-    return hand_settle(client=CLIENT, idempotency_key=key or new_key(), table_id=table, hand_id=hand_id,
-                       contributions=contributions, payouts=payouts, rake=rake)
+    return hand_settle(
+        client=CLIENT,
+        idempotency_key=key or new_key(),
+        table_id=table,
+        hand_id=hand_id,
+        contributions=contributions,
+        payouts=payouts,
+        rake=rake,
+    )
 
 
 def cash_out(table, user, **kwargs):
@@ -48,12 +58,19 @@ def cash_out(table, user, **kwargs):
 
 def world():
     """Everything a refused call could have touched (a stricter money_snapshot)."""
-    return (list(Account.objects.order_by("pk").values_list("pk", "balance", "held", "status", "version",
-                                                            "entry_seq", "chain_head")),
-            Transaction.objects.count(), Hand.objects.count(), ReservationEvent.objects.count(),
-            list(Reservation.objects.order_by("pk").values_list("pk", "status", "committed_amount")),
-            list(Seat.objects.order_by("pk").values_list("pk", "status")),
-            list(Table.objects.order_by("pk").values_list("pk", "chips", "status")))
+    return (
+        list(
+            Account.objects.order_by("pk").values_list(
+                "pk", "balance", "held", "status", "version", "entry_seq", "chain_head"
+            )
+        ),
+        Transaction.objects.count(),
+        Hand.objects.count(),
+        ReservationEvent.objects.count(),
+        list(Reservation.objects.order_by("pk").values_list("pk", "status", "committed_amount")),
+        list(Seat.objects.order_by("pk").values_list("pk", "status")),
+        list(Table.objects.order_by("pk").values_list("pk", "chips", "status")),
+    )
 
 
 def refusal(code, call, *args, **kwargs):
@@ -67,6 +84,7 @@ def refusal(code, call, *args, **kwargs):
 
 
 # --- a scenario's ids ---------------------------------------------------------------------------
+
 
 class Run:
     """One run of a scenario: every table and user id carries the run's token."""

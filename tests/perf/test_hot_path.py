@@ -1,6 +1,7 @@
 """The hot calls on the lean data path (ledger/work.py): round trips per call, the books and
 checksum chains after a mixed sequence, rake shards, refusals stored with their keys, and a call
 that fails half way leaving nothing behind."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,9 +28,20 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("a_rake_shard_per_t
 # then the writes with the idempotency record and COMMIT. A first buy-in at a table (or a commit
 # into a new seat) allocates the seat's ids in one more; so does a house account's first posting
 # in a currency and shard (a rake or external-funds shard is created then).
-ROUND_TRIPS = {"reserve": 2, "commit_opening_seat": 3, "release": 2, "buy_in_opening_seat": 3, "buy_in": 2,
-               "settle": 2, "cash_out": 2, "cash_out_leave": 2, "deposit": 2, "withdraw": 2, "transfer": 2,
-               "refused_buy_in": 2}
+ROUND_TRIPS = {
+    "reserve": 2,
+    "commit_opening_seat": 3,
+    "release": 2,
+    "buy_in_opening_seat": 3,
+    "buy_in": 2,
+    "settle": 2,
+    "cash_out": 2,
+    "cash_out_leave": 2,
+    "deposit": 2,
+    "withdraw": 2,
+    "transfer": 2,
+    "refused_buy_in": 2,
+}
 
 
 def chain_breaks(account_ids):
@@ -48,6 +60,7 @@ def chain_breaks(account_ids):
 
 
 # --- round trips per call ----------------------------------------------------------------------
+
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)  # as in production: BEGIN and COMMIT, no test savepoints
@@ -80,14 +93,22 @@ def test_each_hot_call_keeps_its_round_trip_budget():
     count("cash_out_leave", cash_out, table, b, leave=True)
     count("deposit", account_deposit, client=CLIENT, idempotency_key=new_key(), account_id=wallet_a, amount=50)
     count("withdraw", account_withdraw, client=CLIENT, idempotency_key=new_key(), account_id=wallet_a, amount=50)
-    count("transfer", account_transfer, client=CLIENT, idempotency_key=new_key(), from_account_id=wallet_a,
-          to_account_id=wallet_b, amount=50)
+    count(
+        "transfer",
+        account_transfer,
+        client=CLIENT,
+        idempotency_key=new_key(),
+        from_account_id=wallet_a,
+        to_account_id=wallet_b,
+        amount=50,
+    )
     assert isinstance(count("refused_buy_in", buy_in, table, a, 10**9), ApplicationError)
     assert counts == ROUND_TRIPS
     assert books_problems() == []
 
 
 # --- the books and the checksum chains after a mixed sequence ---------------------------------
+
 
 # Committed for real, with no test transaction around it: the deferred triggers check the entries
 # at COMMIT, and the balance cache is fed after it.
@@ -139,9 +160,11 @@ def test_the_balance_cache_holds_every_account_as_committed():
 
 # --- the rake goes to its table's shard -----------------------------------------------------
 
+
 def rake_by_shard():
-    return dict(Account.objects.filter(kind="system", system_code="rake", currency="EUR")
-                .values_list("shard", "balance"))
+    return dict(
+        Account.objects.filter(kind="system", system_code="rake", currency="EUR").values_list("shard", "balance")
+    )
 
 
 def test_the_rake_lands_on_the_shard_of_its_table(settings):
@@ -161,10 +184,14 @@ def test_the_rake_lands_on_the_shard_of_its_table(settings):
         buy_in(table.table_id, b, 500)
         rake = 10 + shard  # a different rake at each table, so that a swap of shards shows
         answer = settle(table.table_id, "h1", {a: 100, b: 100}, {b: 200 - rake}, rake)
-        credited = Account.objects.get(pk=next(e["account_id"] for e in answer["transaction"]["entries"]
-                                                if e["amount"] == rake))
-        assert (credited.kind, credited.system_code, credited.currency, credited.shard) == \
-            ("system", "rake", "EUR", table.pk % 4) == ("system", "rake", "EUR", rake_shard(table))
+        credited = Account.objects.get(
+            pk=next(e["account_id"] for e in answer["transaction"]["entries"] if e["amount"] == rake)
+        )
+        assert (
+            (credited.kind, credited.system_code, credited.currency, credited.shard)
+            == ("system", "rake", "EUR", table.pk % 4)
+            == ("system", "rake", "EUR", rake_shard(table))
+        )
         assert answer["table"]["chips"] == 1000 - rake
         settled[shard] = rake
     after = rake_by_shard()
@@ -174,6 +201,7 @@ def test_the_rake_lands_on_the_shard_of_its_table(settings):
 
 
 # --- a refusal is stored with its key -----------------------------------------------------------
+
 
 @pytest.mark.django_db(transaction=True)  # as in production: no test transaction around the call
 def test_a_refusal_is_stored_and_replayed_without_moving_anything():
@@ -199,6 +227,7 @@ def test_a_refusal_is_stored_and_replayed_without_moving_anything():
 
 
 # --- a call that fails half way leaves nothing ------------------------------------------------------
+
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_after_the_reads_leaves_nothing_and_the_next_call_works(monkeypatch):

@@ -1,6 +1,7 @@
 """A repeated key is answered from its stored record when the cache has forgotten it: the record
 is inserted with the effect, without a lookup first (the round trips per call are pinned in
 test_hot_path.py)."""
+
 from __future__ import annotations
 
 import uuid

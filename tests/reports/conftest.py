@@ -1,8 +1,9 @@
 """A known set of postings at known moments, for the exact export and trial balance tests."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
@@ -16,7 +17,7 @@ def clock(moment: datetime):
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=timezone.utc)
+    return datetime(*parts, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -37,16 +38,28 @@ def postings(wallet, key, settings):
     with clock(utc(2026, 11, 1)):
         at_start = account_deposit(client="cashier", idempotency_key=key(), account_id=bob, amount=500)
     with clock(utc(2026, 11, 15, 12, 30, 1, 250)):
-        transfer = account_transfer(client="cashier", idempotency_key=key(), from_account_id=alice,
-                                    to_account_id=bob, amount=250, metadata={"note": "rent, \"split\"", "n": 2})
+        transfer = account_transfer(
+            client="cashier",
+            idempotency_key=key(),
+            from_account_id=alice,
+            to_account_id=bob,
+            amount=250,
+            metadata={"note": 'rent, "split"', "n": 2},
+        )
     with clock(utc(2026, 11, 20)):
         usd = account_deposit(client="cashier", idempotency_key=key(), account_id=carol, amount=700)
     with clock(utc(2026, 12, 1)):
         at_end = account_withdraw(client="cashier", idempotency_key=key(), account_id=bob, amount=100)
     external = {a.currency: a.pk for a in Account.objects.filter(kind="system", system_code="external")}
     return {
-        "alice": alice, "bob": bob, "carol": carol, "ext_eur": external["EUR"], "ext_usd": external["USD"],
-        "before": before["transaction"]["id"], "at_start": at_start["transaction"]["id"],
-        "transfer": transfer["transaction"]["id"], "usd": usd["transaction"]["id"],
+        "alice": alice,
+        "bob": bob,
+        "carol": carol,
+        "ext_eur": external["EUR"],
+        "ext_usd": external["USD"],
+        "before": before["transaction"]["id"],
+        "at_start": at_start["transaction"]["id"],
+        "transfer": transfer["transaction"]["id"],
+        "usd": usd["transaction"]["id"],
         "at_end": at_end["transaction"]["id"],
     }

@@ -1,4 +1,5 @@
 """The ledger export: exact CSV for known postings, period boundaries, currency filter, HTTP, command."""
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,10 @@ from .conftest import utc
 pytestmark = pytest.mark.django_db
 
 NOV, DEC = utc(2026, 11, 1), utc(2026, 12, 1)
-HEADER = ("transaction_id,kind,created_at,account_id,account_kind,owner_ref,system_code,currency,amount,"
-          "balance_after,seq,checksum,metadata")
+HEADER = (
+    "transaction_id,kind,created_at,account_id,account_kind,owner_ref,system_code,currency,amount,"
+    "balance_after,seq,checksum,metadata"
+)
 
 
 def expected_lines(p: dict, *, currencies=("EUR", "USD")) -> list[str]:
@@ -63,8 +66,10 @@ def test_export_amounts_are_integers_and_parse_back(postings):
 
 
 def test_export_filters_by_currency(postings):
-    assert export_text(start=NOV, end=DEC, currency="USD") == \
-        "\r\n".join(expected_lines(postings, currencies=("USD",))) + "\r\n"
+    assert (
+        export_text(start=NOV, end=DEC, currency="USD")
+        == "\r\n".join(expected_lines(postings, currencies=("USD",))) + "\r\n"
+    )
 
 
 def test_export_period_edges_move_the_boundary_transactions(postings):
@@ -104,8 +109,7 @@ def bearer(*scopes: str) -> dict:
 
 
 def test_http_export_streams_the_same_csv(client, postings):
-    response = client.get("/api/v1/ledger/export", {"from": "2026-11-01", "to": "2026-12-01"},
-                          **bearer("ledger:read"))
+    response = client.get("/api/v1/ledger/export", {"from": "2026-11-01", "to": "2026-12-01"}, **bearer("ledger:read"))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert response.streaming
@@ -114,19 +118,25 @@ def test_http_export_streams_the_same_csv(client, postings):
 
 
 def test_http_export_with_currency_and_datetimes(client, postings):
-    response = client.get("/api/v1/ledger/export", {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z",
-                                                    "currency": "USD"}, HTTP_ACCEPT="text/csv",
-                          **bearer("ledger:read"))
+    response = client.get(
+        "/api/v1/ledger/export",
+        {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z", "currency": "USD"},
+        HTTP_ACCEPT="text/csv",
+        **bearer("ledger:read"),
+    )
     assert response.status_code == 200
     assert b"".join(response.streaming_content).decode().splitlines() == expected_lines(postings, currencies=("USD",))
 
 
-@pytest.mark.parametrize("params,field", [
-    ({"from": "garbage", "to": "2026-12-01"}, "from"),
-    ({"from": "2026-11-01"}, "to"),
-    ({"from": "2026-12-01", "to": "2026-11-01"}, None),
-    ({"from": "2026-11-01", "to": "2026-12-01", "currency": "eur"}, "currency"),
-])
+@pytest.mark.parametrize(
+    "params,field",
+    [
+        ({"from": "garbage", "to": "2026-12-01"}, "from"),
+        ({"from": "2026-11-01"}, "to"),
+        ({"from": "2026-12-01", "to": "2026-11-01"}, None),
+        ({"from": "2026-11-01", "to": "2026-12-01", "currency": "eur"}, "currency"),
+    ],
+)
 def test_http_export_bad_input_is_400_in_the_json_envelope(client, params, field):
     response = client.get("/api/v1/ledger/export", params, HTTP_ACCEPT="text/csv", **bearer("ledger:read"))
     assert response.status_code == 400
@@ -148,8 +158,9 @@ def test_http_export_needs_ledger_read(client, postings):
 # --- management command ----------------------------------------------------------------------------
 def test_command_writes_the_csv_to_a_file(postings, tmp_path):
     target = tmp_path / "ledger.csv"
-    call_command("export_ledger", "--from", "2026-11-01", "--to", "2026-12-01", "--output", str(target),
-                 stderr=io.StringIO())
+    call_command(
+        "export_ledger", "--from", "2026-11-01", "--to", "2026-12-01", "--output", str(target), stderr=io.StringIO()
+    )
     assert target.read_bytes().decode() == "\r\n".join(expected_lines(postings)) + "\r\n"
 
 
@@ -172,8 +183,7 @@ def test_http_export_streams_outside_a_transaction(client, wallet, key):
     alice = wallet("alice")
     for amount in range(1, 6):
         account_deposit(client="cashier", idempotency_key=key(), account_id=alice, amount=amount)
-    response = client.get("/api/v1/ledger/export", {"from": "2000-01-01", "to": "2100-01-01"},
-                          **bearer("ledger:read"))
+    response = client.get("/api/v1/ledger/export", {"from": "2000-01-01", "to": "2100-01-01"}, **bearer("ledger:read"))
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [int(r["amount"]) for r in rows if r["account_id"] == str(alice)] == [1, 2, 3, 4, 5]
     assert sum(int(r["amount"]) for r in rows) == 0

@@ -1,4 +1,5 @@
 """Trial balance: per currency totals that sum to zero, as of a moment, and caught disagreements."""
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,10 @@ def test_books_sum_to_zero_per_currency_with_kind_and_house_totals(postings, wal
     assert set(books) == {"EUR", "GBP", "USD"}
     eur, usd = books["EUR"], books["USD"]
     # EUR: deposits 1000 + 500, withdrawal 100: wallets hold 1400, the external account -1400.
-    assert eur["kinds"] == {"user": {"accounts": 2, "entries": 5, "total": 1400},
-                            "system": {"accounts": 1, "entries": 3, "total": -1400}}
+    assert eur["kinds"] == {
+        "user": {"accounts": 2, "entries": 5, "total": 1400},
+        "system": {"accounts": 1, "entries": 3, "total": -1400},
+    }
     assert eur["system_accounts"] == {"external": -1400}
     assert (eur["total"], eur["accounts_total"], eur["entry_count"]) == (0, 0, 8)
     assert usd["kinds"]["user"]["total"] == 700 and usd["system_accounts"] == {"external": -700}
@@ -63,8 +66,9 @@ def test_an_account_row_that_disagrees_with_its_entries_is_named(postings):
     eur = by_currency(report)["EUR"]
     assert report["balanced"] is False
     assert eur["total"] == 0 and eur["accounts_total"] == 7 and eur["balanced"] is False
-    assert eur["mismatched_accounts"] == [{"account_id": postings["alice"], "ledger_balance": 750,
-                                           "recorded_balance": 757}]
+    assert eur["mismatched_accounts"] == [
+        {"account_id": postings["alice"], "ledger_balance": 750, "recorded_balance": 757}
+    ]
     assert eur["mismatched_account_count"] == 1
     assert by_currency(report)["USD"]["matches_accounts"] is True
 
@@ -111,8 +115,9 @@ def test_the_external_funds_are_the_sum_of_their_shards(wallet, settings):
     """Deposits post against shard (wallet id % EXTERNAL_ACCOUNT_SHARDS); the books name one figure."""
     settings.EXTERNAL_ACCOUNT_SHARDS = 4
     wallets = [wallet(funded=100 * n) for n in range(1, 7)]
-    shards = dict(Account.objects.filter(kind="system", system_code="external", currency="EUR")
-                  .values_list("shard", "balance"))
+    shards = dict(
+        Account.objects.filter(kind="system", system_code="external", currency="EUR").values_list("shard", "balance")
+    )
     assert set(shards) == {w % 4 for w in wallets} and len(shards) > 1
     assert sum(shards.values()) == -2100
     eur = by_currency(trial_balance())["EUR"]

@@ -13,8 +13,9 @@ CHANGELIST = "admin:reservations_reservation_changelist"
 
 
 def reserve(user, table, amount):
-    return reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table,
-                               amount=amount)["reservation"]["id"]
+    return reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=amount)[
+        "reservation"
+    ]["id"]
 
 
 @pytest.fixture
@@ -40,8 +41,11 @@ def test_release_selected_asks_for_a_reason_then_releases_with_the_admin_as_acto
     assert account(wallet).held == 0
     for reservation_id in pending:
         row = Reservation.objects.get(pk=reservation_id)
-        assert (row.status, row.ended_by, row.end_reason) == ("released", admin_user.username,
-                                                              "stuck after a poker-service crash")
+        assert (row.status, row.ended_by, row.end_reason) == (
+            "released",
+            admin_user.username,
+            "stuck after a poker-service crash",
+        )
         event = ReservationEvent.objects.get(reservation=row, kind="released")
         assert (event.actor, event.reason) == (admin_user.username, "stuck after a poker-service crash")
     assert Reservation.objects.get(pk=done).status == "committed"
@@ -51,8 +55,10 @@ def test_release_selected_asks_for_a_reason_then_releases_with_the_admin_as_acto
 
 def test_release_needs_a_reason(admin_client, stuck):
     wallet, pending, _ = stuck
-    response = admin_client.post(reverse(CHANGELIST), {"action": "release_selected", "_selected_action": pending,
-                                                       "confirm": "yes", "reason": "  ", "nonce": "n1"})
+    response = admin_client.post(
+        reverse(CHANGELIST),
+        {"action": "release_selected", "_selected_action": pending, "confirm": "yes", "reason": "  ", "nonce": "n1"},
+    )
     assert response.status_code == 200 and response.context["form"].errors["reason"]
     assert account(wallet).held == 300
 
@@ -64,8 +70,10 @@ def test_staff_without_the_release_permission_does_not_get_the_action(client, st
     client.force_login(staff)
     page = client.get(reverse(CHANGELIST))
     assert page.status_code == 200 and b"release_selected" not in page.content
-    client.post(reverse(CHANGELIST), {"action": "release_selected", "_selected_action": pending, "confirm": "yes",
-                                      "reason": "x", "nonce": "n2"})
+    client.post(
+        reverse(CHANGELIST),
+        {"action": "release_selected", "_selected_action": pending, "confirm": "yes", "reason": "x", "nonce": "n2"},
+    )
     assert account(wallet).held == 300
     staff.user_permissions.add(Permission.objects.get(codename="release_reservation"))
     assert b"release_selected" in client.get(reverse(CHANGELIST)).content
@@ -88,9 +96,17 @@ def test_table_seat_and_hand_pages_are_read_only(admin_client):
     (a, _), (b, _) = new_player(funded=500), new_player(funded=500)
     for user in (a, b):
         table_buy_in(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=100)
-    hand_settle(client="poker", idempotency_key=new_key(), table_id=table, hand_id="h1",
-                contributions={a: 10}, payouts={b: 9}, rake=1)
+    hand_settle(
+        client="poker",
+        idempotency_key=new_key(),
+        table_id=table,
+        hand_id="h1",
+        contributions={a: 10},
+        payouts={b: 9},
+        rake=1,
+    )
     from tables.models import Table
+
     pk = Table.objects.get(table_id=table).pk
     for name in ("tables_table", "tables_seat", "tables_hand"):
         assert admin_client.get(reverse(f"admin:{name}_changelist")).status_code == 200

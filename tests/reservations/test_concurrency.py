@@ -1,4 +1,5 @@
 """Races on real threads against the real database (each thread closes its own connection)."""
+
 import random
 import threading
 from datetime import timedelta
@@ -10,7 +11,10 @@ from django.utils import timezone
 from balance_project.errors import ApplicationError
 from reservations.models import Reservation
 from reservations.services import (
-    reservation_commit, reservation_expire_overdue, reservation_release, reservation_reserve,
+    reservation_commit,
+    reservation_expire_overdue,
+    reservation_release,
+    reservation_reserve,
 )
 from tables.models import Seat
 from tables.services import hand_settle, seat_cash_out, table_buy_in
@@ -49,8 +53,7 @@ def test_fifty_concurrent_reserves_against_a_wallet_that_affords_ten():
     user, wallet = new_player(funded=1000)
 
     def reserve():
-        return reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table,
-                                   amount=100)
+        return reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=100)
 
     results = run_threads([reserve] * 50)
     codes = sorted(code for code, _ in results)
@@ -66,8 +69,9 @@ def test_commit_racing_the_expiry_sweep_has_exactly_one_winner():
     table = open_table()
     user, wallet = new_player(funded=30 * 100)
     for _ in range(30):
-        r = reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table,
-                                amount=100)["reservation"]
+        r = reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=100)[
+            "reservation"
+        ]
         commit = lambda: reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=r["id"])  # noqa: E731, B023
         # A cutoff past the expiry makes the sweep a real contender while the commit still sees it in time.
         sweep = lambda: reservation_expire_overdue(now=timezone.now() + timedelta(hours=2))  # noqa: E731
@@ -89,8 +93,9 @@ def test_commit_racing_release_has_exactly_one_winner():
     user, wallet = new_player(funded=30 * 100)
     outcomes = set()
     for _ in range(30):
-        r = reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table,
-                                amount=100)["reservation"]
+        r = reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=100)[
+            "reservation"
+        ]
         commit = lambda: reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=r["id"])  # noqa: E731, B023
         release = lambda: reservation_release(client="poker", idempotency_key=new_key(), reservation_id=r["id"])  # noqa: E731, B023
         (commit_code, _), (release_code, _) = run_threads([commit, release])
@@ -119,8 +124,14 @@ def test_mixed_traffic_at_two_tables_keeps_the_books():
     for table in tables:
         for user, _ in players:
             table_buy_in(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=500)
-    expected = {"ok", "insufficient_funds", "insufficient_chips", "reservation_not_pending", "reservation_expired",
-                "player_not_seated"}
+    expected = {
+        "ok",
+        "insufficient_funds",
+        "insufficient_chips",
+        "reservation_not_pending",
+        "reservation_expired",
+        "player_not_seated",
+    }
 
     def traffic(seed):
         rng = random.Random(seed)
@@ -132,23 +143,45 @@ def test_mixed_traffic_at_two_tables_keeps_the_books():
                 op = rng.choice(["buy", "hand", "cash", "hold"])
                 try:
                     if op == "buy":
-                        table_buy_in(client="poker", idempotency_key=new_key(), user_id=a, table_id=table,
-                                     amount=rng.randint(1, 200))
+                        table_buy_in(
+                            client="poker",
+                            idempotency_key=new_key(),
+                            user_id=a,
+                            table_id=table,
+                            amount=rng.randint(1, 200),
+                        )
                     elif op == "hand":
                         stake = rng.randint(1, 50)
-                        hand_settle(client="poker", idempotency_key=new_key(), table_id=table,
-                                    hand_id=f"{seed}-{n}", contributions={a: stake, b: stake},
-                                    payouts={b: 2 * stake - 1}, rake=1)
+                        hand_settle(
+                            client="poker",
+                            idempotency_key=new_key(),
+                            table_id=table,
+                            hand_id=f"{seed}-{n}",
+                            contributions={a: stake, b: stake},
+                            payouts={b: 2 * stake - 1},
+                            rake=1,
+                        )
                     elif op == "cash":
-                        seat_cash_out(client="poker", idempotency_key=new_key(), table_id=table, user_id=a,
-                                      amount=rng.randint(1, 30))
+                        seat_cash_out(
+                            client="poker",
+                            idempotency_key=new_key(),
+                            table_id=table,
+                            user_id=a,
+                            amount=rng.randint(1, 30),
+                        )
                     else:
-                        r = reservation_reserve(client="poker", idempotency_key=new_key(), user_id=a,
-                                                table_id=table, amount=rng.randint(1, 100))["reservation"]
+                        r = reservation_reserve(
+                            client="poker",
+                            idempotency_key=new_key(),
+                            user_id=a,
+                            table_id=table,
+                            amount=rng.randint(1, 100),
+                        )["reservation"]
                         reservation_release(client="poker", idempotency_key=new_key(), reservation_id=r["id"])
                 except ApplicationError as refusal:
                     if refusal.code not in expected:
                         raise
+
         return run
 
     results = run_threads([traffic(seed) for seed in range(6)])
@@ -169,8 +202,15 @@ def test_the_same_buy_in_and_hand_sent_at_once_move_money_once():
     assert len({answer["transaction"]["id"] for _, answer in bought}) == 1
     assert account(wallet_a).balance == 700 and seat_chips(table, a) == 300
 
-    hand = lambda: hand_settle(client="poker", idempotency_key=hand_key, table_id=table, hand_id="h1",  # noqa: E731
-                               contributions={a: 40, b: 40}, payouts={a: 78}, rake=2)
+    hand = lambda: hand_settle(
+        client="poker",
+        idempotency_key=hand_key,
+        table_id=table,
+        hand_id="h1",  # noqa: E731
+        contributions={a: 40, b: 40},
+        payouts={a: 78},
+        rake=2,
+    )
     settled = run_threads([hand] * 5)
     assert [code for code, _ in settled] == ["ok"] * 5, settled
     assert len({answer["transaction"]["id"] for _, answer in settled}) == 1
@@ -195,8 +235,15 @@ def test_first_rakes_at_many_tables_at_once_share_one_new_shard(settings, hot):
         seated.append((table, players))
 
     def settle(table, a, b):
-        return lambda: hand_settle(client="poker", idempotency_key=new_key(), table_id=table, hand_id="first",
-                                   contributions={a: 20, b: 20}, payouts={a: 37}, rake=3)
+        return lambda: hand_settle(
+            client="poker",
+            idempotency_key=new_key(),
+            table_id=table,
+            hand_id="first",
+            contributions={a: 20, b: 20},
+            payouts={a: 37},
+            rake=3,
+        )
 
     results = run_threads([settle(table, a, b) for table, (a, b) in seated])
     assert [code for code, _ in results] == ["ok"] * 6, results

@@ -66,20 +66,23 @@ def test_same_key_replays_and_another_body_conflicts(api, setup):
     assert account(wallet).held == 100
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"amount": 1001}, 422, "insufficient_funds"),
-    ({"amount": -5}, 400, "invalid_amount"),
-    ({"amount": 0}, 400, "invalid_amount"),
-    ({"amount": 10.0}, 400, "invalid_amount"),
-    ({"amount": "ten"}, 400, "invalid_amount"),
-    ({"amount": 10, "ttl_seconds": 1}, 400, "invalid_request"),
-    ({"amount": 10, "ttl_seconds": 10**6}, 400, "invalid_request"),
-    ({"amount": 10, "ttl_seconds": -60}, 400, "invalid_request"),
-    ({"amount": 10, "table_id": "no-such-table"}, 404, "table_not_found"),
-    ({"amount": 10, "user_id": "nobody"}, 404, "account_not_found"),
-    ({"amount": 10, "ammount": 10}, 400, "invalid_request"),
-    ({"amount": 10, "user_id": 12}, 400, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"amount": 1001}, 422, "insufficient_funds"),
+        ({"amount": -5}, 400, "invalid_amount"),
+        ({"amount": 0}, 400, "invalid_amount"),
+        ({"amount": 10.0}, 400, "invalid_amount"),
+        ({"amount": "ten"}, 400, "invalid_amount"),
+        ({"amount": 10, "ttl_seconds": 1}, 400, "invalid_request"),
+        ({"amount": 10, "ttl_seconds": 10**6}, 400, "invalid_request"),
+        ({"amount": 10, "ttl_seconds": -60}, 400, "invalid_request"),
+        ({"amount": 10, "table_id": "no-such-table"}, 404, "table_not_found"),
+        ({"amount": 10, "user_id": "nobody"}, 404, "account_not_found"),
+        ({"amount": 10, "ammount": 10}, 400, "invalid_request"),
+        ({"amount": 10, "user_id": 12}, 400, "invalid_request"),
+    ],
+)
 def test_bad_reserves_are_refused_and_change_nothing(api, setup, body, status, code):
     table, user, _ = setup
     before = money_snapshot()

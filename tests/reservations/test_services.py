@@ -11,21 +11,32 @@ from balance_project.errors import ApplicationError
 from ledger.models import Transaction
 from reservations.models import Reservation, ReservationEvent
 from reservations.services import (
-    reservation_commit, reservation_expire_overdue, reservation_release, reservation_reserve,
+    reservation_commit,
+    reservation_expire_overdue,
+    reservation_release,
+    reservation_reserve,
 )
 from reservations.tasks import expire_overdue_reservations
 from tables.models import Table
 from tables.services import table_close
 from tests.tables.helpers import (
-    account, books_problems, money_snapshot, new_key, new_player, open_table, seat_chips, table_row,
+    account,
+    books_problems,
+    money_snapshot,
+    new_key,
+    new_player,
+    open_table,
+    seat_chips,
+    table_row,
 )
 
 pytestmark = pytest.mark.django_db
 
 
 def reserve(user, table, amount, **kwargs):
-    return reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table,
-                               amount=amount, **kwargs)["reservation"]
+    return reservation_reserve(
+        client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=amount, **kwargs
+    )["reservation"]
 
 
 def refused(code, call, *args, **kwargs):
@@ -66,7 +77,9 @@ def test_ttl_is_per_call_and_bounded():
     user, _ = new_player(funded=1000)
     r = reserve(user, table, 10, ttl_seconds=settings.RESERVATION_MAX_TTL_SECONDS)
     row = Reservation.objects.get(pk=r["id"])
-    assert (row.expires_at - row.created_at).total_seconds() == pytest.approx(settings.RESERVATION_MAX_TTL_SECONDS, abs=1)
+    assert (row.expires_at - row.created_at).total_seconds() == pytest.approx(
+        settings.RESERVATION_MAX_TTL_SECONDS, abs=1
+    )
     for ttl in (settings.RESERVATION_MIN_TTL_SECONDS - 1, settings.RESERVATION_MAX_TTL_SECONDS + 1, -5, 1.5, True):
         refused("invalid_request", reserve, user, table, 10, ttl_seconds=ttl)
     assert Reservation.objects.count() == 1
@@ -109,8 +122,15 @@ def test_reserve_is_idempotent_by_key(key):
     first = reservation_reserve(client="poker", idempotency_key=k, user_id=user, table_id=table, amount=100)
     assert reservation_reserve(client="poker", idempotency_key=k, user_id=user, table_id=table, amount=100) == first
     assert account(wallet).held == 100
-    refused("idempotency_conflict", reservation_reserve, client="poker", idempotency_key=k, user_id=user,
-            table_id=table, amount=101)
+    refused(
+        "idempotency_conflict",
+        reservation_reserve,
+        client="poker",
+        idempotency_key=k,
+        user_id=user,
+        table_id=table,
+        amount=101,
+    )
 
 
 def test_commit_moves_the_hold_into_the_seat(django_capture_on_commit_callbacks):
@@ -147,10 +167,22 @@ def test_commit_more_than_held_is_refused():
     table = open_table()
     user, _ = new_player(funded=1000)
     r = reserve(user, table, 100)
-    refused("insufficient_funds", reservation_commit, client="poker", idempotency_key=new_key(),
-            reservation_id=r["id"], amount=101)
-    refused("invalid_amount", reservation_commit, client="poker", idempotency_key=new_key(),
-            reservation_id=r["id"], amount=-1)
+    refused(
+        "insufficient_funds",
+        reservation_commit,
+        client="poker",
+        idempotency_key=new_key(),
+        reservation_id=r["id"],
+        amount=101,
+    )
+    refused(
+        "invalid_amount",
+        reservation_commit,
+        client="poker",
+        idempotency_key=new_key(),
+        reservation_id=r["id"],
+        amount=-1,
+    )
     assert Reservation.objects.get(pk=r["id"]).status == "pending"
     assert seat_chips(table, user) == 0
 
@@ -161,22 +193,44 @@ def test_transitions_are_legal_only_from_pending():
     released = reserve(user, table, 100)
     reservation_release(client="poker", idempotency_key=new_key(), reservation_id=released["id"], reason="left")
     assert account(wallet).held == 0
-    refused("reservation_not_pending", reservation_commit, client="poker", idempotency_key=new_key(),
-            reservation_id=released["id"])
-    refused("reservation_not_pending", reservation_release, client="poker", idempotency_key=new_key(),
-            reservation_id=released["id"])
+    refused(
+        "reservation_not_pending",
+        reservation_commit,
+        client="poker",
+        idempotency_key=new_key(),
+        reservation_id=released["id"],
+    )
+    refused(
+        "reservation_not_pending",
+        reservation_release,
+        client="poker",
+        idempotency_key=new_key(),
+        reservation_id=released["id"],
+    )
 
     committed = reserve(user, table, 200)
     reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=committed["id"])
     # Releasing a committed reservation moves nothing.
-    refused("reservation_not_pending", reservation_release, client="poker", idempotency_key=new_key(),
-            reservation_id=committed["id"])
-    refused("reservation_not_pending", reservation_commit, client="poker", idempotency_key=new_key(),
-            reservation_id=committed["id"])
-    refused("reservation_not_found", reservation_commit, client="poker", idempotency_key=new_key(),
-            reservation_id=10**9)
-    refused("reservation_not_found", reservation_release, client="poker", idempotency_key=new_key(),
-            reservation_id=10**9)
+    refused(
+        "reservation_not_pending",
+        reservation_release,
+        client="poker",
+        idempotency_key=new_key(),
+        reservation_id=committed["id"],
+    )
+    refused(
+        "reservation_not_pending",
+        reservation_commit,
+        client="poker",
+        idempotency_key=new_key(),
+        reservation_id=committed["id"],
+    )
+    refused(
+        "reservation_not_found", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=10**9
+    )
+    refused(
+        "reservation_not_found", reservation_release, client="poker", idempotency_key=new_key(), reservation_id=10**9
+    )
     assert (account(wallet).balance, seat_chips(table, user)) == (800, 200)
 
 
@@ -198,8 +252,13 @@ def test_release_records_who_and_why():
     table = open_table()
     user, _ = new_player(funded=1000)
     r = reserve(user, table, 100)
-    out = reservation_release(client="poker", idempotency_key=new_key(), reservation_id=r["id"],
-                              reason="player cancelled", actor="support:ann")
+    out = reservation_release(
+        client="poker",
+        idempotency_key=new_key(),
+        reservation_id=r["id"],
+        reason="player cancelled",
+        actor="support:ann",
+    )
     assert (out["reservation"]["ended_by"], out["reservation"]["end_reason"]) == ("support:ann", "player cancelled")
     event = ReservationEvent.objects.get(reservation_id=r["id"], kind="released")
     assert (event.actor, event.reason, event.amount) == ("support:ann", "player cancelled", 100)
@@ -239,10 +298,12 @@ def test_commit_or_release_after_expiry_is_refused():
     r = reserve(user, table, 100)
     overdue(r["id"])
     reservation_expire_overdue()
-    refused("reservation_expired", reservation_commit, client="poker", idempotency_key=new_key(),
-            reservation_id=r["id"])
-    refused("reservation_expired", reservation_release, client="poker", idempotency_key=new_key(),
-            reservation_id=r["id"])
+    refused(
+        "reservation_expired", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=r["id"]
+    )
+    refused(
+        "reservation_expired", reservation_release, client="poker", idempotency_key=new_key(), reservation_id=r["id"]
+    )
     assert (account(wallet).balance, account(wallet).held, seat_chips(table, user)) == (1000, 0, 0)
 
 
@@ -279,8 +340,9 @@ def test_closing_the_table_releases_its_pending_reservations(key):
     table_close(client="tests", idempotency_key=key(), table_id=table)
     row = Reservation.objects.get(pk=r["id"])
     assert (row.status, row.end_reason, account(wallet).held) == ("released", "table closed", 0)
-    refused("reservation_not_pending", reservation_commit, client="poker", idempotency_key=new_key(),
-            reservation_id=r["id"])
+    refused(
+        "reservation_not_pending", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=r["id"]
+    )
 
 
 def test_commit_for_a_table_closed_behind_its_back_is_refused_as_closed():
@@ -293,10 +355,18 @@ def test_commit_for_a_table_closed_behind_its_back_is_refused_as_closed():
     assert Reservation.objects.get(pk=r["id"]).status == "pending"
 
 
-@pytest.mark.parametrize("change", [
-    {"amount": 0}, {"amount": -5}, {"committed_amount": 101}, {"committed_amount": -1}, {"status": "lost"},
-    {"status": "committed"}, {"status": "released"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": 0},
+        {"amount": -5},
+        {"committed_amount": 101},
+        {"committed_amount": -1},
+        {"status": "lost"},
+        {"status": "committed"},
+        {"status": "released"},
+    ],
+)
 def test_the_database_refuses_impossible_reservations(change):
     table = open_table()
     user, _ = new_player(funded=1000)

@@ -1,4 +1,5 @@
 """Builders and book checks shared by the reservation and table tests."""
+
 from __future__ import annotations
 
 import itertools
@@ -28,8 +29,9 @@ def open_table(currency: str = "EUR", table_id: str | None = None) -> str:
 def new_player(funded: int = 0, currency: str = "EUR", user_id: str | None = None) -> tuple[str, int]:
     """A user with a wallet (optionally funded) -> (user id, wallet account id)."""
     user_id = user_id or f"player-{next(_counter)}-{uuid.uuid4().hex[:6]}"
-    wallet = account_open(client="tests", idempotency_key=new_key("open"), owner_ref=user_id,
-                          currency=currency)["account"]["id"]
+    wallet = account_open(client="tests", idempotency_key=new_key("open"), owner_ref=user_id, currency=currency)[
+        "account"
+    ]["id"]
     if funded:
         account_deposit(client="tests", idempotency_key=new_key("dep"), account_id=wallet, amount=funded)
     return user_id, wallet
@@ -44,8 +46,11 @@ def table_row(table_id: str) -> Table:
 
 
 def seat_chips(table_id: str, user_id: str) -> int:
-    seat = Seat.objects.filter(table__table_id=table_id, user_id=user_id, status=Seat.Status.ACTIVE) \
-        .select_related("account").first()
+    seat = (
+        Seat.objects.filter(table__table_id=table_id, user_id=user_id, status=Seat.Status.ACTIVE)
+        .select_related("account")
+        .first()
+    )
     return seat.account.balance if seat else 0
 
 
@@ -64,8 +69,12 @@ def books_problems() -> list[str]:
     for a in Account.objects.all():
         if a.held < 0 or (not a.allow_negative and a.balance - a.held < 0):
             problems.append(f"account {a.pk} is negative: balance {a.balance} held {a.held}")
-        pending = Reservation.objects.filter(account=a, status=Reservation.Status.PENDING) \
-            .aggregate(total=Sum("amount"))["total"] or 0
+        pending = (
+            Reservation.objects.filter(account=a, status=Reservation.Status.PENDING).aggregate(total=Sum("amount"))[
+                "total"
+            ]
+            or 0
+        )
         if a.held != pending:
             problems.append(f"account {a.pk} holds {a.held} but its pending reservations total {pending}")
     for table in Table.objects.all():

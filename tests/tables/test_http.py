@@ -29,15 +29,18 @@ def expect(response, status, code):
 def test_a_table_from_open_to_close(api):
     opened = api.post("tables", {"table_id": "nl-holdem-7", "currency": "EUR"})
     assert opened.status_code == 201, opened.json()
-    assert opened.json() == {"table": {"table_id": "nl-holdem-7", "currency": "EUR", "status": "open", "chips": 0,
-                                       "seats": []}}
+    assert opened.json() == {
+        "table": {"table_id": "nl-holdem-7", "currency": "EUR", "status": "open", "chips": 0, "seats": []}
+    }
     (a, wallet_a), (b, wallet_b) = new_player(funded=1000), new_player(funded=1000)
     bought = api.post("tables/nl-holdem-7/buy-in", {"user_id": a, "amount": 400, "ttl_seconds": 30})
     assert bought.status_code == 201, bought.json()
     assert bought.json()["seat"]["chips"] == 400 and bought.json()["reservation"]["status"] == "committed"
     api.post("tables/nl-holdem-7/buy-in", {"user_id": b, "amount": "400"})
-    hand = api.post("tables/nl-holdem-7/hands", {"hand_id": "h-1", "contributions": {a: 100, b: 100},
-                                                   "payouts": {a: 190}, "rake": 10})
+    hand = api.post(
+        "tables/nl-holdem-7/hands",
+        {"hand_id": "h-1", "contributions": {a: 100, b: 100}, "payouts": {a: 190}, "rake": 10},
+    )
     assert hand.status_code == 201, hand.json()
     assert hand.json()["table"]["chips"] == 790 and hand.json()["transaction"]["metadata"]["hand_id"] == "h-1"
     detail = api.get("tables/nl-holdem-7")
@@ -72,16 +75,19 @@ def test_bad_tables_and_buy_ins(api):
     assert money_snapshot() == before and not Seat.objects.exists()
 
 
-@pytest.mark.parametrize("hand, status, code", [
-    ({"contributions": {"A": 100, "B": 100}, "payouts": {"A": 150}, "rake": 10}, 422, "settlement_invalid"),
-    ({"contributions": {"A": 501}, "payouts": {"B": 501}, "rake": 0}, 422, "insufficient_chips"),
-    ({"contributions": {"A": 10, "stranger": 10}, "payouts": {"A": 20}, "rake": 0}, 422, "player_not_seated"),
-    ({"contributions": {"A": -10, "B": 10}, "payouts": {}, "rake": 0}, 400, "invalid_amount"),
-    ({"contributions": {"A": 10}, "payouts": {"B": 20}, "rake": -10}, 400, "invalid_amount"),
-    ({"contributions": {"A": 10}, "payouts": {"B": 10}, "rake": 0.0}, 400, "invalid_amount"),
-    ({"contributions": [10], "payouts": {"B": 10}, "rake": 0}, 400, "invalid_request"),
-    ({"contributions": {"A": 10}, "payouts": {"B": 10}}, 400, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "hand, status, code",
+    [
+        ({"contributions": {"A": 100, "B": 100}, "payouts": {"A": 150}, "rake": 10}, 422, "settlement_invalid"),
+        ({"contributions": {"A": 501}, "payouts": {"B": 501}, "rake": 0}, 422, "insufficient_chips"),
+        ({"contributions": {"A": 10, "stranger": 10}, "payouts": {"A": 20}, "rake": 0}, 422, "player_not_seated"),
+        ({"contributions": {"A": -10, "B": 10}, "payouts": {}, "rake": 0}, 400, "invalid_amount"),
+        ({"contributions": {"A": 10}, "payouts": {"B": 20}, "rake": -10}, 400, "invalid_amount"),
+        ({"contributions": {"A": 10}, "payouts": {"B": 10}, "rake": 0.0}, 400, "invalid_amount"),
+        ({"contributions": [10], "payouts": {"B": 10}, "rake": 0}, 400, "invalid_request"),
+        ({"contributions": {"A": 10}, "payouts": {"B": 10}}, 400, "invalid_request"),
+    ],
+)
 def test_bad_hands_are_refused_and_change_nothing(api, seated, hand, status, code):
     table, [(a, _), (b, _)] = seated
     stranger, _ = new_player()
@@ -120,8 +126,9 @@ def test_bad_cash_outs(api, seated):
 def test_scopes(seated):
     table, [(a, _), _] = seated
     reservations_only = Api(["reservations:write", "accounts:read"])
-    assert error_code(reservations_only.post(f"tables/{table}/buy-in", {"user_id": a, "amount": 1})) \
-        == "permission_denied"
+    assert (
+        error_code(reservations_only.post(f"tables/{table}/buy-in", {"user_id": a, "amount": 1})) == "permission_denied"
+    )
     assert reservations_only.post(f"tables/{table}/cash-out", {"user_id": a}).status_code == 403
     assert reservations_only.post(f"tables/{table}/close").status_code == 403
     assert reservations_only.post("tables", {"table_id": "x", "currency": "EUR"}).status_code == 403

@@ -20,7 +20,7 @@ def random_hand(rng, chips):
     pot = sum(contributions.values())
     rake = min(pot * 5 // 100, 300)
     winners = rng.sample(players, rng.randint(1, min(2, len(players))))
-    payouts = {user: 0 for user in winners}
+    payouts = dict.fromkeys(winners, 0)
     left = pot - rake
     for user in winners[:-1]:
         payouts[user] = rng.randint(0, left)
@@ -35,23 +35,32 @@ def test_six_players_two_hundred_hands_and_everyone_cashes_out(key):
     players = [new_player(funded=10_000) for _ in range(6)]
     start = sum(account(wallet).balance for _, wallet in players)
     for user, _ in players:
-        table_buy_in(client="poker", idempotency_key=key(), user_id=user, table_id=table,
-                     amount=rng.randint(1_000, 3_000))
+        table_buy_in(
+            client="poker", idempotency_key=key(), user_id=user, table_id=table, amount=rng.randint(1_000, 3_000)
+        )
 
     hands = 0
     while hands < 200:
         chips = {user: seat_chips(table, user) for user, _ in players}
         if rng.random() < 0.05:  # an occasional top-up
             user = rng.choice(players)[0]
-            table_buy_in(client="poker", idempotency_key=key(), user_id=user, table_id=table,
-                         amount=rng.randint(1, 500))
+            table_buy_in(
+                client="poker", idempotency_key=key(), user_id=user, table_id=table, amount=rng.randint(1, 500)
+            )
             continue
         figures = random_hand(rng, chips)
         if figures is None:
             break
         contributions, payouts, rake = figures
-        hand_settle(client="poker", idempotency_key=key(), table_id=table, hand_id=f"hand-{hands}",
-                    contributions=contributions, payouts=payouts, rake=rake)
+        hand_settle(
+            client="poker",
+            idempotency_key=key(),
+            table_id=table,
+            hand_id=f"hand-{hands}",
+            contributions=contributions,
+            payouts=payouts,
+            rake=rake,
+        )
         hands += 1
         assert table_row(table).chips == sum(seat_chips(table, user) for user, _ in players)
     assert hands == 200 and Hand.objects.filter(table__table_id=table).count() == 200

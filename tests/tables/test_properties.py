@@ -3,6 +3,7 @@ close across several players and tables. After every step the books must hold: a
 zero (the external account is the counterpart of deposits), nothing is negative, each wallet's hold
 is the sum of its pending reservations, each table's chips are the sum of its seats, and the ledger
 verifies. Refusals must be the expected codes, and change nothing."""
+
 from collections import Counter
 from datetime import timedelta
 
@@ -19,7 +20,10 @@ from accounts.services import account_deposit
 from balance_project.errors import ApplicationError
 from reservations.models import Reservation
 from reservations.services import (
-    reservation_commit, reservation_expire_overdue, reservation_release, reservation_reserve,
+    reservation_commit,
+    reservation_expire_overdue,
+    reservation_release,
+    reservation_reserve,
 )
 from tables.models import Seat
 from tables.services import hand_settle, seat_cash_out, table_buy_in, table_close
@@ -77,8 +81,13 @@ class BuyInBooks(RuleBasedStateMachine):
 
     @rule(player=st.sampled_from(PLAYERS), table=st.sampled_from(TABLES), amount=amounts)
     def reserve(self, player, table, amount):
-        self.attempt({"insufficient_funds", "currency_mismatch", "table_closed"}, reservation_reserve,
-                     user_id=player, table_id=table, amount=amount)
+        self.attempt(
+            {"insufficient_funds", "currency_mismatch", "table_closed"},
+            reservation_reserve,
+            user_id=player,
+            table_id=table,
+            amount=amount,
+        )
 
     @rule(pick=picks, part=st.integers(min_value=0, max_value=100))
     def commit(self, pick, part):
@@ -120,17 +129,26 @@ class BuyInBooks(RuleBasedStateMachine):
         ended = list(Reservation.objects.exclude(status="pending").values_list("pk", flat=True))
         if ended:
             call = reservation_commit if pick % 2 else reservation_release
-            self.attempt({"reservation_not_pending", "reservation_expired"}, call,
-                         reservation_id=ended[pick % len(ended)])
+            self.attempt(
+                {"reservation_not_pending", "reservation_expired"}, call, reservation_id=ended[pick % len(ended)]
+            )
 
     @rule(player=st.sampled_from(PLAYERS), table=st.sampled_from(TABLES), amount=amounts)
     def buy_in(self, player, table, amount):
-        self.attempt({"insufficient_funds", "currency_mismatch", "table_closed"}, table_buy_in,
-                     user_id=player, table_id=table, amount=amount)
+        self.attempt(
+            {"insufficient_funds", "currency_mismatch", "table_closed"},
+            table_buy_in,
+            user_id=player,
+            table_id=table,
+            amount=amount,
+        )
 
     def seated(self, table):
-        return [user for user in PLAYERS if Seat.objects.filter(table__table_id=table, user_id=user,
-                                                                 status="active").exists()]
+        return [
+            user
+            for user in PLAYERS
+            if Seat.objects.filter(table__table_id=table, user_id=user, status="active").exists()
+        ]
 
     @rule(table=st.sampled_from(TABLES), data=st.data())
     def settle(self, table, data):
@@ -146,9 +164,15 @@ class BuyInBooks(RuleBasedStateMachine):
         winner = data.draw(st.sampled_from(players))
         payouts = {winner: pot - rake} if pot >= rake else {winner: 0}
         self.hand_no += 1
-        self.attempt({"player_not_seated", "insufficient_chips", "settlement_invalid", "table_closed"},
-                     hand_settle, table_id=table, hand_id=f"hand-{self.hand_no}", contributions=contributions,
-                     payouts=payouts, rake=rake)
+        self.attempt(
+            {"player_not_seated", "insufficient_chips", "settlement_invalid", "table_closed"},
+            hand_settle,
+            table_id=table,
+            hand_id=f"hand-{self.hand_no}",
+            contributions=contributions,
+            payouts=payouts,
+            rake=rake,
+        )
 
     @rule(pick=picks, table=st.sampled_from(TABLES), amount=st.none() | amounts, leave=st.booleans())
     def cash_out(self, pick, table, amount, leave):
@@ -158,8 +182,14 @@ class BuyInBooks(RuleBasedStateMachine):
         player = pool[pick % len(pool)]
         if amount is not None and pick % 3:
             amount = max(1, seat_chips(table, player) * (pick % 100) // 100)
-        self.attempt({"player_not_seated", "insufficient_chips", "invalid_request"}, seat_cash_out,
-                     table_id=table, user_id=player, amount=amount, leave=leave)
+        self.attempt(
+            {"player_not_seated", "insufficient_chips", "invalid_request"},
+            seat_cash_out,
+            table_id=table,
+            user_id=player,
+            amount=amount,
+            leave=leave,
+        )
 
     @rule(table=st.sampled_from(TABLES), chance=st.integers(0, 9))
     def close(self, table, chance):
@@ -170,24 +200,39 @@ class BuyInBooks(RuleBasedStateMachine):
     def negative_numbers(self, player, table, amount):
         self.attempt({"invalid_amount"}, reservation_reserve, user_id=player, table_id=table, amount=amount)
         self.attempt({"invalid_amount"}, table_buy_in, user_id=player, table_id=table, amount=amount)
-        self.attempt({"invalid_amount"}, hand_settle, table_id=table, hand_id="neg",
-                     contributions={player: amount}, payouts={}, rake=0)
+        self.attempt(
+            {"invalid_amount"},
+            hand_settle,
+            table_id=table,
+            hand_id="neg",
+            contributions={player: amount},
+            payouts={},
+            rake=0,
+        )
 
     @invariant()
     def books_hold(self):
         assert books_problems() == []
-        held_by_players = Account.objects.exclude(kind="system", system_code="external") \
-            .aggregate(total=Sum("balance"))["total"] or 0
+        held_by_players = (
+            Account.objects.exclude(kind="system", system_code="external").aggregate(total=Sum("balance"))["total"] or 0
+        )
         assert held_by_players == self.deposited
 
 
 @pytest.mark.django_db
 def test_random_operations_keep_the_books():
     OUTCOMES.clear()
-    run_state_machine_as_test(BuyInBooks, settings=settings(
-        max_examples=40, stateful_step_count=40, deadline=None, database=None, derandomize=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    ))
+    run_state_machine_as_test(
+        BuyInBooks,
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=40,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
     print(dict(sorted(OUTCOMES.items())))
     for done in ("reservation_reserve", "reservation_commit", "table_buy_in", "hand_settle", "seat_cash_out"):
         assert OUTCOMES[f"{done}: done"] > 0, OUTCOMES

@@ -10,7 +10,14 @@ from tables.models import Hand, Seat, Table
 from tables.selectors import table_chips_mismatches, table_get
 from tables.services import hand_settle, seat_cash_out, table_buy_in, table_close, table_open
 from tests.tables.helpers import (
-    account, books_problems, money_snapshot, new_key, new_player, open_table, seat_chips, table_row,
+    account,
+    books_problems,
+    money_snapshot,
+    new_key,
+    new_player,
+    open_table,
+    seat_chips,
+    table_row,
 )
 
 pytestmark = pytest.mark.django_db
@@ -26,13 +33,21 @@ def refused(code, call, **kwargs):
 
 
 def buy_in(user, table, amount, **kwargs):
-    return table_buy_in(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=amount,
-                        **kwargs)
+    return table_buy_in(
+        client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=amount, **kwargs
+    )
 
 
 def settle(table, hand_id, contributions, payouts, rake, key=None):
-    return hand_settle(client="poker", idempotency_key=key or new_key(), table_id=table, hand_id=hand_id,
-                       contributions=contributions, payouts=payouts, rake=rake)
+    return hand_settle(
+        client="poker",
+        idempotency_key=key or new_key(),
+        table_id=table,
+        hand_id=hand_id,
+        contributions=contributions,
+        payouts=payouts,
+        rake=rake,
+    )
 
 
 def cash_out(table, user, **kwargs):
@@ -57,8 +72,7 @@ def test_open_a_table_and_read_it(key):
     assert out == {"table": {"table_id": "holdem-1", "currency": "EUR", "status": "open", "chips": 0, "seats": []}}
     assert table_open(client="poker", idempotency_key=key(), table_id="holdem-1", currency="EUR") == out
     assert table_get(table_id="holdem-1") == out
-    refused("currency_mismatch", table_open, client="poker", idempotency_key=key(), table_id="holdem-1",
-            currency="USD")
+    refused("currency_mismatch", table_open, client="poker", idempotency_key=key(), table_id="holdem-1", currency="USD")
     refused("invalid_request", table_open, client="poker", idempotency_key=key(), table_id="", currency="EUR")
     refused("invalid_request", table_open, client="poker", idempotency_key=key(), table_id="x", currency="eur")
     with pytest.raises(ApplicationError) as err:
@@ -114,8 +128,9 @@ def test_a_hand_id_repeats_with_the_first_answer_or_conflicts():
     first = settle(table, "h-7", {a: 100, b: 100}, {b: 195}, 5)
     assert settle(table, "h-7", {a: 100, b: 100}, {b: 195}, 5) == first
     assert Hand.objects.count() == 1 and seat_chips(table, b) == 595
-    refused("hand_conflict", settle, table=table, hand_id="h-7", contributions={a: 100, b: 100},
-            payouts={a: 195}, rake=5)
+    refused(
+        "hand_conflict", settle, table=table, hand_id="h-7", contributions={a: 100, b: 100}, payouts={a: 195}, rake=5
+    )
     # The same hand id at another table is another hand.
     other, [(x, _), (y, _)] = seated(2)
     settle(other, "h-7", {x: 10}, {y: 10}, 0)
@@ -214,6 +229,5 @@ def test_the_books_check_used_by_these_tests_sees_a_broken_invariant():
     Table.objects.filter(table_id=table).update(chips=499)
     assert any("table" in p for p in books_problems())
     Table.objects.filter(table_id=table).update(chips=500)
-    Reservation.objects.filter(user_id=a).update(status="pending", committed_amount=0, transaction=None,
-                                                 ended_at=None)
+    Reservation.objects.filter(user_id=a).update(status="pending", committed_amount=0, transaction=None, ended_at=None)
     assert any("pending reservations" in p for p in books_problems())

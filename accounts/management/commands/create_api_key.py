@@ -2,6 +2,7 @@
 
 The key is printed once and only its SHA-256 is stored: copy it now.
 """
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError

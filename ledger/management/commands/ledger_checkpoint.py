@@ -1,4 +1,5 @@
 """Sign and store every chain head, after verifying the whole ledger (refused when it does not)."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,7 +19,9 @@ class Command(BaseCommand):
                 self.stderr.write(f"{problem['code']}: {problem['message']}")
             raise CommandError(refusal.message, returncode=1) from refusal
         checkpoint = result["checkpoint"]
-        self.stdout.write(self.style.SUCCESS(
-            f"checkpoint #{checkpoint['id']} signed: {checkpoint['account_count']} chains, "
-            f"{checkpoint['entry_count']} entries"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"checkpoint #{checkpoint['id']} signed: {checkpoint['account_count']} chains, "
+                f"{checkpoint['entry_count']} entries"
+            )
+        )

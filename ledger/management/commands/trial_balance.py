@@ -3,6 +3,7 @@
 Exits non-zero when a currency's books do not sum to zero or an account's recorded balance
 disagrees with its entries, so a scheduled run can alert.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,11 @@ class Command(BaseCommand):
     help = "Ledger totals per currency, account kind and house account, and whether the books balance."
 
     def add_arguments(self, parser):
-        parser.add_argument("--at", help="As of this moment (exclusive): YYYY-MM-DD (midnight UTC) or ISO 8601. "
-                                         "Default: now, also checked against the account rows.")
+        parser.add_argument(
+            "--at",
+            help="As of this moment (exclusive): YYYY-MM-DD (midnight UTC) or ISO 8601. "
+            "Default: now, also checked against the account rows.",
+        )
         parser.add_argument("--currency", help="Only this currency, e.g. EUR.")
         parser.add_argument("--json", dest="as_json", action="store_true", help="Print the report as JSON.")
 
@@ -48,8 +52,11 @@ class Command(BaseCommand):
             if books["accounts_total"] is not None:
                 self.stdout.write(f"  {'account rows total':<38} {books['accounts_total']:>20}")
             verdict = "balanced" if books["balanced"] else "NOT BALANCED"
-            self.stdout.write(f"  {verdict}; recorded balances "
-                              f"{'agree' if books['matches_accounts'] else 'DISAGREE'} with entries")
+            self.stdout.write(
+                f"  {verdict}; recorded balances {'agree' if books['matches_accounts'] else 'DISAGREE'} with entries"
+            )
             for mismatch in books["mismatched_accounts"]:
-                self.stdout.write(f"    account {mismatch['account_id']}: entries {mismatch['ledger_balance']}, "
-                                  f"recorded {mismatch['recorded_balance']}")
+                self.stdout.write(
+                    f"    account {mismatch['account_id']}: entries {mismatch['ledger_balance']}, "
+                    f"recorded {mismatch['recorded_balance']}"
+                )

@@ -2,6 +2,7 @@
 
 Exit code 0 when everything verifies, 1 when anything is wrong (a CommandError with returncode 1).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,14 @@ class Command(BaseCommand):
     help = "Verify ledger integrity; exit 1 and list each problem (account, seq) when anything is wrong."
 
     def add_arguments(self, parser):
-        parser.add_argument("--account", type=int, action="append", dest="account_ids", metavar="ID",
-                            help="Verify only this account (repeatable). Default: every account.")
+        parser.add_argument(
+            "--account",
+            type=int,
+            action="append",
+            dest="account_ids",
+            metavar="ID",
+            help="Verify only this account (repeatable). Default: every account.",
+        )
         parser.add_argument("--json", action="store_true", help="Print the whole report as JSON.")
 
     def handle(self, *args, **options):

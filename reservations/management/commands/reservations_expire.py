@@ -1,4 +1,5 @@
 """Run the expiry sweep once (what the Celery job does every few seconds), e.g. from cron."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand

@@ -6,6 +6,7 @@ as JSON in $BALANCE_FIXTURES: {"token": KEY, "wallets": [{"user", "currency", "a
 The HTTP API (the cashier's contract) rather than the services' Python signatures, so these tests
 follow the same public contracts the poker and cashier sides use.
 """
+
 import json
 import os
 import sys
@@ -18,8 +19,12 @@ auth = {"Authorization": f"Bearer {spec['token']}"}
 
 
 def post(path, key, body=None):
-    response = http.post(f"/api/v1/{path}", data=json.dumps(body or {}), content_type="application/json",
-                         headers={**auth, "Idempotency-Key": key})
+    response = http.post(
+        f"/api/v1/{path}",
+        data=json.dumps(body or {}),
+        content_type="application/json",
+        headers={**auth, "Idempotency-Key": key},
+    )
     if response.status_code >= 300:
         sys.exit(f"fixture POST {path} failed: {response.status_code} {response.content.decode()}")
     return response.json()
