@@ -16,6 +16,7 @@ runs the other checkout's own bench/grpc_load.py (with its .venv) right after ou
 fresh database, so that a change can be compared with the commit before it in the same run.
 Absolute figures drift 2x between runs on a shared machine: read the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,13 +38,26 @@ CPU = re.compile(r"server CPU \(all its processes\): ([\d.]+) ms per call")
 def run(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 900) -> str:
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done.stdout
 
 
 def fresh_database(pg: str, name: str) -> str:
-    run(["psql", pg + "/postgres", "-q", "-v", "ON_ERROR_STOP=1", "-c", f"DROP DATABASE IF EXISTS {name}",
-         "-c", f"CREATE DATABASE {name}"])
+    run(
+        [
+            "psql",
+            pg + "/postgres",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            f"DROP DATABASE IF EXISTS {name}",
+            "-c",
+            f"CREATE DATABASE {name}",
+        ]
+    )
     return f"{pg}/{name}"
 
 
@@ -66,7 +80,7 @@ def pgbench(pg: str, seconds: int) -> float:
 
 def parse_phase(text: str, title: str) -> dict:
     """The figures of one phase of grpc_load.py's report (the block that starts with ``title``)."""
-    block = text[text.index(title):].split("\n\n")[0].splitlines()
+    block = text[text.index(title) :].split("\n\n")[0].splitlines()
     rate = RATE.search(block[0])
     methods = {}
     for line in block[2:]:
@@ -75,16 +89,24 @@ def parse_phase(text: str, title: str) -> dict:
             methods[row[1]] = {"ok": int(row[2]), "p50": float(row[4]), "p95": float(row[5]), "p99": float(row[6])}
         if line.startswith("open loop") or line.startswith("closed loop"):
             break
-    cpu = CPU.search(text[text.index(title):])
-    return {"rate": float(rate[1]), "errors": int(rate[2]), "methods": methods, "cpu_ms": float(cpu[1]) if cpu else None}
+    cpu = CPU.search(text[text.index(title) :])
+    return {
+        "rate": float(rate[1]),
+        "errors": int(rate[2]),
+        "methods": methods,
+        "cpu_ms": float(cpu[1]) if cpu else None,
+    }
 
 
 def grpc_mix(python: str, repo: Path, url: str, env: dict[str, str], seconds: int) -> dict:
     """Unloaded floor and closed loop, then the open loop at half the closed-loop rate."""
     env = deployment(url, env)
     script = [python, "bench/grpc_load.py", "--mix", "full", "--processes", "2"]
-    first = run([*script, "--sequential", "300", "--closed-seconds", str(seconds), "--rate", "20",
-                 "--open-seconds", "1"], env=env, cwd=repo)
+    first = run(
+        [*script, "--sequential", "300", "--closed-seconds", str(seconds), "--rate", "20", "--open-seconds", "1"],
+        env=env,
+        cwd=repo,
+    )
     sequential = parse_phase(first, "sequential, one call at a time")
     closed = parse_phase(first, "closed loop, 16 concurrent clients")
     rate = max(1.0, closed["rate"] / 2)
@@ -121,20 +143,35 @@ def round_trips(url: str) -> dict[str, int]:
     a, b = f"{tag}-a", f"{tag}-b"
     table_buy_in(client=tag, idempotency_key=next(keys), user_id=a, table_id=table, amount=1000)  # opens the seats
     table_buy_in(client=tag, idempotency_key=next(keys), user_id=b, table_id=table, amount=1000)
-    hand_settle(client=tag, idempotency_key=next(keys), table_id=table, hand_id="warm", contributions={a: 10},
-                payouts={b: 5}, rake=5)  # the table's rake shard exists
+    hand_settle(
+        client=tag,
+        idempotency_key=next(keys),
+        table_id=table,
+        hand_id="warm",
+        contributions={a: 10},
+        payouts={b: 5},
+        rake=5,
+    )  # the table's rake shard exists
     calls = {
         "BuyIn": lambda: table_buy_in(client=tag, idempotency_key=next(keys), user_id=a, table_id=table, amount=100),
-        "Reserve": lambda: reservation_reserve(client=tag, idempotency_key=next(keys), user_id=a, table_id=table,
-                                               amount=100),
-        "SettleHand": lambda: hand_settle(client=tag, idempotency_key=next(keys), table_id=table, hand_id="h1",
-                                          contributions={a: 50, b: 50}, payouts={a: 95}, rake=5),
-        "CashOut": lambda: seat_cash_out(client=tag, idempotency_key=next(keys), table_id=table, user_id=b,
-                                         amount=10),
+        "Reserve": lambda: reservation_reserve(
+            client=tag, idempotency_key=next(keys), user_id=a, table_id=table, amount=100
+        ),
+        "SettleHand": lambda: hand_settle(
+            client=tag,
+            idempotency_key=next(keys),
+            table_id=table,
+            hand_id="h1",
+            contributions={a: 50, b: 50},
+            payouts={a: 95},
+            rake=5,
+        ),
+        "CashOut": lambda: seat_cash_out(client=tag, idempotency_key=next(keys), table_id=table, user_id=b, amount=10),
         "Deposit": lambda: account_deposit(client=tag, idempotency_key=next(keys), account_id=wallets[0], amount=5),
         "Withdraw": lambda: account_withdraw(client=tag, idempotency_key=next(keys), account_id=wallets[0], amount=5),
-        "Transfer": lambda: account_transfer(client=tag, idempotency_key=next(keys), from_account_id=wallets[0],
-                                             to_account_id=wallets[1], amount=5),
+        "Transfer": lambda: account_transfer(
+            client=tag, idempotency_key=next(keys), from_account_id=wallets[0], to_account_id=wallets[1], amount=5
+        ),
     }
     counts = {}
     for name, call in calls.items():
@@ -160,25 +197,32 @@ def http_rates(url: str, env: dict[str, str], seconds: int) -> str:
 
 def report(name: str, mix: dict, tps: float) -> list[str]:
     closed, opened, floor = mix["closed"], mix["open"], mix["sequential"]
-    lines = [f"{name}: closed loop {closed['rate']:.1f} calls/s ({closed['errors']} errors) = "
-             f"{closed['rate'] / tps:.3f} x pgbench; server CPU {closed['cpu_ms']} ms/call",
-             f"  open loop at {mix['open_rate']:.0f}/s offered: served {opened['rate']:.1f}/s ({opened['errors']} "
-             f"errors); server CPU {opened['cpu_ms']} ms/call",
-             f"  {'method':<18} {'unloaded p50':>12} {'p50':>7} {'p95':>7} {'p99':>7} {'p99<50ms':>9} {'p99<5x p50':>11}"]
+    lines = [
+        f"{name}: closed loop {closed['rate']:.1f} calls/s ({closed['errors']} errors) = "
+        f"{closed['rate'] / tps:.3f} x pgbench; server CPU {closed['cpu_ms']} ms/call",
+        f"  open loop at {mix['open_rate']:.0f}/s offered: served {opened['rate']:.1f}/s ({opened['errors']} "
+        f"errors); server CPU {opened['cpu_ms']} ms/call",
+        f"  {'method':<18} {'unloaded p50':>12} {'p50':>7} {'p95':>7} {'p99':>7} {'p99<50ms':>9} {'p99<5x p50':>11}",
+    ]
     for method in METHODS:
         if method not in opened["methods"]:
             continue
         at_half, unloaded = opened["methods"][method], floor["methods"].get(method, {}).get("p50")
         within = "yes" if unloaded and at_half["p99"] < 5 * unloaded else "NO"
-        lines.append(f"  {method:<18} {unloaded or 0:>12.1f} {at_half['p50']:>7.1f} {at_half['p95']:>7.1f} "
-                     f"{at_half['p99']:>7.1f} {'yes' if at_half['p99'] < 50 else 'NO':>9} {within:>11}")
+        lines.append(
+            f"  {method:<18} {unloaded or 0:>12.1f} {at_half['p50']:>7.1f} {at_half['p95']:>7.1f} "
+            f"{at_half['p99']:>7.1f} {'yes' if at_half['p99'] < 50 else 'NO':>9} {within:>11}"
+        )
     return lines
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"),
-                        help="the PostgreSQL server (no database name; loopback only)")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"),
+        help="the PostgreSQL server (no database name; loopback only)",
+    )
     parser.add_argument("--seconds", type=int, default=20, help="length of each timed phase (default %(default)s)")
     parser.add_argument("--compare-with", type=Path, help="another checkout of this repository, with its .venv")
     parser.add_argument("--skip-http", action="store_true")
@@ -195,13 +239,21 @@ def main() -> int:
     print("\n".join(report("this checkout", ours, tps)), flush=True)
     if args.compare_with:
         other = args.compare_with.resolve()
-        theirs = grpc_mix(str(other / ".venv" / "bin" / "python"), other,
-                          fresh_database(args.pg, "balance_ceiling_compare"), env, args.seconds)
+        theirs = grpc_mix(
+            str(other / ".venv" / "bin" / "python"),
+            other,
+            fresh_database(args.pg, "balance_ceiling_compare"),
+            env,
+            args.seconds,
+        )
         print("\n".join(report(f"{other} (compared)", theirs, tps)), flush=True)
         print(f"closed-loop ratio, this checkout / compared: {ours['closed']['rate'] / theirs['closed']['rate']:.2f}")
     trips = round_trips(fresh_database(args.pg, "balance_ceiling_trips"))
-    print("round trips per call (BEGIN and COMMIT included): "
-          + ", ".join(f"{name} {count}" for name, count in trips.items()), flush=True)
+    print(
+        "round trips per call (BEGIN and COMMIT included): "
+        + ", ".join(f"{name} {count}" for name, count in trips.items()),
+        flush=True,
+    )
     if not args.skip_http:
         print("HTTP (bench/http_load.py, 8 threads, 32 wallets):")
         print(http_rates(fresh_database(args.pg, "balance_ceiling_http"), env, args.seconds))
