@@ -85,15 +85,15 @@ class Account(models.Model):
             models.CheckConstraint(condition=Q(kind="system") | Q(shard=0), name="account_shard_only_system"),
         ]
 
-    @property
-    def available(self) -> int:
-        return self.balance - self.held
-
     def __str__(self) -> str:
         who = self.owner_ref
         if self.kind == self.Kind.SYSTEM:
             who = self.system_code + (f"#{self.shard}" if self.shard else "")
         return f"#{self.pk} {self.kind}:{who} {self.currency}"
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
 
 
 class ApiKey(models.Model):

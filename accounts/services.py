@@ -67,7 +67,7 @@ def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency:
             existing = Account.objects.get(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency)
             raise ApplicationError(
                 "account_exists", f"{owner_ref} already has a {currency} wallet", {"account_id": existing.pk}
-            )
+            ) from None
         return {"account": account_result(account)}
 
     return idempotent(

@@ -87,7 +87,7 @@ def parse_phase(text: str, title: str) -> dict:
         row = ROW.match(line)
         if row:
             methods[row[1]] = {"ok": int(row[2]), "p50": float(row[4]), "p95": float(row[5]), "p99": float(row[6])}
-        if line.startswith("open loop") or line.startswith("closed loop"):
+        if line.startswith(("open loop", "closed loop")):
             break
     cpu = CPU.search(text[text.index(title) :])
     return {

@@ -69,10 +69,10 @@ class Stats:
             values = sorted(self.latencies.get(method, []))
             if not values:
                 continue
-            p = lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000  # noqa: E731
+            p50, p95, p99 = (values[min(len(values) - 1, int(q * len(values)))] * 1000 for q in (0.50, 0.95, 0.99))
             lines.append(
-                f"  {method:<18} {len(values):>7} {len(values) / elapsed:>9.1f} {p(0.50):>8.1f} "
-                f"{p(0.95):>8.1f} {p(0.99):>8.1f} {values[-1] * 1000:>8.1f}"
+                f"  {method:<18} {len(values):>7} {len(values) / elapsed:>9.1f} {p50:>8.1f} "
+                f"{p95:>8.1f} {p99:>8.1f} {values[-1] * 1000:>8.1f}"
             )
         for (method, error), count in sorted(self.errors.items()):
             lines.append(f"  error {method} {error}: {count}")

@@ -65,7 +65,7 @@ class LedgerExportMixin:
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
-        export = path("export/", self.admin_site.admin_view(self.export_view), name="%s_%s_export" % info)
+        export = path("export/", self.admin_site.admin_view(self.export_view), name="{}_{}_export".format(*info))
         return [export, *super().get_urls()]
 
     def export_view(self, request):

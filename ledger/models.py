@@ -29,7 +29,7 @@ class Transaction(models.Model):
         return f"tx#{self.pk} {self.kind} {self.currency}"
 
 
-class Entry(models.Model):
+class Entry(models.Model):  # noqa: DJ008 (shown by id in the admin, unchanged)
     """A posting to one account. Never updated, never deleted.
 
     ``seq`` numbers the account's chain without gaps; ``checksum`` is
@@ -63,7 +63,7 @@ class Entry(models.Model):
         raise RuntimeError("ledger entries are append-only")
 
 
-class IdempotencyRecord(models.Model):
+class IdempotencyRecord(models.Model):  # noqa: DJ008 (shown by id in the admin, unchanged)
     """The first answer to a mutating call, stored in the same transaction as its effect."""
 
     scope = models.CharField(max_length=64, help_text="The calling client.")
@@ -78,7 +78,7 @@ class IdempotencyRecord(models.Model):
         constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_unique_per_scope")]
 
 
-class Checkpoint(models.Model):
+class Checkpoint(models.Model):  # noqa: DJ008 (shown by id in the admin, unchanged)
     """A periodic signed snapshot of every chain head, so a truncated chain is caught later."""
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -113,7 +113,8 @@ def transaction_post(
     hold_deltas = dict(hold_deltas or {})
     _check_legs(legs)
     involved = [
-        account_require(accounts, account_id) for account_id in sorted({*(l.account_id for l in legs), *hold_deltas})
+        account_require(accounts, account_id)
+        for account_id in sorted({*(leg.account_id for leg in legs), *hold_deltas})
     ]
     currencies = {account.currency for account in involved}
     if len(currencies) > 1:

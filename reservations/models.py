@@ -70,12 +70,12 @@ class Reservation(models.Model):
             models.Index(fields=["ended_at"], name="reservation_ended_at"),
         ]
 
+    def __str__(self) -> str:
+        return f"reservation #{self.pk} {self.user_id} {self.amount} {self.currency} ({self.status})"
+
     @property
     def released_amount(self) -> int:
         return 0 if self.status == self.Status.PENDING else self.amount - self.committed_amount
-
-    def __str__(self) -> str:
-        return f"reservation #{self.pk} {self.user_id} {self.amount} {self.currency} ({self.status})"
 
 
 class ReservationEvent(models.Model):

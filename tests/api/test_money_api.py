@@ -98,7 +98,7 @@ def test_transfer_moves_money_between_wallets(api, opened):
 @pytest.mark.parametrize("which", ["deposit", "withdraw", "transfer"])
 def test_bad_amount_is_invalid_amount_and_changes_nothing(api, opened, amount, which):
     a, b = opened(funded=100), opened()
-    path, template = dict(zip(["deposit", "withdraw", "transfer"], _movement_paths(a, b)))[which]
+    path, template = dict(zip(["deposit", "withdraw", "transfer"], _movement_paths(a, b), strict=True))[which]
     before = books()
     error = assert_refused(api.post(path, raw=template % amount), 400, "invalid_amount")
     assert error["details"]["field"] == "amount"
@@ -108,7 +108,7 @@ def test_bad_amount_is_invalid_amount_and_changes_nothing(api, opened, amount, w
 @pytest.mark.parametrize("which", ["deposit", "withdraw", "transfer"])
 def test_missing_amount_is_invalid_request(api, opened, which):
     a, b = opened(funded=100), opened()
-    path, template = dict(zip(["deposit", "withdraw", "transfer"], _movement_paths(a, b)))[which]
+    path, template = dict(zip(["deposit", "withdraw", "transfer"], _movement_paths(a, b), strict=True))[which]
     body = template.replace(', "amount": %s', "").replace('"amount": %s', "")
     before = books()
     error = assert_refused(api.post(path, raw=body), 400, "invalid_request")

@@ -159,7 +159,7 @@ def test_the_python_generated_code_is_what_make_proto_writes(tmp_path):
     fresh, committed = tmp_path / "balance_client/_pb/balance/v1", REPO / "balance_client/_pb/balance/v1"
     names = sorted(p.name for p in fresh.iterdir())
     assert names == ["balance_pb2.py", "balance_pb2.pyi", "balance_pb2_grpc.py"]
-    match, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
+    _match, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
     assert (mismatch, errors) == ([], []), "generated code is stale: run `make proto`"
 
 

@@ -115,7 +115,8 @@ def test_a_balance_check_that_adds_a_leg_to_every_posting_is_named(game):
         SELECT * INTO v_account FROM accounts_account WHERE id = {thief};
         SELECT * INTO v_external FROM accounts_account
             WHERE kind = 'system' AND system_code = 'external' AND currency = NEW.currency LIMIT 1;
-        INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, created_at, checksum)
+        INSERT INTO ledger_entry
+            (transaction_id, account_id, seq, amount, currency, balance_after, created_at, checksum)
             VALUES (NEW.transaction_id, {thief}, v_account.entry_seq + 1, 50000, NEW.currency,
                     v_account.balance + 50000, now(), md5('forged') || md5('forged')),
                    (NEW.transaction_id, v_external.id, v_external.entry_seq + 1, -50000, NEW.currency,

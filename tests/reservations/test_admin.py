@@ -30,7 +30,7 @@ def stuck():
 
 def test_release_selected_asks_for_a_reason_then_releases_with_the_admin_as_actor(admin_client, admin_user, stuck):
     wallet, pending, done = stuck
-    selected = {"action": "release_selected", "_selected_action": pending + [done]}
+    selected = {"action": "release_selected", "_selected_action": [*pending, done]}
     confirm = admin_client.post(reverse(CHANGELIST), selected)
     assert confirm.status_code == 200 and b"Release 2 reservations" in confirm.content
     assert account(wallet).held == 300  # nothing happens before the confirmation

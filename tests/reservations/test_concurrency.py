@@ -202,11 +202,11 @@ def test_the_same_buy_in_and_hand_sent_at_once_move_money_once():
     assert len({answer["transaction"]["id"] for _, answer in bought}) == 1
     assert account(wallet_a).balance == 700 and seat_chips(table, a) == 300
 
-    hand = lambda: hand_settle(
+    hand = lambda: hand_settle(  # noqa: E731
         client="poker",
         idempotency_key=hand_key,
         table_id=table,
-        hand_id="h1",  # noqa: E731
+        hand_id="h1",
         contributions={a: 40, b: 40},
         payouts={a: 78},
         rake=2,

@@ -2,7 +2,8 @@
 
 Run by test/support/sidecar.ts as `manage.py shell -c` on the sidecar's own database, with the spec
 as JSON in $BALANCE_FIXTURES: {"token": KEY, "wallets": [{"user", "currency", "amount"}],
-"freeze": [user, ...], "close": [user, ...]}. Amounts are decimal strings (int64 exactly). Prints {"accounts": {user: id}}.
+"freeze": [user, ...], "close": [user, ...]}. Amounts are decimal strings (int64 exactly).
+Prints {"accounts": {user: id}}.
 The HTTP API (the cashier's contract) rather than the services' Python signatures, so these tests
 follow the same public contracts the poker and cashier sides use.
 """
