@@ -41,7 +41,7 @@ def entry_checksum(*, prev_checksum: str, **fields) -> str:
 
 
 def checksum_of(entry, prev_checksum: str) -> str:
-    """Recompute the checksum of a stored entry (an ``Entry`` instance)."""
+    """The checksum of an entry (an ``Entry`` read back, or a ``ledger.rows.EntryRow`` being posted)."""
     return entry_checksum(
         prev_checksum=prev_checksum,
         account_id=entry.account_id,

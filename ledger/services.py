@@ -149,16 +149,7 @@ def transaction_post(
         account.balance += amounts[account.id]
         account.entry_seq += 1
         entry = EntryRow(account.id, account.entry_seq, tx.id, amounts[account.id], currency, account.balance, now, "")
-        entry.checksum = account.chain_head = chain.entry_checksum(
-            prev_checksum=account.chain_head,
-            account_id=entry.account_id,
-            seq=entry.seq,
-            transaction_id=entry.transaction_id,
-            amount=entry.amount,
-            currency=entry.currency,
-            balance_after=entry.balance_after,
-            created_at=now,
-        )
+        entry.checksum = account.chain_head = chain.checksum_of(entry, account.chain_head)
         tx.posted_entries.append(entry)
         values.append("(%s, %s, %s, %s, %s, %s, %s, %s)")
         params += [
