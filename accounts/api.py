@@ -6,6 +6,9 @@ dict it returns. Every mutating call needs an ``Idempotency-Key`` header, scoped
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -108,7 +111,7 @@ class _MovementView(ApiView):
     """Deposit or withdraw: the subclass names the service."""
 
     required_scopes = {"POST": "payments:write"}
-    service = None
+    service: Callable[..., dict[str, Any]]
 
     def post(self, request, account_id: int):
         key = idempotency_key_of(request)
@@ -179,7 +182,7 @@ class _StatusView(ApiView):
     """Freeze, unfreeze or close: no body, the subclass names the service."""
 
     required_scopes = {"POST": "accounts:write"}
-    service = None
+    service: Callable[..., dict[str, Any]]
 
     def post(self, request, account_id: int):
         key = idempotency_key_of(request)

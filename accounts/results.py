@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from accounts.models import Account
 from ledger.chain import format_timestamp
 
+if TYPE_CHECKING:
+    from ledger.rows import AccountRow
 
-def account_result(account: Account) -> dict[str, Any]:
+
+def account_result(account: Account | AccountRow) -> dict[str, Any]:
     return {
         "id": account.pk,
         "kind": account.kind,

@@ -138,6 +138,8 @@ class PeriodBoundField(serializers.Field):
         try:
             if _DATE_RE.match(text):  # Checked first: parse_datetime also takes a bare date.
                 day = parse_date(text)
+                if day is None:  # not reached: the pattern matched, so parse_date returns or raises
+                    self.fail("invalid")
                 if self.end_of_day:
                     day += timedelta(days=1)
                 return datetime.combine(day, time.min, tzinfo=UTC)
@@ -230,7 +232,8 @@ class AccountEnvelopeOutputSerializer(serializers.Serializer):
 
 
 class AccountDetailOutputSerializer(AccountOutputSerializer):
-    source = serializers.ChoiceField(choices=["cache", "database"])
+    # A declared field named like Field.source: the serializer metaclass moves it to _declared_fields.
+    source = serializers.ChoiceField(choices=["cache", "database"])  # type: ignore[assignment]
 
 
 class AccountsListOutputSerializer(serializers.Serializer):
@@ -244,7 +247,7 @@ class BalanceOutputSerializer(serializers.Serializer):
     held = Int64Field()
     available = Int64Field()
     version = Int64Field()
-    source = serializers.ChoiceField(choices=["cache", "database"])
+    source = serializers.ChoiceField(choices=["cache", "database"])  # type: ignore[assignment]
 
 
 class PostingOutputSerializer(serializers.Serializer):

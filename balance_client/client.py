@@ -73,7 +73,7 @@ class BalanceClient:
     def __enter__(self) -> BalanceClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ---- reads ----------------------------------------------------------------------------------

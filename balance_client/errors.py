@@ -51,7 +51,7 @@ class BalanceError(Exception):
         message = (error.details() if hasattr(error, "details") else str(error)) or ""
         reason, metadata = "", {}
         try:
-            status = rpc_status.from_call(error)
+            status = rpc_status.from_call(error)  # type: ignore[arg-type]  # a failed call's RpcError is a Call
         except (ValueError, AttributeError):
             status = None
         for detail in status.details if status is not None else ():

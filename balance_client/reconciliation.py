@@ -25,7 +25,7 @@ def _now() -> str:
 
 
 class ReconciliationLog:
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.marks_path = self.path.with_name(self.path.name + ".replayed")
         self._lock = threading.Lock()

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from balance_client.client import BalanceClient
 from balance_client.errors import BalanceError
@@ -39,7 +40,7 @@ REPLAYABLE = frozenset(
 class ReplayReport:
     replayed: int = 0
     already_done: int = 0
-    refused: list[dict] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
     pending: int = 0
 
     @property

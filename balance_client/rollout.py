@@ -154,6 +154,7 @@ class BalanceGate:
         if not self._may_let_through():
             log.warning("balance %s refused: service unreachable (%s) key=%s", operation, reason, key)
             return Decision(False, self.mode, "unreachable", key, reason=reason)
+        assert self.reconciliation_log is not None  # __init__ refuses a gate that lets through without one
         self.reconciliation_log.append(
             operation=operation, request=request, idempotency_key=key, mode=self.mode.value, error=error.as_dict()
         )

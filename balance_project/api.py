@@ -143,7 +143,7 @@ def request_body_read(request: HttpRequest) -> bytes:
     """
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     meta = request.META
-    if not _declared_length(meta) and meta.get("wsgi.input_terminated") and not request._read_started:
+    if not _declared_length(meta) and meta.get("wsgi.input_terminated") and not request._read_started:  # type: ignore[attr-defined]
         body = _read_at_most(meta["wsgi.input"], limit + 1)
         if len(body) > limit:
             raise request_too_large()

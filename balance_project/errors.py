@@ -74,6 +74,8 @@ ERROR_DOMAIN = "balance.v1"
 class ApplicationError(Exception):
     """A refusal the caller can act on: stable ``code``, human ``message``, JSON-safe ``details``."""
 
+    remembered = False  # set by ledger.idempotency once the refusal is stored under its key
+
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None):
         if code not in ERROR_TABLE:
             raise ValueError(f"unknown error code {code!r}: add it to ERROR_TABLE")

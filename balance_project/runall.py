@@ -69,6 +69,7 @@ class Supervisor:
             self.out.flush()
 
     def _relay(self, child: Child) -> None:
+        assert child.process is not None and child.process.stdout is not None  # started, stdout=PIPE
         for raw in iter(child.process.stdout.readline, b""):
             self.say(child.name, raw.decode("utf-8", "replace"))
 
@@ -110,6 +111,7 @@ class Supervisor:
     def _watch(self) -> int:
         while not self.stop_requested.wait(0.2):
             for child in self.children:
+                assert child.process is not None  # all started before the watch
                 returncode = child.process.poll()
                 if returncode is not None:
                     self.say("runall", f"{child.name} exited with code {returncode}; stopping the rest")
@@ -118,14 +120,14 @@ class Supervisor:
         return 0
 
     def _stop_all(self) -> None:
-        running = [c for c in self.children if c.process is not None and c.process.poll() is None]
-        for child in running:
+        running = [(c, c.process) for c in self.children if c.process is not None and c.process.poll() is None]
+        for _, process in running:
             # The group leader gets SIGTERM and shuts its own workers down gracefully.
-            _signal_quietly(child.process.pid, signal.SIGTERM)
+            _signal_quietly(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_seconds
-        for child in running:
+        for child, process in running:
             try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.say("runall", f"{child.name} did not stop in {self.grace_seconds:.0f}s; killing it")
         for child in self.children:

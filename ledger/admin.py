@@ -6,6 +6,8 @@ a transaction or an entry would bypass the chain, the locks and the double-entry
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -16,9 +18,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from balance_project.errors import ApplicationError
-from ledger import models as ledger_models
 from ledger.chain import format_timestamp
-from ledger.models import Checkpoint, Entry, IdempotencyRecord, Transaction
+from ledger.models import Checkpoint, Entry, IdempotencyRecord, IntegrityRun, Transaction
 from ledger.reports import ledger_export_csv_lines, report_moment_parse, report_period_check
 
 
@@ -47,7 +48,8 @@ class LedgerExportForm(forms.Form):
     currency = forms.CharField(required=False, max_length=3, help_text="Optional, e.g. EUR")
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             data["start"] = report_moment_parse(data.get("start"), field="from")
             data["end"] = report_moment_parse(data.get("end"), field="to")
@@ -58,7 +60,13 @@ class LedgerExportForm(forms.Form):
         return data
 
 
-class LedgerExportMixin:
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
+
+
+class LedgerExportMixin(_ModelAdmin):
     """An ``export/`` page on a ledger changelist: a period form whose GET streams the CSV."""
 
     change_list_template = "admin/ledger/change_list_export.html"
@@ -226,13 +234,9 @@ class CheckpointAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
 
-# The integrity job's run history (ledger.integrity, another engineer's work): registered when the
-# model exists, so this module does not depend on the order in which the two land.
-IntegrityRun = getattr(ledger_models, "IntegrityRun", None)
-if IntegrityRun is not None:
-
-    @admin.register(IntegrityRun)
-    class IntegrityRunAdmin(ReadOnlyAdmin):
-        list_display = ("id", "kind", "ok", "problem_count", "accounts_checked", "entries_checked", "finished_at")
-        list_filter = ("kind", "ok", ("finished_at", admin.DateFieldListFilter))
-        readonly_fields = [field.name for field in IntegrityRun._meta.fields]
+# The integrity job's run history (ledger.integrity).
+@admin.register(IntegrityRun)
+class IntegrityRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "kind", "ok", "problem_count", "accounts_checked", "entries_checked", "finished_at")
+    list_filter = ("kind", "ok", ("finished_at", admin.DateFieldListFilter))
+    readonly_fields = [field.name for field in IntegrityRun._meta.fields]

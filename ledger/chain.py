@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 
@@ -35,12 +36,12 @@ def canonical_entry(
     return "|".join(str(field) for field in fields).encode()
 
 
-def entry_checksum(*, prev_checksum: str, **fields) -> str:
+def entry_checksum(*, prev_checksum: str, **fields: Any) -> str:
     message = canonical_entry(**fields) + b"|" + prev_checksum.encode()
     return hmac.new(_key(), message, hashlib.sha256).hexdigest()
 
 
-def checksum_of(entry, prev_checksum: str) -> str:
+def checksum_of(entry: Any, prev_checksum: str) -> str:
     """The checksum of an entry (an ``Entry`` read back, or a ``ledger.rows.EntryRow`` being posted)."""
     return entry_checksum(
         prev_checksum=prev_checksum,
@@ -54,7 +55,7 @@ def checksum_of(entry, prev_checksum: str) -> str:
     )
 
 
-def sign_heads(heads: dict[str, list]) -> str:
+def sign_heads(heads: dict[str, list[Any]]) -> str:
     payload = json.dumps(heads, sort_keys=True, separators=(",", ":")).encode()
     return hmac.new(_key(), b"checkpoint|" + payload, hashlib.sha256).hexdigest()
 

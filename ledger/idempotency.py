@@ -107,7 +107,7 @@ def idempotent(
         # The key is taken (a concurrent call or an earlier one); our attempt rolled back whole.
         return _stored_answer(scope, key, digest, clash)
     except ApplicationError as refusal:
-        if refusal.code in _NOT_REMEMBERED or getattr(refusal, "remembered", False):
+        if refusal.code in _NOT_REMEMBERED or refusal.remembered:
             raise
         try:
             with Work() as work:
@@ -151,7 +151,8 @@ def _cache_key(scope: str, key: str) -> str:
 
 def _cache_get(scope: str, key: str) -> dict[str, Any] | None:
     try:
-        return shared_cache().get(_cache_key(scope, key))
+        cached: dict[str, Any] | None = shared_cache().get(_cache_key(scope, key))
+        return cached
     except Exception:
         log.warning("idempotency cache read failed", exc_info=True)
         return None

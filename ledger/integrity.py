@@ -83,7 +83,7 @@ class VerificationReport:
     problem_count: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
     # Chain heads seen (account id -> [seq, checksum]); what a checkpoint signs when the report is clean.
-    heads: dict[str, list] = field(default_factory=dict, repr=False)
+    heads: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -135,14 +135,15 @@ def read_snapshot() -> Iterator[None]:
     elif connection.vendor == "sqlite":
         # The configured IMMEDIATE mode would take the write lock for the whole walk; a DEFERRED
         # read transaction in WAL mode sees one snapshot and lets writers go on.
-        configured = connection.transaction_mode
-        connection.transaction_mode = "DEFERRED"
+        # transaction_mode is the SQLite backend's own (Django 5.1), not in django-stubs.
+        configured = connection.transaction_mode  # type: ignore[attr-defined]
+        connection.transaction_mode = "DEFERRED"  # type: ignore[attr-defined]
         try:
             with transaction.atomic():
-                connection.transaction_mode = configured
+                connection.transaction_mode = configured  # type: ignore[attr-defined]
                 yield
         finally:
-            connection.transaction_mode = configured
+            connection.transaction_mode = configured  # type: ignore[attr-defined]
     else:
         with transaction.atomic():
             yield
@@ -160,7 +161,7 @@ def _verify(account_ids: list[int] | None) -> VerificationReport:
 
     entry_stream = entries.iterator(chunk_size=CHUNK_SIZE)
     pending = next(entry_stream, None)
-    orphans: dict[int, list] = {}  # entries whose account row is gone: account id -> [first seq, count]
+    orphans: dict[int, list[int]] = {}  # entries whose account row is gone: account id -> [first seq, count]
     for account in accounts.iterator(chunk_size=CHUNK_SIZE):
         walk = ChainWalk(account, checkpoint_heads.pop(account.id, None), report.checkpoint_id)
         while pending is not None and pending.account_id <= account.id:
@@ -268,7 +269,7 @@ class _Mismatch:
 class ChainWalk:
     """Checks one account's entries, fed in seq order, then the account row against them."""
 
-    def __init__(self, account, checkpoint_head: tuple[int, str] | None, checkpoint_id: int | None):
+    def __init__(self, account: Account, checkpoint_head: tuple[int, str] | None, checkpoint_id: int | None):
         self.account = account
         self.checkpoint_head = checkpoint_head
         self.checkpoint_id = checkpoint_id
@@ -278,11 +279,11 @@ class ChainWalk:
         self.expected_seq = 1
         self.total = 0
         self.count = 0
-        self.last = None
+        self.last: Entry | None = None
         self.problems: list[Problem] = []
         self.mismatches: list[_Mismatch] = []
 
-    def step(self, entry) -> None:
+    def step(self, entry: Entry) -> None:
         self.count += 1
         self.total += entry.amount
         # After a gap the predecessor is unknown: the link and balance_after cannot be checked.
@@ -414,7 +415,7 @@ class ChainWalk:
                 self._replace_with_swap(a, b, verified)
                 del by_seq[a.seq], by_seq[b.seq]
 
-    def _replace_with_swap(self, a, b, verified: set[int]) -> None:
+    def _replace_with_swap(self, a: Entry, b: Entry, verified: set[int]) -> None:
         """Drop what the swap of ``a`` and ``b`` explains; ``verified`` are the seqs whose checksum
         verifies in the swapped-back order."""
         displaced = {a.seq, a.seq + 1, b.seq, b.seq + 1}
@@ -448,7 +449,7 @@ class ChainWalk:
         )
 
 
-def _checksum(entry, prev_checksum: str, *, seq: int | None = None) -> str:
+def _checksum(entry: Entry, prev_checksum: str, *, seq: int | None = None) -> str:
     return chain.entry_checksum(
         prev_checksum=prev_checksum,
         account_id=entry.account_id,

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
 
 from django.db import DatabaseError, connection
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.core import REGISTRY, CollectorRegistry, GaugeMetricFamily
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +47,10 @@ class LedgerVerificationCollector:
     def __init__(self) -> None:
         self._tables_ready = False
 
-    def describe(self):
+    def describe(self) -> list[GaugeMetricFamily]:
         return [GaugeMetricFamily(name, doc) for name, doc in (OK, PROBLEMS, LAST_VERIFIED, ENTRIES, LAST_CHECKPOINT)]
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         run, checkpoint_at = self._read()
         if run is not None:
             yield GaugeMetricFamily(*OK, value=1 if run["ok"] else 0)
@@ -57,7 +60,7 @@ class LedgerVerificationCollector:
         if checkpoint_at is not None:
             yield GaugeMetricFamily(*LAST_CHECKPOINT, value=checkpoint_at.timestamp())
 
-    def _read(self):
+    def _read(self) -> tuple[Any, datetime | None]:
         from ledger.models import Checkpoint, IntegrityRun
 
         # A scrape thread outside Django's request cycle (prometheus_client's own HTTP server)
@@ -85,7 +88,7 @@ class LedgerVerificationCollector:
                 connection.close()
 
 
-def register_collector(registry=REGISTRY) -> None:
+def register_collector(registry: CollectorRegistry = REGISTRY) -> None:
     """Register the collector once per process (AppConfig.ready may run more than once)."""
     global _registered
     with _register_lock:

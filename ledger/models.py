@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from django.db import models
 from django.db.models import Q
 
@@ -54,12 +56,12 @@ class Entry(models.Model):  # noqa: DJ008 (shown by id in the admin, unchanged)
         ]
         indexes = [models.Index(fields=["account", "created_at"], name="entry_account_created")]
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None and not kwargs.get("force_insert"):
             raise RuntimeError("ledger entries are append-only")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise RuntimeError("ledger entries are append-only")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from django.db.models import BigIntegerField, Count, F, OuterRef, Subquery, Sum, Value
+from django.db.models import BigIntegerField, Count, F, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import Account
@@ -73,7 +73,7 @@ def report_period_check(*, start: datetime, end: datetime) -> None:
         )
 
 
-def ledger_export_rows(*, start: datetime, end: datetime, currency: str | None = None) -> Iterator[tuple]:
+def ledger_export_rows(*, start: datetime, end: datetime, currency: str | None = None) -> Iterator[tuple[Any, ...]]:
     """Every entry of the transactions created in ``[start, end)``, oldest transaction first, one
     tuple per entry in the order of ``LEDGER_EXPORT_HEADER``. Streams from one query (a
     server-side cursor on PostgreSQL), so the whole period is one consistent snapshot."""
@@ -81,7 +81,7 @@ def ledger_export_rows(*, start: datetime, end: datetime, currency: str | None =
     entries = Entry.objects.filter(transaction__created_at__gte=start, transaction__created_at__lt=end)
     if currency is not None:
         entries = entries.filter(currency=parse_currency(currency))
-    entries = entries.order_by("transaction__created_at", "transaction_id", "account_id").values_list(
+    rows = entries.order_by("transaction__created_at", "transaction_id", "account_id").values_list(
         "transaction_id",
         "transaction__kind",
         "transaction__created_at",
@@ -110,7 +110,7 @@ def ledger_export_rows(*, start: datetime, end: datetime, currency: str | None =
         seq,
         checksum,
         metadata,
-    ) in entries.iterator(chunk_size=_EXPORT_CHUNK):
+    ) in rows.iterator(chunk_size=_EXPORT_CHUNK):
         yield (
             tx_id,
             kind,
@@ -137,7 +137,7 @@ def ledger_export_csv_lines(*, start: datetime, end: datetime, currency: str | N
     return _csv_lines(ledger_export_rows(start=start, end=end, currency=currency))
 
 
-def _csv_lines(rows: Iterator[tuple]) -> Iterator[str]:
+def _csv_lines(rows: Iterator[tuple[Any, ...]]) -> Iterator[str]:
     buffer = _LineBuffer()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(LEDGER_EXPORT_HEADER)
@@ -201,10 +201,10 @@ def trial_balance(*, at: datetime | None = None, currency: str | None = None) ->
         report["entry_count"] += row["entries"]
 
     if at is None:
-        for row in accounts.values("currency").annotate(total=Sum("balance"), held=Sum("held")).order_by("currency"):
-            report = books.setdefault(row["currency"], _empty_currency_report(row["currency"]))
-            report["accounts_total"] = row["total"]
-            report["held_total"] = row["held"]
+        for sums in accounts.values("currency").annotate(total=Sum("balance"), held=Sum("held")).order_by("currency"):
+            report = books.setdefault(sums["currency"], _empty_currency_report(sums["currency"]))
+            report["accounts_total"] = sums["total"]
+            report["held_total"] = sums["held"]
 
     for report in books.values():
         report["balanced"] = report["total"] == 0 and report["accounts_total"] in (None, 0)
@@ -234,7 +234,7 @@ def _empty_currency_report(currency: str) -> dict[str, Any]:
     }
 
 
-def _recorded_balance_mismatches(accounts, at: datetime | None) -> tuple[list[dict[str, Any]], int]:
+def _recorded_balance_mismatches(accounts: QuerySet[Account], at: datetime | None) -> tuple[list[dict[str, Any]], int]:
     """Accounts whose entries (before ``at``) do not sum to their recorded balance."""
     own_entries = Entry.objects.filter(account=OuterRef("pk"))
     if at is not None:

@@ -223,7 +223,7 @@ def balance_cache_refresh_on_commit(work: Work, *accounts: AccountRow) -> None:
     if pending is None:
         from accounts.results import account_result
 
-        pending = work._cache_rows = {}
+        pending = work._cache_rows = {}  # type: ignore[attr-defined]
         work.on_commit(lambda: balance_cache_put_many([account_result(row) for row in pending.values()]))
     for account in accounts:
         pending[account.id] = account

@@ -30,7 +30,8 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, overload
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils.dateparse import parse_datetime
@@ -77,7 +78,9 @@ class Work:
     def __enter__(self) -> Work:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._state in ("new", "open"):
             self.rollback()
 
@@ -247,11 +250,17 @@ class Work:
         return self.connection.ops.adapt_datetimefield_value(moment)
 
 
+@overload
+def as_datetime(value: None) -> None: ...
+@overload
+def as_datetime(value: datetime | str) -> datetime: ...
 def as_datetime(value: Any) -> datetime | None:
     """A datetime column as read: aware on PostgreSQL, naive UTC (or its text) on SQLite."""
     if value is None:
         return None
     parsed = value if isinstance(value, datetime) else parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not a datetime: {value!r}")
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.chain import format_timestamp
 from reservations.models import Reservation
 
+if TYPE_CHECKING:
+    from reservations.rows import ReservationRow
 
-def reservation_result(reservation: Reservation) -> dict[str, Any]:
+
+def reservation_result(reservation: Reservation | ReservationRow) -> dict[str, Any]:
     return {
         "id": reservation.pk,
         "account_id": reservation.account_id,
         "user_id": reservation.user_id,
-        "table_id": reservation.table.table_id,
+        "table_id": reservation.table.table_id,  # type: ignore[union-attr]  # a ReservationRow comes with its table
         "currency": reservation.currency,
         "amount": reservation.amount,
         "committed_amount": reservation.committed_amount,

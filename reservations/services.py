@@ -143,10 +143,11 @@ def reservation_commit(
             [reservation_id, reservation_id, reservation_id],
         )
         work.send()
-        if reservation_found.one() is None:
+        reservation_row, table_row = reservation_found.one(), table_found.one()
+        if reservation_row is None or table_row is None:  # a reservation always has its table (a foreign key)
             raise _not_found(reservation_id)
-        table = TableRow.from_db(table_found.one())
-        reservation = ReservationRow.from_db(reservation_found.one(), table)
+        table = TableRow.from_db(table_row)
+        reservation = ReservationRow.from_db(reservation_row, table)
         if table.status != Table.Status.OPEN:
             _require_pending(reservation)
             table_require_open(table)
@@ -450,10 +451,11 @@ def _reservation_and_wallet_lock(
     )
     wallet_found = accounts_select(work, f"id = {_OF_RESERVATION.format('account_id')}", [reservation_id])
     work.send()
-    if reservation_found.one() is None:
+    reservation_row, table_row = reservation_found.one(), table_found.one()
+    if reservation_row is None or table_row is None:  # a reservation always has its table (a foreign key)
         return None, {}
     return (
-        ReservationRow.from_db(reservation_found.one(), TableRow.from_db(table_found.one())),
+        ReservationRow.from_db(reservation_row, TableRow.from_db(table_row)),
         accounts_of(wallet_found),
     )
 

@@ -188,6 +188,7 @@ def table_buy_in(
         seat = seats_of(seats_found, table).get(user_id)
         if seat is None:  # its rows are only queued: a refusal of the posting drops them
             seat = seat_open(work, table, user_id)
+            assert seat.account is not None  # seat_open builds the seat with its new account
             accounts[seat.account_id] = seat.account
         # The reservation is created in this transaction, so no one else can see it, let alone lock it.
         reservation = reservation_new(
@@ -268,7 +269,8 @@ def hand_settle(
             [table_id, hand_id],
         )
         seats_found = seats_select(work, table_id, players)
-        where, params = seat_accounts_where(len(players)), [table_id, *players]
+        where = seat_accounts_where(len(players))
+        params: list[Any] = [table_id, *players]
         if rake:
             where += " OR " + system_account_where(
                 code=Account.SystemCode.RAKE, currency_sql=TABLE_CURRENCY, shard_sql=f"({TABLE_PK} %% %s)"
@@ -291,7 +293,8 @@ def hand_settle(
                     f"hand {hand_id} was already settled with other figures",
                     {"table_id": table_id, "hand_id": hand_id},
                 )
-            return as_json(settled[1])
+            replayed: dict[str, Any] = as_json(settled[1])
+            return replayed
         table_require_open(table)
         seats = seats_of(seats_found, table)
         seats_require(seats, table, players)
@@ -334,7 +337,7 @@ def hand_settle(
         table_seats = []
         for pk, user, account_id, status, balance in all_seats_found.all():
             seat = SeatRow(int(pk), user, int(account_id), status, table)
-            seat.account = accounts.get(seat.account_id) or SimpleNamespace(balance=int(balance))
+            seat.account = accounts.get(seat.account_id) or SimpleNamespace(balance=int(balance))  # type: ignore[assignment]  # only its balance is rendered
             table_seats.append(seat)
         response = {
             "hand_id": hand_id,

@@ -139,6 +139,7 @@ class AuthInterceptor(UnaryInterceptor):
 
     def around(self, full_method, request, context, proceed):
         policy = policy_for(full_method)
+        assert policy is not None  # applies_to() said so
         record = self.keys.authenticate(_bearer_token(context))
         if not any(scope in record.scopes for scope in policy.scopes):
             api_key_require(record, policy.scopes[0] if policy.scopes else "undeclared")
@@ -189,7 +190,7 @@ def _code_name(code: grpc.StatusCode | None) -> str | None:
 
 def _already_aborted(context: grpc.ServicerContext, exc: Exception) -> bool:
     """``context.abort`` raises a bare Exception after setting the code: let it through as it is."""
-    return type(exc) is Exception and context.code() is not None
+    return type(exc) is Exception and context.code() is not None  # type: ignore[attr-defined]  # grpcio>=1.38
 
 
 __all__ = [

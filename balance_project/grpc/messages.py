@@ -61,7 +61,7 @@ def ledger_item_pb(item: dict[str, Any]) -> pb.LedgerItem:
     )
 
 
-def _enum(enum_type, prefix: str, value: str | None) -> int:
+def _enum(enum_type: Any, prefix: str, value: str | None) -> Any:  # the enum's number, as its pb2 type
     name = f"{prefix}_{(value or '').upper()}"
     return enum_type.Value(name) if name in enum_type.keys() else 0
 

@@ -65,6 +65,7 @@ def run_processes(
                 )
             )
         for child in children:
+            assert child.stdout is not None  # started with stdout=PIPE
             line = child.stdout.readline()
             if not line.startswith(LISTENING):
                 log.error("a gRPC child process did not start: %r", line)

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         scopes.add_argument("--all-scopes", action="store_true", help="Every scope.")
 
     def handle(self, *args, client: str, scopes: str | None, all_scopes: bool, **options):
-        wanted = list(SCOPES) if all_scopes else [scope.strip() for scope in scopes.split(",") if scope.strip()]
+        wanted = list(SCOPES) if all_scopes else [scope.strip() for scope in (scopes or "").split(",") if scope.strip()]
         if not wanted:
             raise CommandError("name at least one scope, or pass --all-scopes")
         try:
