@@ -95,3 +95,64 @@ def balance_cache_forget(account_id: int) -> None:
         shared_cache().delete(_key(account_id))
     except Exception:
         log.warning("balance cache delete failed for account %s", account_id, exc_info=True)
+
+
+class CacheWrites:
+    """The cache writes of one committed transaction, sent together in one Redis round trip: the
+    balances of the accounts it changed (each only over an older version) and plain values such as
+    its idempotency answer. Collect them with ``cache_writes_after_commit``."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[int, Any] = {}  # id -> the row as it stands at commit
+        self.values: list[tuple[str, Any, int]] = []  # (cache key, value, ttl seconds)
+
+    def flush(self) -> None:
+        from accounts.results import account_result
+
+        rows = [account_result(account) for account in self.accounts.values()]
+        client = _redis_client()
+        if client is None:  # a local-memory cache: one call each
+            for key, value, ttl in self.values:
+                _set_quietly(key, value, ttl)
+            if rows:
+                balance_cache_put_many(rows)
+            return
+        from django.conf import settings
+
+        try:
+            backend = shared_cache()
+            pipe = client.pipeline(transaction=False)
+            for key, value, ttl in self.values:
+                pipe.set(backend.make_key(key), backend.client.encode(value), ex=ttl)  # type: ignore[attr-defined]  # django_redis
+            for data in rows:
+                pipe.eval(
+                    _SET_IF_NEWER_LUA,
+                    1,
+                    backend.make_key(_key(data["id"])),
+                    data["version"],
+                    json.dumps(data),
+                    settings.BALANCE_CACHE_TTL_SECONDS,
+                )
+            pipe.execute()
+        except Exception:
+            log.warning(
+                "cache writes after commit failed for accounts %s", [data["id"] for data in rows], exc_info=True
+            )
+            for data in rows:
+                balance_cache_forget(data["id"])
+
+
+def cache_writes_after_commit(work) -> CacheWrites:
+    """The ``CacheWrites`` of ``work`` (a ledger.work.Work), flushed once it has committed."""
+    writes = getattr(work, "cache_writes", None)
+    if writes is None:
+        writes = work.cache_writes = CacheWrites()
+        work.on_commit(writes.flush)
+    return writes
+
+
+def _set_quietly(key: str, value: Any, ttl: int) -> None:
+    try:
+        shared_cache().set(key, value, ttl)
+    except Exception:
+        log.warning("cache write failed for %s", key, exc_info=True)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.cache import cache_writes_after_commit
 from balance_project.errors import ApplicationError
 from balance_project.shared_cache import shared_cache
 from ledger.models import IdempotencyRecord
@@ -123,7 +124,10 @@ def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, A
     scope, key, _, digest = record
     work.execute(_INSERT_RECORD, [*record, json.dumps(response), is_error, work.time(timezone.now())])
     entry = {"hash": digest, "response": response, "is_error": is_error}
-    work.on_commit(lambda: _cache_put(scope, key, entry))
+    # With the balances the call changed, in one Redis round trip after the commit.
+    cache_writes_after_commit(work).values.append(
+        (_cache_key(scope, key), entry, settings.IDEMPOTENCY_CACHE_TTL_SECONDS)
+    )
 
 
 def _stored_answer(scope: str, key: str, digest: str, clash: IntegrityError) -> dict[str, Any]:
@@ -156,10 +160,3 @@ def _cache_get(scope: str, key: str) -> dict[str, Any] | None:
     except Exception:
         log.warning("idempotency cache read failed", exc_info=True)
         return None
-
-
-def _cache_put(scope: str, key: str, entry: dict[str, Any]) -> None:
-    try:
-        shared_cache().set(_cache_key(scope, key), entry, settings.IDEMPOTENCY_CACHE_TTL_SECONDS)
-    except Exception:
-        log.warning("idempotency cache write failed", exc_info=True)

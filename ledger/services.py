@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from accounts.cache import balance_cache_put_many
+from accounts.cache import cache_writes_after_commit
 from balance_project.errors import ApplicationError
 from balance_project.money import INT64_MAX
 from ledger import chain
@@ -217,16 +217,11 @@ def account_write(work: Work, account: AccountRow) -> None:
 
 
 def balance_cache_refresh_on_commit(work: Work, *accounts: AccountRow) -> None:
-    """After commit, the balance cache gets the rows as they are then (one Redis round trip for
-    every account the work changed)."""
-    pending = getattr(work, "_cache_rows", None)
-    if pending is None:
-        from accounts.results import account_result
-
-        pending = work._cache_rows = {}  # type: ignore[attr-defined]
-        work.on_commit(lambda: balance_cache_put_many([account_result(row) for row in pending.values()]))
+    """After commit, the balance cache gets the rows as they are then, in the one Redis round trip
+    of the work's cache writes."""
+    changed = cache_writes_after_commit(work).accounts
     for account in accounts:
-        pending[account.id] = account
+        changed[account.id] = account
 
 
 def new_accounts(work: Work, rows: Iterable[AccountRow]) -> None:
