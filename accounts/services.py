@@ -133,7 +133,7 @@ def account_transfer(
         work.send()
         accounts = accounts_of(found)
         for account_id in (from_account_id, to_account_id):
-            _require_kind(account_require(accounts, account_id), Account.Kind.USER)
+            _require_wallet(account_require(accounts, account_id))
         tx = transaction_post(
             work,
             transaction_id=work.ids(tx_ids)[0],
@@ -217,7 +217,7 @@ def _status_change(client: str, key: str, account_id: int, status: str) -> dict[
     def execute(work: Work) -> dict[str, Any]:
         found = accounts_select(work, "id = %s", [account_id])
         work.send()
-        account = account_require(accounts_of(found), account_id)
+        account = _require_wallet(account_require(accounts_of(found), account_id))
         if account.status == Account.Status.CLOSED:
             raise ApplicationError("account_closed", f"account {account_id} is closed", {"account_id": account_id})
         if status == Account.Status.CLOSED and (account.balance != 0 or account.held != 0):
@@ -277,7 +277,7 @@ def _post_against_external(
     found = accounts_select(work, f"id = %s OR {external_where}", [account_id, account_id, shard])
     work.send()
     accounts = accounts_of(found)
-    wallet = _require_kind(account_require(accounts, account_id), Account.Kind.USER)
+    wallet = _require_wallet(account_require(accounts, account_id))
     external = next((a for a in accounts.values() if a.kind == Account.Kind.SYSTEM), None)
     if external is None:
         external = system_account_lock(work, code=Account.SystemCode.EXTERNAL, currency=wallet.currency, shard=shard)
@@ -295,11 +295,15 @@ def _post_against_external(
     return {"transaction": transaction_result(tx), "account": account_result(wallet)}
 
 
-def _require_kind(account: AccountRow, kind: str) -> AccountRow:
-    if account.kind != kind:
+def _require_wallet(account: AccountRow) -> AccountRow:
+    """Seats and house accounts are moved only by the play and by the wallets' own movements: a
+    call meant for a user wallet (deposit, withdrawal, transfer, adjustment, freeze, unfreeze,
+    close) is refused on them, so no caller can freeze a table's settlements or close the currency's
+    external funds."""
+    if account.kind != Account.Kind.USER:
         raise ApplicationError(
-            "invalid_request",
-            f"account {account.id} is not a {kind} account",
+            "account_not_wallet",
+            f"account {account.id} is a {account.kind} account, not a user wallet: only wallets take this call",
             {"account_id": account.id, "kind": account.kind},
         )
     return account

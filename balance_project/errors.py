@@ -56,6 +56,7 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "account_frozen": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     "account_closed": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     "account_not_empty": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
+    "account_not_wallet": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     "currency_mismatch": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     "unbalanced_transaction": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     "settlement_invalid": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
