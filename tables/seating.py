@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Account
 from balance_project.errors import ApplicationError
 from ledger.rows import AccountRow
-from ledger.services import account_status_set, new_accounts
+from ledger.services import account_status_set, accounts_select, new_accounts
 from ledger.work import Result, Work
 from tables.models import Seat, Table
 from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow
@@ -89,6 +89,19 @@ def seats_select(work: Work, table_id: str, user_ids: Iterable[str]) -> Result:
         f"AND user_id IN ({', '.join(['%s'] * len(wanted))}) AND status = 'active' "
         f"ORDER BY id{work.lock('FOR NO KEY UPDATE')}",
         [table_id, *wanted],
+    )
+
+
+def player_at_table_select(work: Work, table_id: str, user_id: str) -> tuple[Result, Result, Result]:
+    """Queue, in the lock order, the table, the player's active seat at it, then (one ascending-id
+    statement) their wallet in the table's currency and the seat's account. Read them with
+    ``table_of``, ``seats_of`` and ``accounts_of``."""
+    return (
+        table_select(work, table_id),
+        seats_select(work, table_id, [user_id]),
+        accounts_select(
+            work, f"{wallet_at_table_where()} OR {seat_accounts_where(1)}", [user_id, table_id, table_id, user_id]
+        ),
     )
 
 

@@ -45,6 +45,7 @@ from tables.rows import SEAT_COLUMNS, SeatRow, TableRow, table_write
 from tables.seating import (
     TABLE_CURRENCY,
     TABLE_PK,
+    player_at_table_select,
     seat_accounts_where,
     seat_leave,
     seat_open,
@@ -56,7 +57,6 @@ from tables.seating import (
     table_require_open,
     table_select,
     user_id_check,
-    wallet_at_table_where,
     wallet_of,
 )
 
@@ -175,11 +175,7 @@ def table_buy_in(
 
     def execute(work: Work) -> dict[str, Any]:
         reservation_ids, tx_ids = work.next_ids("reservations_reservation"), work.next_ids("ledger_transaction")
-        table_found = table_select(work, table_id)
-        seats_found = seats_select(work, table_id, [user_id])
-        accounts_found = accounts_select(
-            work, f"{wallet_at_table_where()} OR {seat_accounts_where(1)}", [user_id, table_id, table_id, user_id]
-        )
+        table_found, seats_found, accounts_found = player_at_table_select(work, table_id, user_id)
         work.send()
         table = table_of(table_found, table_id)
         table_require_open(table)
@@ -387,11 +383,7 @@ def seat_cash_out(
 
     def execute(work: Work) -> dict[str, Any]:
         tx_ids = work.next_ids("ledger_transaction")
-        table_found = table_select(work, table_id)
-        seats_found = seats_select(work, table_id, [user_id])
-        accounts_found = accounts_select(
-            work, f"{seat_accounts_where(1)} OR {wallet_at_table_where()}", [table_id, user_id, user_id, table_id]
-        )
+        table_found, seats_found, accounts_found = player_at_table_select(work, table_id, user_id)
         work.send()
         table = table_of(table_found, table_id)
         seats = seats_of(seats_found, table)
