@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test proto proto-check test-typescript bench bench-grpc
+.PHONY: install run test lint format proto proto-check test-typescript bench bench-grpc
 
 install: $(STAMP)
 
@@ -25,6 +25,17 @@ run: install
 PYTEST_ARGS ?=
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The checks CI and .pre-commit-config.yaml run: ruff's formatter and linter, then mypy (configured
+# in pyproject.toml; generated code excluded). `make format` applies the formatter and the safe fixes.
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 # gRPC code generation. `-Ibalance_client/_pb=proto` maps the proto tree into the package that holds
 # the generated modules, so protoc itself writes imports that resolve (balance_client._pb.balance.v1).
