@@ -176,14 +176,64 @@ def _read_at_most(stream, size: int) -> bytes:
     return b"".join(chunks)
 
 
+# How deep a request body may nest (objects and arrays); the API's deepest body is 2.
+MAX_JSON_DEPTH = 32
+
+
 class JSONParser(parsers.JSONParser):
-    """DRF's parser, plus: nesting deep enough to exhaust the decoder is malformed JSON, not a 500."""
+    """DRF's parser, stricter: a key given twice, NaN or Infinity, a string holding NUL or half a
+    surrogate pair (neither can be stored), and nesting deeper than ``MAX_JSON_DEPTH`` are malformed
+    JSON, and a body that is not one JSON object is an invalid request (400 both), never a 500
+    further down."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = json.load(
+                io.TextIOWrapper(stream, encoding=encoding, errors="strict"),
+                object_pairs_hook=_object_without_duplicates,
+                parse_constant=_constant_refused,
+            )
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        if not isinstance(data, dict):
+            raise ApplicationError("invalid_request", "the request body must be a JSON object", {"field": "body"})
+        _text_check(data, depth=1)
+        return data
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise ValueError(f"the key {twice!r} is given twice")
+    return data
+
+
+def _constant_refused(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _text_check(value: Any, *, depth: int) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH}")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise exceptions.ParseError("JSON parse error - text may not contain NUL (\\u0000)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise exceptions.ParseError("JSON parse error - text may not contain half a surrogate pair") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _text_check(key, depth=depth)
+            _text_check(item, depth=depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _text_check(item, depth=depth + 1)
 
 
 class CanonicalJSONRenderer(renderers.JSONRenderer):
@@ -219,6 +269,10 @@ class ApiView(APIView):
         if body and not request.content_type:
             raise ApplicationError("unsupported_media_type", "send the body as application/json")
         super().initial(request, *args, **kwargs)
+        if body:
+            # Parsed here, once the caller is known, so that a body is checked even by the calls that
+            # read nothing from it (freeze, close): a malformed one is refused, never ignored.
+            request.data  # noqa: B018
 
 
 def client_of(request) -> str:

@@ -329,3 +329,33 @@ def test_error_bodies_are_compact_sorted_json(api):
 def test_django_level_errors_use_the_same_canonical_json(api):
     response = api.get("/api/v1/nope")
     assert response.content == json.dumps(response.json(), sort_keys=True, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ('{"amount": 5, "amount": 5000}', "given twice"),  # the last one would have won
+        ('{"amount": 5, "metadata": {"note": "a\\u0000b"}}', "NUL"),
+        ('{"amount": 5, "metadata": {"note": "\\ud800"}}', "surrogate"),
+        ('{"amount": 5, "metadata": {"\\udfff": 1}}', "surrogate"),
+        ('{"amount": 5, "metadata": {"n": NaN}}', "NaN"),
+        ('{"amount": 5, "metadata": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}", "nested deeper"),
+    ],
+)
+def test_json_that_cannot_be_stored_as_given_is_malformed(api, opened, raw, why):
+    """Duplicate keys, NaN, NUL, half a surrogate pair and deep nesting: a 400 naming the reason,
+    never a 500 from the database (PostgreSQL refuses NUL and lone surrogates in jsonb) nor a
+    deposit of the wrong amount, and nothing changes."""
+    account_id = opened()
+    before = books()
+    error = assert_refused(api.post(f"/api/v1/accounts/{account_id}/deposit", raw=raw), 400, "malformed_json")
+    assert why in error["details"]["reason"]
+    assert_unchanged(before)
+
+
+@pytest.mark.parametrize("raw", ["[]", "null", '"x"'])
+def test_a_call_that_reads_no_body_still_refuses_one_that_is_not_an_object(api, opened, raw):
+    account_id = opened()
+    before = books()
+    assert_refused(api.post(f"/api/v1/accounts/{account_id}/freeze", raw=raw), 400, "invalid_request")
+    assert_unchanged(before)
