@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from balance_project.errors import ApplicationError
 from balance_project.money import INT64_MAX
 
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -43,7 +44,9 @@ class StrictSerializer(serializers.Serializer):
 
 @extend_schema_field(_AMOUNT_SCHEMA)
 class AmountField(serializers.Field):
-    """The raw JSON value, for ``parse_amount`` in the service (null too: that is invalid_amount)."""
+    """The raw JSON value, for ``parse_amount`` in the service. An explicit null is invalid_amount
+    here: where the field may be left out (commit, cash-out), leaving it out means "all", and a null
+    must not mean the same (a missing value never means "all" by accident)."""
 
     def validate_empty_values(self, data):
         if data is None:
@@ -51,6 +54,13 @@ class AmountField(serializers.Field):
         return super().validate_empty_values(data)
 
     def to_internal_value(self, data):
+        if data is None:
+            raise ApplicationError(
+                "invalid_amount",
+                f"{self.field_name} must be an integer number of minor units, not null"
+                + ("; leave it out for all" if not self.required else ""),
+                {"field": self.field_name},
+            )
         return data
 
     def to_representation(self, value):

@@ -171,3 +171,14 @@ def test_the_outcome_counter_is_exported_on_metrics(client):
     assert response.status_code == 200
     for outcome in ("committed", "released", "expired"):
         assert f'balance_reservations_total{{outcome="{outcome}"}}'.encode() in response.content
+
+
+def test_an_explicit_null_amount_commits_nothing(api, setup):
+    """Leaving the amount out commits all of the hold; a null is not leaving it out."""
+    table, user, _ = setup
+    r = reserve(api, table, user).json()["reservation"]
+    before = money_snapshot()
+    refused = api.post(f"reservations/{r['id']}/commit", {"amount": None})
+    assert refused.status_code == 400 and error_code(refused) == "invalid_amount"
+    assert money_snapshot() == before and Reservation.objects.get(pk=r["id"]).status == "pending"
+    assert api.post(f"reservations/{r['id']}/commit", {}).json()["reservation"]["committed_amount"] == 300

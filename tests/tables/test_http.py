@@ -118,6 +118,7 @@ def test_bad_cash_outs(api, seated):
     before = money_snapshot()
     expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "amount": 501}), 422, "insufficient_chips")
     expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "amount": -1}), 400, "invalid_amount")
+    expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "amount": None}), 400, "invalid_amount")  # not "all"
     expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "leave": "yes"}), 400, "invalid_request")
     expect(api.post(f"tables/{table}/cash-out", {"user_id": outsider}), 422, "player_not_seated")
     assert money_snapshot() == before
