@@ -18,6 +18,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from balance_project.errors import ApplicationError
+from balance_project.moments import moment_checked
 from balance_project.money import INT64_MAX
 
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -152,13 +153,14 @@ class PeriodBoundField(serializers.Field):
                     self.fail("invalid")
                 if self.end_of_day:
                     day += timedelta(days=1)
-                return datetime.combine(day, time.min, tzinfo=UTC)
-            moment = parse_datetime(text)
+                moment: datetime | None = datetime.combine(day, time.min, tzinfo=UTC)
+            else:
+                moment = parse_datetime(text)
         except (ValueError, OverflowError):
             self.fail("invalid")
         if moment is None:
             self.fail("invalid")
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        return moment_checked(moment, field=self.field_name or "moment", value=data)
 
     def to_representation(self, value):
         return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 from django.db.models import BigIntegerField, Count, F, OuterRef, QuerySet, Subquery, Sum, Value
@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 
 from accounts.models import Account
 from balance_project.errors import ApplicationError
+from balance_project.moments import moment_checked
 from balance_project.money import parse_currency
 from ledger.chain import format_timestamp
 from ledger.models import Entry
@@ -59,9 +60,7 @@ def report_moment_parse(value: Any, *, field: str) -> datetime:
             f"{field} must be a date (YYYY-MM-DD) or an ISO 8601 datetime",
             {"field": field, "value": str(value)[:40]},
         )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return moment_checked(moment, field=field, value=value)
 
 
 def report_period_check(*, start: datetime, end: datetime) -> None:

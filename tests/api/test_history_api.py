@@ -164,3 +164,26 @@ def test_long_statement_lists_the_first_entries_and_says_so(api, opened, monkeyp
     body = api.get(f"/api/v1/accounts/{account_id}/statement").json()
     assert [e["amount"] for e in body["entries"]] == [1, 2]
     assert (body["truncated"], body["entry_count"], body["total_in"], body["closing_balance"]) == (True, 3, 7, 7)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "0001-01-01"},
+        {"to": "9999-12-31"},  # the end of its day is past the calendar
+        {"from": "9999-12-31T23:59:59.999999"},
+        {"from": "2026-11-01T00:00:00+23:00"},  # PostgreSQL takes offsets under 16 hours
+        {"from": "2026-11-01T00:00:00-16:00"},
+    ],
+)
+def test_moments_outside_the_calendar_or_the_offsets_are_invalid_request(api, opened, params):
+    account_id = opened()
+    assert_refused(api.get(f"/api/v1/accounts/{account_id}/statement", params), 400, "invalid_request")
+    assert_refused(api.get("/api/v1/reservations/expiry-rate", params), 400, "invalid_request")
+
+
+def test_the_widest_moments_allowed_still_answer(api, opened):
+    account_id = opened()
+    params = {"from": "1970-01-01T00:00:00-15:59", "to": "8999-12-30"}  # its end of day is the last moment allowed
+    response = api.get(f"/api/v1/accounts/{account_id}/statement", params)
+    assert response.status_code == 200, response.json()
