@@ -13,6 +13,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.cache import balance_cache_get, balance_cache_put
+from accounts.identifiers import user_id_check
 from accounts.models import Account
 from accounts.results import account_result
 from balance_project.errors import ApplicationError
@@ -37,9 +38,8 @@ def account_get(*, account_id: int) -> dict[str, Any]:
 
 def accounts_list_by_owner(*, owner_ref: str, kind: str | None = None) -> dict[str, Any]:
     """-> {"items": [account_result...]}: every account of ``owner_ref`` (wallets and seats), by id."""
-    if not isinstance(owner_ref, str) or not owner_ref.strip():
-        raise ApplicationError("invalid_request", "owner_ref is required", {"field": "owner_ref"})
-    accounts = Account.objects.filter(owner_ref=owner_ref.strip()).exclude(kind=Account.Kind.SYSTEM)
+    owner_ref = user_id_check(owner_ref, field="owner_ref")
+    accounts = Account.objects.filter(owner_ref=owner_ref).exclude(kind=Account.Kind.SYSTEM)
     if kind is not None:
         if kind not in (Account.Kind.USER, Account.Kind.SEAT):
             raise ApplicationError("invalid_request", "kind must be user or seat", {"field": "kind"})
@@ -64,6 +64,7 @@ def account_balance_get(*, account_id: int) -> dict[str, Any]:
 
 def wallet_balance_get(*, user_id: str, currency: str) -> dict[str, Any]:
     """The same for the user's wallet in ``currency`` (account_not_found if none)."""
+    user_id = user_id_check(user_id)
     currency = parse_currency(currency)
     account_id = _WALLET_IDS.get((user_id, currency))
     if account_id is not None:

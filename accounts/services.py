@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from accounts.identifiers import user_id_check
 from accounts.models import Account
 from accounts.results import account_result, transaction_result
 from balance_project.errors import ApplicationError
@@ -31,8 +32,6 @@ from ledger.services import (
 )
 from ledger.work import Work
 
-MAX_OWNER_REF = 128
-
 
 def system_account_get(*, code: str, currency: str, shard: int = 0) -> Account:
     """The house account ``code`` in ``currency`` (shard ``shard``), created on first use (a race is
@@ -51,7 +50,7 @@ def system_account_get(*, code: str, currency: str, shard: int = 0) -> Account:
 
 def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency: str) -> dict[str, Any]:
     """Open a user wallet. One wallet per owner and currency: a second gets ``account_exists``."""
-    owner_ref = _owner_ref_check(owner_ref)
+    owner_ref = user_id_check(owner_ref, field="owner_ref")
     currency = parse_currency(currency)
 
     def execute(work: Work) -> dict[str, Any]:
@@ -307,14 +306,6 @@ def _require_wallet(account: AccountRow) -> AccountRow:
             {"account_id": account.id, "kind": account.kind},
         )
     return account
-
-
-def _owner_ref_check(owner_ref: Any) -> str:
-    if not isinstance(owner_ref, str) or not owner_ref.strip() or len(owner_ref) > MAX_OWNER_REF:
-        raise ApplicationError(
-            "invalid_request", f"owner_ref must be 1 to {MAX_OWNER_REF} characters", {"field": "owner_ref"}
-        )
-    return owner_ref.strip()
 
 
 def _metadata_check(metadata: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from accounts.identifiers import user_id_check
 from accounts.results import transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount
@@ -51,7 +52,6 @@ from tables.seating import (
     table_of,
     table_require_open,
     table_select,
-    user_id_check,
     wallet_at_table_where,
     wallet_of,
 )

@@ -23,7 +23,6 @@ from tables.models import Seat, Table
 from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow
 
 TABLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-MAX_USER_ID = 128
 
 
 def table_id_check(value: Any, *, field: str = "table_id") -> str:
@@ -32,14 +31,6 @@ def table_id_check(value: Any, *, field: str = "table_id") -> str:
             "invalid_request", f"{field} must be 1 to 64 characters of letters, digits and . _ : -", {"field": field}
         )
     return value
-
-
-def user_id_check(value: Any, *, field: str = "user_id") -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_USER_ID or not value.isprintable():
-        raise ApplicationError(
-            "invalid_request", f"{field} must be 1 to {MAX_USER_ID} printable characters", {"field": field}
-        )
-    return value.strip()
 
 
 def table_find(table_id: str) -> Table:

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.identifiers import user_id_check
 from accounts.models import Account
 from accounts.results import account_result, transaction_result
 from balance_project.errors import ApplicationError
@@ -56,7 +57,6 @@ from tables.seating import (
     table_of,
     table_require_open,
     table_select,
-    user_id_check,
     wallet_of,
 )
 

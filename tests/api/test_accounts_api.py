@@ -152,3 +152,11 @@ def test_status_change_refuses_a_body_with_fields(api, opened):
     before = books()
     assert_refused(api.post(f"/api/v1/accounts/{account_id}/freeze", {"reason": "x"}), 400, "invalid_request")
     assert_unchanged(before)
+
+
+@pytest.mark.parametrize("owner_ref", ["tab\there", "nul\u0000", "x" * 129, "   "])
+def test_an_owner_ref_that_is_not_1_to_128_printable_characters_is_refused(api, owner_ref):
+    before = Account.objects.count()
+    response = api.post("/api/v1/accounts", {"owner_ref": owner_ref, "currency": "EUR"})
+    assert response.status_code == 400, response.content
+    assert Account.objects.count() == before

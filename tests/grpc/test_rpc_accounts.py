@@ -46,6 +46,14 @@ def test_get_balance_errors(stub, md, player):
     assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
     failure = failure_of(stub.GetBalance, pb.GetBalanceRequest(), metadata=md)
     assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
+    # A user id with NUL, a control character, or of any length: refused before any lookup, and the
+    # refusal does not repeat it (NOT_FOUND once echoed ids of any length into the status).
+    for bad in ("a\x00b", "line\nbreak", "x" * 5000, "  "):
+        failure = failure_of(
+            stub.GetBalance, pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=bad, currency="EUR")), metadata=md
+        )
+        assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
+        assert len(failure.message) < 200 and all(value != bad for value in failure.metadata.values())
 
 
 def test_list_transactions_pages_newest_first(stub, md, player):
