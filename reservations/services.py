@@ -402,9 +402,11 @@ def reservation_id_check(value: Any) -> int:
 def reason_check(value: Any) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str) or len(value) > MAX_REASON:
+    if not isinstance(value, str) or len(value) > MAX_REASON or not value.isprintable():
         raise ApplicationError(
-            "invalid_request", f"reason must be text of at most {MAX_REASON} characters", {"field": "reason"}
+            "invalid_request",
+            f"reason must be printable text of at most {MAX_REASON} characters",
+            {"field": "reason"},
         )
     return value.strip()
 

@@ -35,7 +35,7 @@ def test_a_bad_reservation_id_is_invalid_request(reservation_id):
     assert (refused.value.code, refused.value.details["field"]) == ("invalid_request", "reservation_id")
 
 
-@pytest.mark.parametrize("reason", [17, "x" * 256])
+@pytest.mark.parametrize("reason", [17, "x" * 256, "a\x00b", "two\nlines"])
 def test_a_bad_reason_is_invalid_request(reason):
     table = open_table()
     user, _ = new_player(funded=100)
