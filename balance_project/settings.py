@@ -240,6 +240,7 @@ GRPC_INTERCEPTORS = [
     "balance_project.grpc.interceptors.DatabaseConnectionsInterceptor",
     "balance_project.grpc.interceptors.ErrorsInterceptor",
     "balance_project.grpc.interceptors.AuthInterceptor",
+    "balance_project.grpc.interceptors.RequestDecodingInterceptor",
     "balance_project.grpc.interceptors.MutationGuardInterceptor",
 ]
 

@@ -1,7 +1,7 @@
 """Cross-cutting work of every gRPC call, as server interceptors listed in settings.GRPC_INTERCEPTORS.
 
 The first listed is the outermost. The default order (settings.py):
-metrics -> database connections -> errors -> auth -> mutation guard -> servicer.
+metrics -> database connections -> errors -> auth -> request decoding -> mutation guard -> servicer.
 
 grpcio calls ``intercept_service`` on its polling thread; the wrapped behaviour below runs on the
 worker thread that serves the call, which is where database work and the caller context belong.
@@ -148,6 +148,43 @@ class AuthInterceptor(UnaryInterceptor):
             return proceed(request, context)
         finally:
             current_key.reset(token)
+
+
+class UndecodableRequest:
+    """What a request that is not a valid message of its type decodes to (see ``RequestDecodingInterceptor``)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class RequestDecodingInterceptor(UnaryInterceptor):
+    """Bytes that are not a valid request message (truncated, wrong wire types, strings that are not
+    UTF-8) answer INVALID_ARGUMENT with ErrorInfo ``invalid_request``, like any other bad input:
+    grpcio would end the call INTERNAL ("Exception deserializing request!") before any interceptor
+    ran. Listed after authentication, so an unknown caller still learns nothing but UNAUTHENTICATED."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = super().intercept_service(continuation, handler_call_details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+
+        def lenient(data: bytes) -> Any:
+            try:
+                return decode(data)
+            except Exception as exc:  # protobuf's DecodeError, or a UnicodeDecodeError inside it
+                return UndecodableRequest(type(exc).__name__)
+
+        return handler._replace(request_deserializer=lenient)
+
+    def around(self, full_method, request, context, proceed):
+        if isinstance(request, UndecodableRequest):
+            raise ApplicationError(
+                "invalid_request",
+                "the request is not a valid message of this method's request type",
+                {"reason": request.reason},
+            )
+        return proceed(request, context)
 
 
 class MutationGuardInterceptor(UnaryInterceptor):

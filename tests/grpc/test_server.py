@@ -305,3 +305,27 @@ def test_the_management_command_serves_and_exits_cleanly_on_sigterm(tmp_path):
     assert process.returncode == 0, err
     assert "gRPC server stopped" in out
     assert "draining in-flight calls" in err
+
+
+@pytest.mark.parametrize(
+    ("method", "raw"),
+    [
+        ("GetBalance", b"\xff\xff\xff\xff"),  # not a protobuf message at all
+        ("BuyIn", b"\x0a\x05ab"),  # a string field cut short
+        ("BuyIn", b"\x12\x02\xc3\x28"),  # a string that is not UTF-8
+    ],
+)
+def test_bytes_that_are_not_a_request_message_are_invalid_argument(server, channels, md, method, raw):
+    """grpcio itself ended these INTERNAL ("Exception deserializing request!") with no ErrorInfo."""
+    call = channels(server.address).unary_unary(f"/balance.v1.BalanceService/{method}")
+    with pytest.raises(grpc.RpcError) as excinfo:
+        call(raw, metadata=md, timeout=10)
+    failure = rpc_failure(excinfo)
+    assert (failure.code, failure.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
+
+
+def test_undecodable_bytes_from_an_unknown_caller_are_still_unauthenticated(server, channels):
+    call = channels(server.address).unary_unary("/balance.v1.BalanceService/GetBalance")
+    with pytest.raises(grpc.RpcError) as excinfo:
+        call(b"\xff\xff", metadata=(("authorization", "Bearer nope"),), timeout=10)
+    assert excinfo.value.code() == grpc.StatusCode.UNAUTHENTICATED
