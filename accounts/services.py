@@ -33,21 +33,6 @@ from ledger.services import (
 from ledger.work import Work
 
 
-def system_account_get(*, code: str, currency: str, shard: int = 0) -> Account:
-    """The house account ``code`` in ``currency`` (shard ``shard``), created on first use (a race is
-    settled by the unique constraint)."""
-    currency = parse_currency(currency)
-    wanted = {"kind": Account.Kind.SYSTEM, "system_code": code, "currency": currency, "shard": shard}
-    account = Account.objects.filter(**wanted).first()
-    if account is not None:
-        return account
-    try:
-        with transaction.atomic():
-            return Account.objects.create(**wanted, allow_negative=code == Account.SystemCode.EXTERNAL)
-    except IntegrityError:
-        return Account.objects.get(**wanted)
-
-
 def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency: str) -> dict[str, Any]:
     """Open a user wallet. One wallet per owner and currency: a second gets ``account_exists``."""
     owner_ref = user_id_check(owner_ref, field="owner_ref")

@@ -28,7 +28,6 @@ from ledger.rows import ACCOUNT_COLUMNS, AccountRow, EntryRow, TransactionRow
 from ledger.work import Result, Work
 
 INT64_MIN = -(2**63)
-SYSTEM = "system"
 
 
 @dataclass(frozen=True)

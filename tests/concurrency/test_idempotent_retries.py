@@ -4,7 +4,7 @@ the money moves once and every answer is the same."""
 import pytest
 
 from accounts.models import Account
-from accounts.services import account_deposit, account_transfer, account_withdraw, system_account_get
+from accounts.services import account_deposit, account_transfer, account_withdraw
 from ledger.integrity import ledger_verify
 from ledger.models import IdempotencyRecord, Transaction
 from tests.concurrency.conftest import run_concurrently
@@ -14,7 +14,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def pair(wallet):
-    system_account_get(code="external", currency="EUR")
     return wallet(funded=1000), wallet(funded=0)
 
 

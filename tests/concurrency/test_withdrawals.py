@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from accounts.models import Account
-from accounts.services import account_withdraw, system_account_get
+from accounts.services import account_withdraw
 from ledger.integrity import ledger_verify
 from ledger.models import Entry
 from tests.concurrency.conftest import run_concurrently
@@ -14,7 +14,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_exactly_ten_of_fifty_concurrent_withdrawals_succeed(wallet):
-    system_account_get(code="external", currency="EUR")
     a = wallet(funded=1000)
 
     def withdraw():

@@ -218,14 +218,13 @@ def test_the_same_buy_in_and_hand_sent_at_once_move_money_once():
     assert books_problems() == []
 
 
-@pytest.mark.parametrize("hot", [True, False], ids=["hot-path", "orm-path"])
-def test_first_rakes_at_many_tables_at_once_share_one_new_shard(settings, hot):
+def test_first_rakes_at_many_tables_at_once_share_one_new_shard(settings):
     """Six tables settle their first hand at once and all rake into one shard that does not exist
     yet: one account is created, every settlement lands on it, nothing deadlocks."""
     from accounts.models import Account
 
-    settings.PG_HOT_PATH, settings.RAKE_ACCOUNT_SHARDS = hot, 1
-    currency = "GBP" if hot else "CHF"  # a currency no other test rakes in: the shard is new
+    settings.RAKE_ACCOUNT_SHARDS = 1
+    currency = "GBP"  # a currency no other test rakes in: the shard is new
     seated = []
     for _ in range(6):
         table = open_table(currency)
