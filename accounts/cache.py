@@ -144,9 +144,9 @@ class CacheWrites:
 
 def cache_writes_after_commit(work) -> CacheWrites:
     """The ``CacheWrites`` of ``work`` (a ledger.work.Work), flushed once it has committed."""
-    writes = getattr(work, "cache_writes", None)
+    writes = work.scoped.get("cache_writes")
     if writes is None:
-        writes = work.cache_writes = CacheWrites()
+        writes = work.scoped["cache_writes"] = CacheWrites()
         work.on_commit(writes.flush)
     return writes
 

@@ -75,6 +75,7 @@ class Work:
         self._queued_write = False
         self.round_trips = 0
         self._allocated: set[str] = set()
+        self.scoped: dict[str, Any] = {}  # what helpers keep for this work (see ``discard``)
         self._escaping: Any = None  # psycopg.pq.Escaping of the connection, on PostgreSQL
 
     def __enter__(self) -> Work:
@@ -103,9 +104,13 @@ class Work:
         self._hooks.append(hook)
 
     def discard(self) -> None:
-        """Forget every statement queued and not sent (a refusal decided before any write)."""
+        """Forget every statement queued and not sent, and the after-commit hooks and state that
+        went with them (a refusal decided before any write: no cache may learn of rows changed
+        in memory only)."""
         self._queue.clear()
         self._queued_write = False
+        self._hooks.clear()
+        self.scoped.clear()
 
     # -- sending ----------------------------------------------------------------------------
     def send(self) -> None:

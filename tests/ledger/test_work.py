@@ -6,8 +6,13 @@ from __future__ import annotations
 import pytest
 from django.db import DataError, IntegrityError, connection
 
+from accounts.cache import balance_cache_get
+from accounts.models import Account
 from accounts.services import account_deposit
+from balance_project.errors import ApplicationError
+from ledger.idempotency import idempotent
 from ledger.models import IdempotencyRecord, Transaction
+from ledger.services import accounts_of, accounts_select, holds_change
 from ledger.work import Work
 from tests.tables.helpers import new_key, new_player
 
@@ -81,3 +86,23 @@ def test_a_work_left_without_commit_rolls_back():
         )
         work.send()
     assert not IdempotencyRecord.objects.filter(scope="s").exists()
+
+
+def test_a_refusal_after_a_row_changed_in_memory_feeds_no_cache_and_keeps_its_record():
+    """The refusal drops the queued writes and what was to follow them after commit: the balance
+    cache never learns of a hold that was not committed."""
+    _, wallet = new_player(funded=100)
+    cached_before = balance_cache_get(wallet)
+
+    def execute(work):
+        found = accounts_select(work, "id = %s", [wallet])
+        work.send()
+        holds_change(work, accounts=accounts_of(found), hold_deltas={wallet: 50})
+        raise ApplicationError("insufficient_funds", "refused after a change in memory", {})
+
+    key = new_key()
+    with pytest.raises(ApplicationError):
+        idempotent(scope="t", key=key, operation="test", params={}, execute=execute)
+    assert Account.objects.get(pk=wallet).held == 0
+    assert balance_cache_get(wallet) == cached_before and (cached_before is None or cached_before["held"] == 0)
+    assert IdempotencyRecord.objects.get(scope="t", key=key).is_error
