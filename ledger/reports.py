@@ -7,7 +7,6 @@ the trial balance at ``T``. Every amount is an integer of minor units; nothing h
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import date, datetime, time
@@ -21,6 +20,7 @@ from balance_project.errors import ApplicationError
 from balance_project.moments import moment_checked
 from balance_project.money import parse_currency
 from ledger.chain import format_timestamp
+from ledger.csv_safety import csv_lines
 from ledger.models import Entry
 
 LEDGER_EXPORT_HEADER: tuple[str, ...] = (
@@ -133,32 +133,8 @@ def ledger_export_csv_lines(*, start: datetime, end: datetime, currency: str | N
     report_period_check(start=start, end=end)
     if currency is not None:
         currency = parse_currency(currency)
-    return _csv_lines(ledger_export_rows(start=start, end=end, currency=currency))
-
-
-def _csv_lines(rows: Iterator[tuple[Any, ...]]) -> Iterator[str]:
-    buffer = _LineBuffer()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(LEDGER_EXPORT_HEADER)
-    yield buffer.take()
-    for row in rows:
-        writer.writerow(row)
-        yield buffer.take()
-
-
-class _LineBuffer:
-    """A write-only file for csv.writer that hands back what was written since the last take()."""
-
-    def __init__(self) -> None:
-        self._parts: list[str] = []
-
-    def write(self, text: str) -> int:
-        self._parts.append(text)
-        return len(text)
-
-    def take(self) -> str:
-        text, self._parts = "".join(self._parts), []
-        return text
+    # Through csv_safety, as every CSV export: owner refs and metadata are caller text.
+    return csv_lines(LEDGER_EXPORT_HEADER, ledger_export_rows(start=start, end=end, currency=currency))
 
 
 def trial_balance(*, at: datetime | None = None, currency: str | None = None) -> dict[str, Any]:
