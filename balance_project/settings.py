@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from balance_project import secrecy
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BALANCE_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -34,19 +36,22 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "embedded-default-not-secret-" + "x" * 40)
+# A debug page shows settings: connection URLs carry passwords, so they are hidden like keys.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "balance_project.debug_filter.SecretSafeExceptionReporterFilter"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", secrecy.EMBEDDED_SECRET_KEY)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 
 # Production hardening: on by default only when DJANGO_SECURE is set, so `check --deploy` passes there.
 SECURE = env_bool("DJANGO_SECURE", False)
-if SECURE:
-    # The embedded defaults of these keys are public: production must never run on them.
-    for _required in ("DJANGO_SECRET_KEY", "LEDGER_HMAC_KEY"):
-        if not os.environ.get(_required):
-            from django.core.exceptions import ImproperlyConfigured
+# The embedded defaults of the keys are public: a configured database or DJANGO_SECURE=1 never runs
+# on them, nor on a short key (balance_project/secrecy.py).
+_key_refusal = secrecy.production_key_problems(os.environ, production=SECURE or bool(os.environ.get("DATABASE_URL")))
+if _key_refusal:
+    from django.core.exceptions import ImproperlyConfigured
 
-            raise ImproperlyConfigured(f"{_required} must be set when DJANGO_SECURE=1")
+    raise ImproperlyConfigured(_key_refusal)
+if SECURE:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
@@ -191,7 +196,7 @@ SPECTACULAR_SETTINGS = {
 # --- Ledger and money rules -----------------------------------------------------------------------
 # The HMAC key for the entry checksum chain lives outside the database, so a rewrite of a whole
 # chain by someone with database access alone is still detected.
-LEDGER_HMAC_KEY = os.environ.get("LEDGER_HMAC_KEY", "embedded-default-ledger-key")
+LEDGER_HMAC_KEY = os.environ.get("LEDGER_HMAC_KEY", secrecy.EMBEDDED_LEDGER_HMAC_KEY)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_CACHE_TTL_SECONDS = env_int("IDEMPOTENCY_CACHE_TTL_SECONDS", 24 * 60 * 60)
 BALANCE_CACHE_TTL_SECONDS = env_int("BALANCE_CACHE_TTL_SECONDS", 60 * 60)

@@ -29,6 +29,10 @@ import urllib.parse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from balance_project.secrecy import throwaway_keys_setdefault  # noqa: E402
+
 METHODS = ("BuyIn", "GetBalance", "Reserve", "CommitReservation", "SettleHand", "CashOut")
 ROW = re.compile(r"^\s+(\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$")
 RATE = re.compile(r"= ([\d.]+) calls/s \((\d+) errors\)")
@@ -232,6 +236,8 @@ def main() -> int:
     if not 5 <= args.seconds <= 120:
         parser.error("--seconds must be 5 to 120")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    # Scratch databases: throwaway keys (settings refuse a configured database without keys of its own).
+    throwaway_keys_setdefault(env, purpose="bench")
 
     tps = pgbench(args.pg, args.seconds)
     print(f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps", flush=True)

@@ -33,6 +33,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from balance_project.secrecy import throwaway_keys_setdefault  # noqa: E402
+
+# A scratch database: throwaway keys unless the environment names some (balance_project/secrecy.py).
+throwaway_keys_setdefault(os.environ, purpose="bench")
+
 import grpc  # noqa: E402
 
 from balance_client import BalanceClient, BalanceError, RetryPolicy  # noqa: E402

@@ -35,6 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from balance_project.secrecy import throwaway_keys_setdefault  # noqa: E402
+
+# A scratch database: throwaway keys unless the environment names some (balance_project/secrecy.py).
+throwaway_keys_setdefault(os.environ, purpose="bench")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CURRENCY = "EUR"
 DEPOSIT_AMOUNT = 100

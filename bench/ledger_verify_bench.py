@@ -22,9 +22,14 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from balance_project.secrecy import throwaway_keys_setdefault
+
+# A scratch database: throwaway keys unless the environment names some (balance_project/secrecy.py).
+throwaway_keys_setdefault(os.environ, purpose="bench")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "balance_project.settings")
 
-import django
+import django  # noqa: E402
 
 django.setup()
 

@@ -6,7 +6,15 @@ import os
 import secrets
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from django.views.debug import ExceptionReporter
+
+from balance_project.secrecy import EMBEDDED_LEDGER_HMAC_KEY, EMBEDDED_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -53,10 +61,64 @@ def test_check_deploy_fails_on_the_embedded_default(tmp_path):
     assert "security.W004" in result.stderr  # no HSTS without DJANGO_SECURE
 
 
-def test_secure_mode_refuses_the_public_default_keys(tmp_path):
-    for missing in ("DJANGO_SECRET_KEY", "LEDGER_HMAC_KEY"):
-        env = production_env(BALANCE_VAR_DIR=str(tmp_path))
-        env.pop(missing)
-        result = check_deploy(env)
-        assert result.returncode != 0
-        assert f"{missing} must be set when DJANGO_SECURE=1" in result.stderr
+@pytest.mark.parametrize("secure", ["1", "0"])
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("DJANGO_SECRET_KEY", None, "DJANGO_SECRET_KEY must be set"),
+        ("LEDGER_HMAC_KEY", None, "LEDGER_HMAC_KEY must be set"),
+        ("DJANGO_SECRET_KEY", EMBEDDED_SECRET_KEY, "DJANGO_SECRET_KEY is a public placeholder"),
+        ("LEDGER_HMAC_KEY", EMBEDDED_LEDGER_HMAC_KEY, "LEDGER_HMAC_KEY is a public placeholder"),
+        ("LEDGER_HMAC_KEY", "compose-local-only-ledger-key-change-me", "LEDGER_HMAC_KEY is a public placeholder"),
+        ("LEDGER_HMAC_KEY", "k", "LEDGER_HMAC_KEY must be at least 32 bytes"),
+        ("DJANGO_SECRET_KEY", "x" * 31, "DJANGO_SECRET_KEY must be at least 32 bytes"),
+    ],
+)
+def test_production_refuses_public_missing_or_short_keys(tmp_path, secure, name, value, says):
+    """DJANGO_SECURE=1, or a configured database without it: either way the service will not start
+    (every manage.py command, gunicorn and the sidecar load these settings)."""
+    result = check_deploy(production_env(BALANCE_VAR_DIR=str(tmp_path), DJANGO_SECURE=secure, **{name: value}))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert says in result.stderr
+
+
+def test_a_configured_database_is_production_even_without_the_secure_flag(tmp_path):
+    env = production_env(
+        BALANCE_VAR_DIR=str(tmp_path), DJANGO_SECURE=None, LEDGER_HMAC_KEY=None, DJANGO_SECRET_KEY=None
+    )
+    result = check_deploy(env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set; LEDGER_HMAC_KEY must be set" in result.stderr
+
+
+def test_check_deploy_names_the_public_keys_of_the_embedded_default(tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DJANGO_") and k not in ("LEDGER_HMAC_KEY", "DATABASE_URL")
+    }
+    result = check_deploy({**env, "BALANCE_VAR_DIR": str(tmp_path)})
+    assert "(balance.W001) DJANGO_SECRET_KEY must be set" in result.stderr
+    assert "(balance.W001) LEDGER_HMAC_KEY must be set" in result.stderr
+
+
+def _debug_page(rf) -> str:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        return ExceptionReporter(rf.get("/"), *sys.exc_info()).get_traceback_html()
+
+
+def test_a_debug_error_page_hides_connection_urls_and_keys(rf):
+    # The password lives only in settings: the page shows the frames' locals too.
+    hidden = {"DATABASE_URL": "postgres://balance:{}@db.invalid/b", "REDIS_URL": "redis://:{}@cache.invalid/0"}
+    with override_settings(
+        DEBUG=True, **{name: url.format("pw-" + secrets.token_hex(8)) for name, url in hidden.items()}
+    ):
+        html = _debug_page(rf)
+        passwords = [urllib.parse.urlsplit(getattr(settings, name)).password for name in hidden]
+    assert "DATABASE_URL" in html  # the setting is listed, its value is not
+    for password in passwords:
+        assert password and password not in html
+    assert settings.LEDGER_HMAC_KEY not in html
