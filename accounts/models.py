@@ -113,3 +113,115 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client} ({self.prefix}…)"
+
+
+class PlayerLimit(models.Model):
+    """A limit a player set on themselves, per owner and currency (accounts/protection.py applies it).
+
+    ``value`` is in force; an increase (or a removal) waits in ``pending_value`` until
+    ``pending_effective_at`` (the cooling-off), a decrease replaces ``value`` at once. A pending
+    row with ``pending_value`` NULL is a pending removal. ``period`` is the rolling window of a
+    deposit or loss limit, empty for the maximum buy-in (one buy-in or reservation at a table).
+    """
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit", "deposits over a rolling window"
+        LOSS = "loss", "buy-ins minus cash-outs over a rolling window"
+        BUY_IN = "buy_in", "the largest single buy-in at a table"
+
+    class Period(models.TextChoices):
+        DAY = "24h", "24 hours"
+        WEEK = "7d", "7 days"
+        MONTH = "30d", "30 days"
+        NONE = "", "not a window"
+
+    owner_ref = models.CharField(max_length=128)
+    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    period = models.CharField(max_length=3, choices=Period.choices, blank=True, default="")
+    value = models.BigIntegerField()
+    pending_value = models.BigIntegerField(null=True, blank=True)
+    pending_effective_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_ref", "currency", "kind", "period"], name="player_limit_one_per_owner_currency_kind"
+            ),
+            models.CheckConstraint(condition=Q(value__gt=0), name="player_limit_value_positive"),
+            models.CheckConstraint(
+                condition=Q(pending_value__isnull=True) | Q(pending_value__gt=0),
+                name="player_limit_pending_value_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(pending_value__isnull=True) | Q(pending_effective_at__isnull=False),
+                name="player_limit_pending_value_has_moment",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind__in=["deposit", "loss"]) & Q(period__in=["24h", "7d", "30d"]))
+                | (Q(kind="buy_in") & Q(period="")),
+                name="player_limit_kind_period_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_ref} {self.currency} {self.kind} {self.period or 'per buy-in'}: {self.value}"
+
+
+class SelfExclusion(models.Model):
+    """A self-exclusion or time-out of an owner (every currency). Rows are only ever added: a new
+    one can extend the exclusion, nothing shortens or lifts it (the latest ``ends_at`` applies)."""
+
+    class Kind(models.TextChoices):
+        SELF_EXCLUSION = "self_exclusion", "self-exclusion"
+        TIME_OUT = "time_out", "time-out"
+
+    owner_ref = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    actor = models.CharField(max_length=128, help_text="Who asked: API client or admin user.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="self_exclusion_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["self_exclusion", "time_out"]), name="self_exclusion_kind_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["owner_ref", "ends_at"], name="self_exclusion_owner_ends")]
+
+    def __str__(self) -> str:
+        return f"{self.owner_ref} {self.kind} until {self.ends_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class ProtectionEvent(models.Model):
+    """The audit trail of player protection: who changed which limit or started which exclusion,
+    when, from what to what. Written in the same transaction as the change."""
+
+    class Action(models.TextChoices):
+        LIMIT_SET = "limit_set", "limit in force at once (new or lower)"
+        LIMIT_INCREASE_PENDING = "limit_increase_pending", "higher limit pending its cooling-off"
+        LIMIT_REMOVAL_PENDING = "limit_removal_pending", "removal pending its cooling-off"
+        LIMIT_PENDING_CANCELLED = "limit_pending_cancelled", "pending change cancelled"
+        EXCLUSION_STARTED = "exclusion_started", "self-exclusion or time-out started"
+
+    owner_ref = models.CharField(max_length=128)
+    currency = models.CharField(max_length=3, blank=True, default="")
+    action = models.CharField(max_length=24, choices=Action.choices)
+    kind = models.CharField(max_length=16, help_text="Limit kind, or exclusion kind.")
+    period = models.CharField(max_length=3, blank=True, default="")
+    old_value = models.BigIntegerField(null=True, blank=True)
+    new_value = models.BigIntegerField(null=True, blank=True)
+    effective_at = models.DateTimeField(help_text="When the change applies (an exclusion: when it ends).")
+    actor = models.CharField(max_length=128)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner_ref", "created_at"], name="protection_event_owner_created")]
+
+    def __str__(self) -> str:
+        return f"{self.owner_ref} {self.action} {self.kind} {self.period}".strip()

@@ -11,9 +11,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.identifiers import user_id_check
 from accounts.models import Account
+from accounts.protection import deposit_check, protection_of, protection_select
 from accounts.results import account_result, transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount, parse_currency
@@ -118,6 +120,12 @@ def account_transfer(
         accounts = accounts_of(found)
         for account_id in (from_account_id, to_account_id):
             _require_wallet(account_require(accounts, account_id))
+        if not settings.PLAYER_TRANSFERS_ENABLED:
+            raise ApplicationError(
+                "transfers_disabled",
+                "player-to-player transfers are turned off by the operator",
+                {"from_account_id": from_account_id, "to_account_id": to_account_id},
+            )
         tx = transaction_post(
             work,
             transaction_id=work.ids(tx_ids)[0],
@@ -259,9 +267,22 @@ def _post_against_external(
     )
     # Parameters in the order the SQL names them: the wallet, then the shard's currency and number.
     found = accounts_select(work, f"id = %s OR {external_where}", [account_id, account_id, shard])
+    protection = None
+    if kind == Transaction.Kind.DEPOSIT:  # after the wallet's lock: it sees every earlier deposit
+        protection = protection_select(
+            work,
+            owner_sql="(SELECT owner_ref FROM accounts_account WHERE id = %s AND kind = 'user')",
+            owner_params=[account_id],
+            currency_sql="(SELECT currency FROM accounts_account WHERE id = %s)",
+            currency_params=[account_id],
+            kinds=("deposit",),
+            now=timezone.now(),
+        )
     work.send()
     accounts = accounts_of(found)
     wallet = _require_wallet(account_require(accounts, account_id))
+    if protection is not None:
+        deposit_check(protection_of(protection), amount=amount, currency=wallet.currency)
     external = next((a for a in accounts.values() if a.kind == Account.Kind.SYSTEM), None)
     if external is None:
         external = system_account_lock(work, code=Account.SystemCode.EXTERNAL, currency=wallet.currency, shard=shard)

@@ -63,6 +63,13 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "player_not_seated": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     "insufficient_chips": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     "invalid_state": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
+    # Player protection (accounts/protection.py): a limit, an exclusion or the operator's policy.
+    "deposit_limit_exceeded": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
+    "loss_limit_exceeded": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
+    "buy_in_limit_exceeded": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
+    "deposit_too_large": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
+    "self_excluded": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
+    "transfers_disabled": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     # Dependencies.
     "unavailable": ErrorSpec(503, grpc.StatusCode.UNAVAILABLE, retryable=True),
     "deadline_exceeded": ErrorSpec(504, grpc.StatusCode.DEADLINE_EXCEEDED, retryable=True),

@@ -211,6 +211,21 @@ RAKE_ACCOUNT_SHARDS = env_int("RAKE_ACCOUNT_SHARDS", 16)
 # row. The external funds are the sum of the shards.
 EXTERNAL_ACCOUNT_SHARDS = env_int("EXTERNAL_ACCOUNT_SHARDS", 16)
 
+# --- Player protection ---
+# (accounts/protection.py, docs/player-protection.md.) Player-to-player transfers between user
+# wallets are off unless the operator turns them on (NJ 13:69O-1.3).
+PLAYER_TRANSFERS_ENABLED = env_bool("PLAYER_TRANSFERS_ENABLED", False)
+# The largest single deposit per currency, "EUR=500000,USD=500000" (minor units); none by default.
+MAX_SINGLE_DEPOSIT: dict[str, int] = {
+    currency.strip().upper(): int(amount)
+    for currency, _, amount in (item.partition("=") for item in env_list("MAX_SINGLE_DEPOSIT", ""))
+}
+# A higher limit (or a removal) applies only after this cooling-off (UKGC RTS 12: 24 hours).
+LIMIT_INCREASE_COOLING_OFF_SECONDS = env_int("LIMIT_INCREASE_COOLING_OFF_SECONDS", 24 * 60 * 60)
+# Lengths a player may choose, in days: a time-out is short, a self-exclusion at least six months.
+TIME_OUT_DAYS = (env_int("TIME_OUT_MIN_DAYS", 1), env_int("TIME_OUT_MAX_DAYS", 42))
+SELF_EXCLUSION_DAYS = (env_int("SELF_EXCLUSION_MIN_DAYS", 183), env_int("SELF_EXCLUSION_MAX_DAYS", 3653))
+
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or (REDIS_URL or "filesystem://")

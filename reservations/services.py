@@ -30,6 +30,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from accounts.identifiers import user_id_check
+from accounts.protection import ProtectionQuery, buy_in_check, exclusion_check, protection_of, protection_select
 from accounts.results import transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount
@@ -47,6 +48,7 @@ from tables.models import Table
 from tables.results import seat_result
 from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow, table_write
 from tables.seating import (
+    TABLE_CURRENCY,
     seat_open,
     table_id_check,
     table_of,
@@ -81,11 +83,13 @@ def reservation_reserve(
         reservation_ids = work.next_ids("reservations_reservation")
         table_found = table_select(work, table_id)
         wallet_found = accounts_select(work, wallet_at_table_where(), [user_id, table_id])
+        protection = player_protection_select(work, user_id=user_id, table_id=table_id)
         work.send()
         table = table_of(table_found, table_id)
         table_require_open(table)
         accounts = accounts_of(wallet_found)
         wallet = wallet_of(accounts, user_id, table.currency)
+        buy_in_check(protection_of(protection), amount=amount, pending_holds=wallet.held)
         holds_change(work, accounts=accounts, hold_deltas={wallet.id: amount})
         reservation = reservation_new(
             work,
@@ -142,6 +146,17 @@ def reservation_commit(
             f"id = {of_reservation('account_id')} OR id = (SELECT account_id FROM tables_seat WHERE {seat_where})",
             [reservation_id, reservation_id, reservation_id],
         )
+        # A commit is a buy-in: an exclusion started since the reserve refuses it (the hold then
+        # waits for its release or expiry). The limits were checked when the hold was raised.
+        protection = protection_select(
+            work,
+            owner_sql=of_reservation("user_id"),
+            owner_params=[reservation_id],
+            currency_sql="''",
+            currency_params=[],
+            kinds=(),
+            now=timezone.now(),
+        )
         work.send()
         reservation_row, table_row = reservation_found.one(), table_found.one()
         if reservation_row is None or table_row is None:  # a reservation always has its table (a foreign key)
@@ -152,6 +167,7 @@ def reservation_commit(
             _require_pending(reservation)
             table_require_open(table)
         _require_pending(reservation)
+        exclusion_check(protection_of(protection))
         seat_row = seat_found.one()
         seat = SeatRow.from_db(seat_row, table) if seat_row else seat_open(work, table, reservation.user_id)
         accounts = accounts_of(accounts_found)
@@ -263,6 +279,20 @@ def reservation_release_locked(
     holds_change(work, accounts=accounts, hold_deltas={reservation.account_id: -reservation.amount})
     reservation_end(
         work, reservation, status=Reservation.Status.RELEASED, actor=actor, reason=reason, amount=reservation.amount
+    )
+
+
+def player_protection_select(work: Work, *, user_id: str, table_id: str) -> ProtectionQuery:
+    """Queue the player's loss and buy-in limits in the table's currency and their exclusion, for
+    a reserve or a buy-in (after the wallet's lock; accounts/protection.py)."""
+    return protection_select(
+        work,
+        owner_sql="%s",
+        owner_params=[user_id],
+        currency_sql=TABLE_CURRENCY,
+        currency_params=[table_id],
+        kinds=("loss", "buy_in"),
+        now=timezone.now(),
     )
 
 

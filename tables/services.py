@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.identifiers import user_id_check
 from accounts.models import Account
+from accounts.protection import buy_in_check, protection_of
 from accounts.results import account_result, transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount, parse_currency
@@ -39,7 +40,13 @@ from ledger.services import (
 )
 from ledger.work import Work, as_json
 from reservations.rows import RESERVATION_COLUMNS, ReservationRow
-from reservations.services import reservation_commit_locked, reservation_new, reservation_release_locked, ttl_check
+from reservations.services import (
+    player_protection_select,
+    reservation_commit_locked,
+    reservation_new,
+    reservation_release_locked,
+    ttl_check,
+)
 from tables.models import Table
 from tables.results import seat_result, table_result
 from tables.rows import SEAT_COLUMNS, SeatRow, TableRow, table_write
@@ -176,11 +183,13 @@ def table_buy_in(
     def execute(work: Work) -> dict[str, Any]:
         reservation_ids, tx_ids = work.next_ids("reservations_reservation"), work.next_ids("ledger_transaction")
         table_found, seats_found, accounts_found = player_at_table_select(work, table_id, user_id)
+        protection = player_protection_select(work, user_id=user_id, table_id=table_id)
         work.send()
         table = table_of(table_found, table_id)
         table_require_open(table)
         accounts = accounts_of(accounts_found)
         wallet = wallet_of(accounts, user_id, table.currency)
+        buy_in_check(protection_of(protection), amount=amount, pending_holds=wallet.held)
         seat = seats_of(seats_found, table).get(user_id)
         if seat is None:  # its rows are only queued: a refusal of the posting drops them
             seat = seat_open(work, table, user_id)

@@ -31,6 +31,13 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _player_transfers_on(settings):
+    """Transfers are off by default (settings.PLAYER_TRANSFERS_ENABLED); the tests of transfers
+    predate the switch and run with it on. tests/protection turns it off where it tests that."""
+    settings.PLAYER_TRANSFERS_ENABLED = True
+
+
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
