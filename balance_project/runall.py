@@ -1,9 +1,10 @@
 """Run the whole service from one command: ``python -m balance_project.runall`` (what ``make run`` does).
 
-Starts the HTTP API (gunicorn), the gRPC sidecar (when ``manage.py grpcserver`` exists) and a Celery
-worker with an embedded beat, prefixes each line they print with the process name, and stops them
-all on Ctrl-C or SIGTERM. When one of them dies on its own, the rest are stopped and this exits
-non-zero, so a process manager above it sees the failure.
+Starts the HTTP API (gunicorn), the admin on its own port when ``ADMIN_BIND`` is set, the gRPC
+sidecar (when ``manage.py grpcserver`` exists) and a Celery worker with an embedded beat, prefixes
+each line they print with the process name, and stops them all on Ctrl-C or SIGTERM. When one of
+them dies on its own, the rest are stopped and this exits non-zero, so a process manager above it
+sees the failure.
 
 On the embedded default (no ``DATABASE_URL``) it also makes sure a development API key with every
 scope exists, prints it, and keeps it in ``$BALANCE_VAR_DIR/dev-api-key`` so the next run prints the
@@ -158,12 +159,17 @@ def _signal_group_quietly(pgid: int, signum: int) -> None:
 
 def service_children() -> list[Child]:
     """The processes of the service, as configured by settings and the environment."""
+    from django.conf import settings
     from django.core.management import get_commands
 
     python = sys.executable
     children = [
         Child("http", [python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "balance_project.wsgi_static:application"]),
     ]
+    if settings.ADMIN_BIND:
+        # The admin on its own port (balance_project/urls_admin.py), apart from the public API's.
+        admin_argv = [python, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", settings.ADMIN_BIND]
+        children.append(Child("admin", [*admin_argv, "-n", "balance-admin", "balance_project.wsgi_admin:application"]))
     if "grpcserver" in get_commands():
         children.append(Child("grpc", [python, "manage.py", "grpcserver"]))
     children.append(

@@ -8,6 +8,7 @@ With no environment variables at all the service runs on the embedded default: a
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -63,7 +64,8 @@ if SECURE:
     SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the site that asks staff for a second factor (admin_site.py).
+    "balance_project.admin_apps.BalanceAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -73,6 +75,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "django_prometheus",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "ledger",
     "reservations",
@@ -86,12 +91,28 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a refused admin login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "balance_project.urls"
+# Axes first: it refuses a locked-out user or address before the password is even checked. API keys
+# are not a Django login (accounts/auth.py), so the API never passes through these.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# The admin's own listener (balance_project/wsgi_admin.py) serves only the admin; see "Admin".
+HTTP_SERVES = os.environ.get("BALANCE_HTTP_SERVES", "api")
+if HTTP_SERVES not in ("api", "admin"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("BALANCE_HTTP_SERVES must be api or admin")
+ROOT_URLCONF = "balance_project.urls_admin" if HTTP_SERVES == "admin" else "balance_project.urls"
 WSGI_APPLICATION = "balance_project.wsgi.application"
 
 TEMPLATES = [
@@ -172,6 +193,45 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# --- Admin ---------------------------------------------------------------------------------------
+# Staff move money by hand here, so the admin gets what a bank's back office has (docs/admin.md).
+# A TOTP second factor for every admin page (django-otp). Always on with DJANGO_SECURE=1; on by
+# default on the embedded default too (`manage.py otp_enrol <user>` gives a new user a device).
+ADMIN_OTP_REQUIRED = env_bool("ADMIN_OTP_REQUIRED", True)
+if SECURE and not ADMIN_OTP_REQUIRED:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ADMIN_OTP_REQUIRED=0 is refused when DJANGO_SECURE=1")
+OTP_TOTP_ISSUER = os.environ.get("ADMIN_OTP_ISSUER", "Balance")
+# The TOTP secret stays out of the device pages once it is made (enrol with the command instead).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = SECURE
+# Whether the public API port also serves /admin/. Off in production, where the admin has its own
+# listener: ADMIN_BIND (runall's "admin" process, the compose "admin" service).
+ADMIN_ON_API_PORT = env_bool("ADMIN_ON_API_PORT", not SECURE)
+ADMIN_BIND = os.environ.get("ADMIN_BIND", "")
+# Login lockout (django-axes): after this many failed logins for one user name, or from one address,
+# logins are refused, the right password too, until the cool-off has passed since the last failure.
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# Behind proxies that set X-Forwarded-For, how many: the client address is then that many hops back,
+# not the proxy's (0: REMOTE_ADDR, for a listener clients reach directly).
+ADMIN_TRUSTED_PROXY_COUNT = env_int("ADMIN_TRUSTED_PROXY_COUNT", 0)
+if ADMIN_TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = ADMIN_TRUSTED_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+# Four-eyes adjustments (accounts/adjustments.py): a manual adjustment whose size is above this many
+# minor units is a proposal that a second staff member approves. Per currency:
+# "JPY:10000,EUR:50000"; other currencies use the default.
+ADJUSTMENT_FOUR_EYES_ABOVE = env_int("ADJUSTMENT_FOUR_EYES_ABOVE", 10_000)
+ADJUSTMENT_FOUR_EYES_ABOVE_BY_CURRENCY: dict[str, int] = {
+    currency.strip().upper(): int(amount)
+    for currency, _, amount in (item.partition(":") for item in env_list("ADJUSTMENT_FOUR_EYES_ABOVE_BY_CURRENCY", ""))
+}
+ADJUSTMENT_PROPOSAL_TTL_SECONDS = env_int("ADJUSTMENT_PROPOSAL_TTL_SECONDS", 72 * 60 * 60)
+
 # Bodies over 64 KiB are refused before any view runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
@@ -197,6 +257,17 @@ SPECTACULAR_SETTINGS = {
 # The HMAC key for the entry checksum chain lives outside the database, so a rewrite of a whole
 # chain by someone with database access alone is still detected.
 LEDGER_HMAC_KEY = os.environ.get("LEDGER_HMAC_KEY", secrecy.EMBEDDED_LEDGER_HMAC_KEY)
+# The most one call may move or hold, in minor units (balance_project/money.py): MAX_AMOUNT for every
+# currency, except those MAX_AMOUNT_BY_CURRENCY names ("JPY=100000000000,KRW=...").
+MAX_AMOUNT = env_int("MAX_AMOUNT", 10**15)
+MAX_AMOUNT_BY_CURRENCY = {
+    code.strip(): int(limit)
+    for code, _, limit in (item.partition("=") for item in env_list("MAX_AMOUNT_BY_CURRENCY", ""))
+}
+if not all(0 < limit < 2**63 for limit in [MAX_AMOUNT, *MAX_AMOUNT_BY_CURRENCY.values()]):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("MAX_AMOUNT and MAX_AMOUNT_BY_CURRENCY must be from 1 to 2**63-1")
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 IDEMPOTENCY_CACHE_TTL_SECONDS = env_int("IDEMPOTENCY_CACHE_TTL_SECONDS", 24 * 60 * 60)
 BALANCE_CACHE_TTL_SECONDS = env_int("BALANCE_CACHE_TTL_SECONDS", 60 * 60)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -9,7 +10,6 @@ from balance_project import health
 _PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("ledger.urls")),
     path("api/v1/", include("reservations.urls")),
@@ -20,6 +20,10 @@ urlpatterns = [
     path("ready", health.ready, name="ready"),
     path("", include("django_prometheus.urls")),
 ]
+# In production the admin is not on the public API port: it has its own listener
+# (balance_project/urls_admin.py, ADMIN_BIND) and this port answers /admin/ with 404.
+if settings.ADMIN_ON_API_PORT:
+    urlpatterns.insert(0, path("admin/", admin.site.urls))
 
 # Errors outside DRF views (unknown URL, a crash in middleware) still answer with the JSON envelope.
 handler400 = "balance_project.api.bad_request"

@@ -1,4 +1,8 @@
-"""Logged-in admin clients: a superuser, and staff users with chosen permissions."""
+"""Logged-in admin clients: a superuser, and staff users with chosen permissions.
+
+Each logs in as a person would, with both factors: the session holds the user and a confirmed TOTP
+device verified for them (what django-otp's login form stores), so ADMIN_OTP_REQUIRED stays on.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,20 @@ import re
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 
-def login(user: User) -> Client:
+def login(user: User, *, otp: bool = True) -> Client:
+    """A client logged in as ``user``; with ``otp``, also verified by a TOTP device of theirs."""
     client = Client()
     client.force_login(user)
+    if otp:
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        device = device or TOTPDevice.objects.create(user=user, name="test phone", confirmed=True)
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
     return client
 
 

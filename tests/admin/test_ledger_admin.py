@@ -11,7 +11,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ledger(wallet, key):
+def ledger(wallet, key, settings):
+    settings.PLAYER_TRANSFERS_ENABLED = True  # the operator's switch (off by default) for this fixture
     alice, bob = wallet("alice", funded=1000), wallet("bob")
     transfer = account_transfer(
         client="t",
