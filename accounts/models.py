@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
@@ -225,3 +226,70 @@ class ProtectionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner_ref} {self.action} {self.kind} {self.period}".strip()
+
+
+class AdjustmentProposal(models.Model):
+    """A manual adjustment above the four-eyes threshold, waiting for a second staff member.
+
+    Made and decided only by accounts/adjustments.py. On approval it posts through account_adjust,
+    keyed by this row's id, so it posts at most once; both names and the reason go on the ledger
+    transaction. The database holds the rules a decision must keep: the approver is never the
+    proposer, and each status carries exactly the fields it implies.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="adjustment_proposals")
+    amount = models.BigIntegerField(help_text="Signed minor units: positive credits the wallet.")
+    currency = models.CharField(max_length=3)
+    reason = models.TextField()
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # The proposal form's one-time nonce: the same form submitted twice proposes once.
+    request_key = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, default="")
+    transaction = models.OneToOneField(
+        "ledger.Transaction", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        permissions = [("approve_adjustment", "Can approve or reject another staff member's adjustment proposal")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "rejected", "expired"]),
+                name="adjustment_proposal_status_valid",
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="adjustment_proposal_amount_not_zero"),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("proposed_at")), name="adjustment_proposal_expires_after_proposed"
+            ),
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("proposed_by")),
+                name="adjustment_proposal_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(status="pending", decided_by__isnull=True, decided_at__isnull=True, transaction__isnull=True)
+                    | Q(
+                        status="approved", decided_by__isnull=False, decided_at__isnull=False, transaction__isnull=False
+                    )
+                    | Q(status="rejected", decided_by__isnull=False, decided_at__isnull=False, transaction__isnull=True)
+                    | Q(status="expired", decided_by__isnull=True, decided_at__isnull=False, transaction__isnull=True)
+                ),
+                name="adjustment_proposal_status_fields",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"], name="adjustment_proposal_due")]
+
+    def __str__(self) -> str:
+        return f"proposal #{self.pk}: {self.amount:+d} {self.currency} on account #{self.account_id} ({self.status})"
