@@ -49,6 +49,8 @@ class Entry(models.Model):  # noqa: DJ008 (shown by id in the admin, unchanged)
 
     class Meta:
         verbose_name_plural = "entries"
+        # Viewing entries one page at a time is not taking the whole ledger away: export has its own.
+        permissions = [("export_ledger", "Can export the ledger of a period as CSV")]
         constraints = [
             models.UniqueConstraint(fields=["account", "seq"], name="entry_seq_unique_per_account"),
             models.CheckConstraint(condition=~Q(amount=0), name="entry_amount_not_zero"),
