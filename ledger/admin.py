@@ -1,4 +1,5 @@
-"""Finance's view of the ledger: browse and search, export a period as CSV. Strictly read-only.
+"""Finance's view of the ledger: browse and search, export a period as CSV (``ledger.export_ledger``).
+Strictly read-only.
 
 Nothing here writes: the ledger changes only through ledger.services, and an admin form that saved
 a transaction or an entry would bypass the chain, the locks and the double-entry check.
@@ -76,8 +77,17 @@ class LedgerExportMixin(_ModelAdmin):
         export = path("export/", self.admin_site.admin_view(self.export_view), name="{}_{}_export".format(*info))
         return [export, *super().get_urls()]
 
+    def has_export_permission(self, request) -> bool:
+        # Its own permission: browsing entries (support reads a player's history) is not taking the
+        # whole ledger of a period away.
+        return self.has_view_permission(request) and request.user.has_perm("ledger.export_ledger")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_export": self.has_export_permission(request)}
+        return super().changelist_view(request, extra_context)
+
     def export_view(self, request):
-        if not self.has_view_permission(request):
+        if not self.has_export_permission(request):
             raise PermissionDenied
         form = LedgerExportForm(request.GET or None)
         if form.is_valid():

@@ -117,9 +117,17 @@ def test_admin_export_refuses_bad_periods_with_the_form(admin, params):
     assert "errorlist" in response.content.decode()
 
 
-def test_admin_export_needs_view_permission_on_the_ledger(staff):
+def test_admin_export_needs_its_own_permission_not_view_entry(staff):
+    viewer = staff("ledger.view_entry", "ledger.view_transaction", username="history-reader")
+    assert viewer.get("/admin/ledger/entry/").status_code == 200
+    assert "Export ledger (CSV)" not in viewer.get("/admin/ledger/entry/").content.decode()
+    for url in ("/admin/ledger/entry/export/", "/admin/ledger/transaction/export/"):
+        assert viewer.get(url, {"start": "2000-01-01", "end": "2100-01-01"}).status_code == 403
     assert staff("accounts.view_account").get("/admin/ledger/entry/export/").status_code == 403
-    assert staff("ledger.view_entry", username="finance").get("/admin/ledger/entry/export/").status_code == 200
+    exporter = staff("ledger.view_entry", "ledger.export_ledger", username="finance")
+    assert "Export ledger (CSV)" in exporter.get("/admin/ledger/entry/").content.decode()
+    response = exporter.get("/admin/ledger/entry/export/", {"start": "2000-01-01", "end": "2100-01-01"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
 
 
 def test_integrity_runs_are_read_only_when_the_model_exists(admin):
