@@ -12,22 +12,25 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.identifiers import IDENTIFIER_RE, MAX_USER_ID, identifier_check
 from balance_project.errors import ApplicationError
 from balance_project.moments import moment_checked
-from balance_project.money import INT64_MAX
+from balance_project.money import AMOUNT_TEXT_PATTERN, CURRENCY_RE, INT64_MAX, amount_max
 
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _AMOUNT_SCHEMA = {
     "oneOf": [
-        {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX},
-        {"type": "string", "pattern": "^[0-9]{1,19}$"},
+        {"type": "integer", "format": "int64", "minimum": 1, "maximum": amount_max()},
+        {"type": "string", "pattern": AMOUNT_TEXT_PATTERN.replace("(0|", "("), "maxLength": 19},
     ],
-    "description": "Minor units: a JSON integer or a string of digits. Floats (even 10.0) are refused.",
+    "description": "Minor units: a JSON integer or a string of canonical digits, at most MAX_AMOUNT "
+    "(per currency: MAX_AMOUNT_BY_CURRENCY). Floats (even 10.0) are refused.",
     "example": 1500,
 }
 
@@ -92,6 +95,30 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class IdentifierField(StrictCharField):
+    """An id the caller names: ``identifier_check`` decides (accounts.identifiers; its refusal names
+    the field), and the pattern validator states the same rule in the schema."""
+
+    def __init__(self, *, max_length: int, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(max_length=max_length, **kwargs)
+        self.validators.append(RegexValidator(IDENTIFIER_RE))
+
+    def run_validation(self, data=serializers.empty):
+        if data is serializers.empty or data is None:
+            return super().run_validation(data)
+        return identifier_check(data, field=self.field_name, max_length=self.max_length)
+
+
+class CurrencyField(StrictCharField):
+    """Three upper-case letters; ``parse_currency`` in the service decides, the schema says the same."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Three upper-case letters, e.g. EUR.")
+        super().__init__(min_length=3, max_length=3, trim_whitespace=False, **kwargs)
+        self.validators.append(RegexValidator(CURRENCY_RE))
 
 
 @extend_schema_field(
@@ -170,12 +197,12 @@ class PeriodBoundField(serializers.Field):
 
 
 class AccountOpenInputSerializer(StrictSerializer):
-    owner_ref = StrictCharField(max_length=128, help_text="External user id.")
-    currency = StrictCharField(min_length=3, max_length=3, help_text="ISO 4217 code, e.g. EUR.")
+    owner_ref = IdentifierField(max_length=MAX_USER_ID, help_text="The player's id.")
+    currency = CurrencyField()
 
 
 class AccountsListInputSerializer(serializers.Serializer):
-    owner_ref = serializers.CharField(max_length=128)
+    owner_ref = IdentifierField(max_length=MAX_USER_ID)
     kind = serializers.ChoiceField(choices=["user", "seat"], required=False)
 
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.cache import cache_writes_after_commit
 from balance_project.errors import ApplicationError
-from balance_project.money import INT64_MAX
+from balance_project.money import INT64_MAX, amount_max_check
 from ledger import chain
 from ledger.rows import ACCOUNT_COLUMNS, AccountRow, EntryRow, TransactionRow
 from ledger.work import Result, Work
@@ -124,6 +124,9 @@ def transaction_post(
         )
     for account in involved:
         ensure_usable(account, allow_frozen=allow_frozen)
+    currency = next(iter(currencies))
+    for amount in (*(leg.amount for leg in legs), *hold_deltas.values()):
+        amount_max_check(amount, currency)
     amounts = {leg.account_id: leg.amount for leg in legs}
     for account in involved:
         _check_change(
@@ -133,7 +136,7 @@ def transaction_post(
             requested=-amounts.get(account.id, 0) + hold_deltas.get(account.id, 0),
         )
 
-    currency, now = currencies.pop(), timezone.now()
+    now = timezone.now()
     tx = TransactionRow(transaction_id, str(kind), currency, actor, dict(metadata or {}), now)
     work.execute(
         "INSERT INTO ledger_transaction (id, kind, currency, actor, metadata, created_at) "
@@ -180,6 +183,7 @@ def holds_change(
         account, delta = account_require(accounts, account_id), hold_deltas[account_id]
         if delta > 0:
             ensure_usable(account, allow_frozen=allow_frozen)
+            amount_max_check(delta, account.currency)
         if account.held + delta < 0:
             raise RuntimeError(f"hold on account {account_id} would go below zero")
         _check_change(account, balance=account.balance, held=account.held + delta, requested=delta)

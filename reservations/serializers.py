@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.identifiers import MAX_TABLE_ID, MAX_USER_ID
 from accounts.serializers import (
     AmountField,
+    IdentifierField,
     Int64Field,
     PeriodBoundField,
     StrictCharField,
@@ -16,8 +18,8 @@ from tables.serializers import SeatOutputSerializer, TtlField
 
 
 class ReserveInputSerializer(StrictSerializer):
-    user_id = StrictCharField(max_length=128)
-    table_id = StrictCharField(max_length=64)
+    user_id = IdentifierField(max_length=MAX_USER_ID)
+    table_id = IdentifierField(max_length=MAX_TABLE_ID)
     amount = AmountField()
     ttl_seconds = TtlField(required=False, help_text="Default RESERVATION_DEFAULT_TTL_SECONDS.")
 

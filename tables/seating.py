@@ -8,12 +8,12 @@ any reservation or account. Table, seat and reservation rows are locked ``FOR NO
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from django.utils import timezone
 
+from accounts.identifiers import MAX_TABLE_ID, identifier_check
 from accounts.models import Account
 from balance_project.errors import ApplicationError
 from ledger.rows import AccountRow
@@ -22,15 +22,9 @@ from ledger.work import Result, Work
 from tables.models import Seat, Table
 from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow
 
-TABLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-
 
 def table_id_check(value: Any, *, field: str = "table_id") -> str:
-    if not isinstance(value, str) or not TABLE_ID_RE.match(value):
-        raise ApplicationError(
-            "invalid_request", f"{field} must be 1 to 64 characters of letters, digits and . _ : -", {"field": field}
-        )
-    return value
+    return identifier_check(value, field=field, max_length=MAX_TABLE_ID)
 
 
 def table_find(table_id: str) -> Table:

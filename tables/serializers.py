@@ -6,22 +6,24 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.identifiers import MAX_HAND_ID, MAX_TABLE_ID, MAX_USER_ID
 from accounts.serializers import (
     AccountOutputSerializer,
     AmountField,
+    CurrencyField,
+    IdentifierField,
     Int64Field,
-    StrictCharField,
     StrictSerializer,
     TransactionOutputSerializer,
 )
-from balance_project.money import INT64_MAX
+from balance_project.money import AMOUNT_TEXT_PATTERN, amount_max
 
 _AMOUNTS_BY_PLAYER_SCHEMA = {
     "type": "object",
     "additionalProperties": {
         "oneOf": [
-            {"type": "integer", "format": "int64", "minimum": 0, "maximum": INT64_MAX},
-            {"type": "string", "pattern": "^[0-9]{1,19}$"},
+            {"type": "integer", "format": "int64", "minimum": 0, "maximum": amount_max()},
+            {"type": "string", "pattern": AMOUNT_TEXT_PATTERN, "maxLength": 19},
         ]
     },
     "description": "user id -> amount in minor units (non-negative integers).",
@@ -58,25 +60,25 @@ class StrictBooleanField(_RawField):
 
 
 class TableOpenInputSerializer(StrictSerializer):
-    table_id = StrictCharField(max_length=64, help_text="The poker service's table id.")
-    currency = StrictCharField(min_length=3, max_length=3, help_text="ISO 4217 code, e.g. EUR.")
+    table_id = IdentifierField(max_length=MAX_TABLE_ID, help_text="The poker service's table id.")
+    currency = CurrencyField()
 
 
 class BuyInInputSerializer(StrictSerializer):
-    user_id = StrictCharField(max_length=128)
+    user_id = IdentifierField(max_length=MAX_USER_ID)
     amount = AmountField()
     ttl_seconds = TtlField(required=False)
 
 
 class HandInputSerializer(StrictSerializer):
-    hand_id = StrictCharField(max_length=128)
+    hand_id = IdentifierField(max_length=MAX_HAND_ID)
     contributions = AmountsByPlayerField()
     payouts = AmountsByPlayerField()
     rake = AmountField(help_text="Minor units to the rake account; may be 0.")
 
 
 class CashOutInputSerializer(StrictSerializer):
-    user_id = StrictCharField(max_length=128)
+    user_id = IdentifierField(max_length=MAX_USER_ID)
     amount = AmountField(required=False, help_text="Default: all the seat's chips.")
     leave = StrictBooleanField(required=False, help_text="Cash out everything and leave the seat.")
 

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.identifiers import user_id_check
+from accounts.identifiers import MAX_HAND_ID, identifier_check, user_id_check
 from accounts.models import Account
 from accounts.protection import buy_in_check, protection_of
 from accounts.results import account_result, transaction_result
@@ -67,7 +67,6 @@ from tables.seating import (
     wallet_of,
 )
 
-MAX_HAND_ID = 128
 MAX_PLAYERS_PER_HAND = 64
 
 
@@ -449,11 +448,7 @@ def rake_shard(table: TableRow | Table) -> int:
 
 
 def _hand_id_check(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_HAND_ID or not value.isprintable():
-        raise ApplicationError(
-            "invalid_request", f"hand_id must be 1 to {MAX_HAND_ID} printable characters", {"field": "hand_id"}
-        )
-    return value.strip()
+    return identifier_check(value, field="hand_id", max_length=MAX_HAND_ID)
 
 
 def _amounts_by_player(value: Any, field: str) -> dict[str, int]:

@@ -160,3 +160,24 @@ def test_an_owner_ref_that_is_not_1_to_128_printable_characters_is_refused(api, 
     response = api.post("/api/v1/accounts", {"owner_ref": owner_ref, "currency": "EUR"})
     assert response.status_code == 400, response.content
     assert Account.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    "owner_ref",
+    ["", " alice", "alice ", "alice\n", "ali\u200bce", "\u202ealice", "alic\u0065\u0301", "\u0430lice", "=cmd"],
+)
+def test_an_owner_ref_has_one_spelling(api, owner_ref):
+    """Letters, digits and . _ : @ - only, exactly as given: a look-alike, a zero-width or bidi
+    character, a combining accent or a space around it would be a second wallet for one player."""
+    before = Account.objects.count()
+    response = api.post("/api/v1/accounts", {"owner_ref": owner_ref, "currency": "EUR"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request", response.content
+    assert Account.objects.count() == before
+    listed = api.get("/api/v1/accounts", {"owner_ref": owner_ref})
+    assert listed.status_code == 400 and listed.json()["error"]["details"]["field"] == "owner_ref", listed.content
+
+
+def test_an_owner_ref_may_be_an_email_or_a_uuid(api):
+    for owner_ref in ("alice@example.com", "6f1c2a3e-1b2c-4d5e-8f90-123456789abc", "tenant:42.user_7"):
+        response = api.post("/api/v1/accounts", {"owner_ref": owner_ref, "currency": "EUR"})
+        assert response.status_code == 201, response.content

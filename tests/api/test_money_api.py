@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 
 from accounts.models import Account
 from ledger.models import Entry
@@ -29,6 +30,14 @@ BAD_AMOUNTS = [
     '"-1"',
     '"0"',
     '"0x10"',
+    # Text must be canonical digits: no spaces, no sign, no leading zero, no trailing newline.
+    '" 5 "',
+    '"5 "',
+    '"0005"',
+    '"-0"',
+    '"+5"',
+    '"5\\n"',
+    '"\\u0665"',
     str(2**63),
     f'"{2**63}"',
     "1" * 40,
@@ -67,11 +76,30 @@ def test_amount_as_digit_string_is_accepted(api, opened):
     assert response.status_code == 201 and response.json()["account"]["balance"] == 250
 
 
-def test_largest_int64_amount_is_accepted(api, opened):
+def test_the_largest_amount_is_max_amount(api, opened):
     account_id = opened()
-    response = api.post(f"/api/v1/accounts/{account_id}/deposit", raw='{"amount": %d}' % (2**63 - 1))
+    response = api.post(f"/api/v1/accounts/{account_id}/deposit", raw='{"amount": %d}' % settings.MAX_AMOUNT)
     assert response.status_code == 201, response.content
-    assert Account.objects.get(pk=account_id).balance == 2**63 - 1
+    before = books()
+    for over in (settings.MAX_AMOUNT + 1, 2**63 - 1):
+        error = assert_refused(
+            api.post(f"/api/v1/accounts/{account_id}/deposit", {"amount": over}), 400, "invalid_amount"
+        )
+        assert error["details"]["field"] == "amount"
+    assert_unchanged(before)
+
+
+def test_a_currency_can_have_its_own_maximum(api, opened, settings):
+    settings.MAX_AMOUNT_BY_CURRENCY = {"EUR": 1000}
+    account_id = opened(funded=1000)
+    for path in ("deposit", "withdraw"):
+        before = books()
+        error = assert_refused(
+            api.post(f"/api/v1/accounts/{account_id}/{path}", {"amount": 1001}), 400, "invalid_amount"
+        )
+        assert error["details"] == {"field": "amount", "max": 1000, "currency": "EUR"}
+        assert_refusal_remembered(before, "invalid_amount")
+    assert api.post(f"/api/v1/accounts/{account_id}/withdraw", {"amount": 1000}).status_code == 201
 
 
 def test_withdraw_debits_the_wallet(api, opened):

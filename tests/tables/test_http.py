@@ -139,3 +139,23 @@ def test_scopes(seated):
     assert error_code(writer.post(f"tables/{table}/close", key=None)) == "idempotency_key_missing"
     assert Table.objects.get(table_id=table).status == "open"
     assert Account.objects.filter(kind="seat").count() == 2
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [" {a}", "{a} ", "{a}\n", "{a}\u200b", "\u202e{a}", "{a}\u0301", "\uff41{a}", "-{a}", "={a}"],
+)
+def test_a_player_named_in_another_spelling_is_refused(api, seated, spelling):
+    """One spelling per id: surrounding spaces, a trailing newline, zero-width, bidi, combining or
+    full-width characters, or a leading formula character are refused, never trimmed into
+    another player (``alice`` and `` alice`` in one hand was a 500)."""
+    table, [(a, _), (b, _)] = seated
+    body = {"hand_id": "h-2", "contributions": {a: 10, spelling.format(a=a): 10}, "payouts": {b: 20}, "rake": 0}
+    before = money_snapshot()
+    response = api.post(f"tables/{table}/hands", body)
+    expect(response, 400, "invalid_request")
+    assert response.json()["error"]["details"]["field"] == "contributions key"
+    assert money_snapshot() == before and not Hand.objects.exists()
+    expect(api.post(f"tables/{table}/cash-out", {"user_id": spelling.format(a=a)}), 400, "invalid_request")
+    expect(api.post("tables", {"table_id": spelling.format(a="t9"), "currency": "EUR"}), 400, "invalid_request")
+    expect(api.post(f"tables/{table}/hands", {**body, "hand_id": spelling.format(a="h")}), 400, "invalid_request")
