@@ -21,6 +21,8 @@ SCOPES: dict[str, str] = {
     "ledger:read": "ledger reports: trial balance, exports, verification results",
     "reservations:write": "reserve, commit and release buy-in holds",
     "tables:write": "buy in, settle hands, cash out, open and close tables",
+    "protection:write": "set a player's limits, start a self-exclusion or time-out",
+    "finance:read": "finance reports: player liability, daily player activity, limits and exclusions audit",
 }
 KEY_PREFIX = "bal_"
 

@@ -3,7 +3,7 @@
 from django.urls import path
 
 import balance_project.converters  # noqa: F401  (registers id64)
-from accounts import api
+from accounts import api, protection_api
 
 urlpatterns: list = [
     path("accounts", api.AccountsView.as_view(), name="accounts"),
@@ -17,4 +17,7 @@ urlpatterns: list = [
     path("accounts/<id64:account_id>/transactions", api.AccountTransactionsView.as_view(), name="account-transactions"),
     path("accounts/<id64:account_id>/statement", api.AccountStatementView.as_view(), name="account-statement"),
     path("transfers", api.TransferView.as_view(), name="transfers"),
+    path("protection", protection_api.ProtectionView.as_view(), name="protection"),
+    path("protection/limits", protection_api.LimitSetView.as_view(), name="protection-limits"),
+    path("protection/exclusions", protection_api.ExclusionStartView.as_view(), name="protection-exclusions"),
 ]
