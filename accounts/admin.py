@@ -23,7 +23,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.models import Account, ApiKey
+from accounts.adjustments import adjustment_needs_approval, adjustment_propose, adjustment_threshold
+from accounts.models import Account, AdjustmentProposal, ApiKey
 from accounts.services import account_adjust, account_freeze, account_unfreeze
 from balance_project.errors import ApplicationError
 from balance_project.money import INT64_MAX
@@ -257,6 +258,8 @@ class AccountAdmin(ReadOnlyAdmin):
                 error="This form has expired or was not issued for this account: check it and submit again.",
             )
         amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+        if adjustment_needs_approval(amount=amount, currency=account.currency):
+            return self._propose(request, account, form, key, fresh_token)
         try:
             with transaction.atomic():
                 result = account_adjust(
@@ -279,6 +282,32 @@ class AccountAdmin(ReadOnlyAdmin):
             f"(transaction {tx['id']}); balance now {result['account']['balance']}.",
             messages.SUCCESS,
         )
+        return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[account.pk]))
+
+    def _propose(self, request, account: Account, form: AdjustmentForm, key: str, fresh_token: dict):
+        """Above the four-eyes threshold: a proposal (keyed by the form's token) instead of a posting."""
+        amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+        try:
+            with transaction.atomic():
+                proposal = adjustment_propose(
+                    account_id=account.pk, amount=amount, reason=reason, proposer=request.user, request_key=key
+                )
+                if not LogEntry.objects.filter(
+                    content_type=ContentType.objects.get_for_model(AdjustmentProposal), object_id=str(proposal.pk)
+                ).exists():
+                    self.log_addition(request, proposal, f"Proposed {amount:+d} {account.currency}: {reason}")
+        except ApplicationError as refusal:
+            form = AdjustmentForm(initial=fresh_token | {"amount": str(amount), "reason": reason})
+            return self._adjust_page(request, account, form, error=f"Refused ({refusal.code}): {refusal.message}")
+        self.message_user(
+            request,
+            f"Adjustments above {adjustment_threshold(account.currency)} {account.currency} need a second staff "
+            f"member: proposal #{proposal.pk} ({amount:+d}) waits for approval until "
+            f"{format_timestamp(proposal.expires_at)}. Nothing has moved yet.",
+            messages.WARNING,
+        )
+        if request.user.has_perm("accounts.view_adjustmentproposal"):
+            return HttpResponseRedirect(reverse("admin:accounts_adjustmentproposal_change", args=[proposal.pk]))
         return HttpResponseRedirect(reverse("admin:accounts_account_change", args=[account.pk]))
 
     def _log_adjustment_once(self, request, account: Account, key: str, amount: int, reason: str, result: dict) -> None:
@@ -305,6 +334,7 @@ class AccountAdmin(ReadOnlyAdmin):
             "account": account,
             "form": form,
             "error": error,
+            "four_eyes_above": adjustment_threshold(account.currency),
             "title": f"Manual adjustment of {account}",
         }
         return TemplateResponse(request, "admin/accounts/account/adjust.html", context)
@@ -353,3 +383,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 self.log_change(request, key, "Revoked the key.")
             revoked.append(key.prefix)
         self.message_user(request, f"Revoked {len(revoked)} key(s).", messages.SUCCESS)
+
+
+# Four-eyes proposals have their own admin module; importing it registers them on the site.
+from accounts import admin_adjustments  # noqa: E402, F401

@@ -37,11 +37,11 @@ class BalanceAdminSite(OTPAdminSite):
         super().__init__(name)
 
     # Read per request, not at import, so a settings override (tests, a flag flip) takes effect.
-    @property  # type: ignore[override]
+    @property
     def login_form(self):
         return BalanceOTPAuthenticationForm if settings.ADMIN_OTP_REQUIRED else AdminAuthenticationForm
 
-    @property  # type: ignore[override]
+    @property
     def login_template(self):
         return OTPAdminSite.login_template if settings.ADMIN_OTP_REQUIRED else None
 

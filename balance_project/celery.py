@@ -26,6 +26,7 @@ PERIODIC_JOBS: dict[str, tuple[str, float]] = {
     "ledger-checkpoint": ("ledger.checkpoint", 5 * 60.0),
     "verify-ledger": ("ledger.verify_ledger", 10 * 60.0),
     "reconcile-balances": ("ledger.reconcile_balances", 60 * 60.0),
+    "expire-adjustment-proposals": ("accounts.expire_adjustment_proposals", 5 * 60.0),
 }
 
 app.conf.beat_schedule = {

@@ -16,6 +16,7 @@ EXPECTED_EVERY_SECONDS = {
     "ledger.checkpoint": 5 * 60,
     "ledger.verify_ledger": 10 * 60,
     "ledger.reconcile_balances": 60 * 60,
+    "accounts.expire_adjustment_proposals": 5 * 60,
 }
 
 
