@@ -46,6 +46,7 @@ def test_every_part_is_a_service(compose):
         "redis",
         "migrate",
         "http",
+        "admin",
         "grpc",
         "worker",
         "beat",
@@ -196,3 +197,10 @@ def test_grafana_provisioning_points_at_the_dashboard_and_datasource(compose):
     assert uids == {source["uid"]}
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_the_admin_is_its_own_service_and_not_on_the_api_port(compose):
+    admin, http = compose["services"]["admin"], compose["services"]["http"]
+    assert admin["command"][-1] == "balance_project.wsgi_admin:application"
+    assert admin["ports"] == ["127.0.0.1:3003:3003"] and admin["environment"]["HTTP_BIND"] == "0.0.0.0:3003"
+    assert http["environment"]["ADMIN_ON_API_PORT"] == "0"
