@@ -4,6 +4,7 @@ from django.urls import path
 
 import balance_project.converters  # noqa: F401  (registers id64)
 from accounts import api, protection_api
+from ledger.finance_api import FinanceReportView
 
 urlpatterns: list = [
     path("accounts", api.AccountsView.as_view(), name="accounts"),
@@ -20,4 +21,6 @@ urlpatterns: list = [
     path("protection", protection_api.ProtectionView.as_view(), name="protection"),
     path("protection/limits", protection_api.LimitSetView.as_view(), name="protection-limits"),
     path("protection/exclusions", protection_api.ExclusionStartView.as_view(), name="protection-exclusions"),
+    # The finance reports of player protection's issue (#13); their code is in ledger/.
+    path("reports/<slug:report>", FinanceReportView.as_view(), name="finance-report"),
 ]
