@@ -15,15 +15,15 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse, UnreadablePostError
 from django.utils.encoding import force_str
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, parsers, renderers, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView, set_rollback
 
 from balance_project.errors import ApplicationError
+from ledger.idempotency import IDEMPOTENCY_KEY_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,18 @@ def request_body_read(request: HttpRequest) -> bytes:
         body = request.body
     except RequestDataTooBig:
         raise request_too_large() from None
+    except UnreadablePostError:  # The client hung up, or sent too slowly (balance_project/gunicorn_worker.py).
+        raise ApplicationError("invalid_request", "the body did not arrive in full", {"field": "body"}) from None
     except ValueError:  # A Content-Length that is not a number.
         raise ApplicationError("invalid_request", "the Content-Length header is not valid") from None
+    declared = _declared_length(meta)
+    if len(body) < declared:
+        # The client hung up mid-body: what arrived may still parse (a shorter amount), so it is refused.
+        raise ApplicationError(
+            "invalid_request",
+            "the body is shorter than its Content-Length",
+            {"field": "body", "content_length": declared, "received": len(body)},
+        )
     return body
 
 
@@ -302,11 +312,12 @@ class ErrorResponseSerializer(serializers.Serializer):
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
     OpenApiParameter.HEADER,
     required=True,
-    description="1 to 255 printable ASCII characters, unique per intended operation. A retry with the "
-    "same key and body gets the first answer again; with another body, 409 idempotency_conflict.",
+    description="1 to 255 printable ASCII characters, no space at either end, unique per intended "
+    "operation. A retry with the same key and body gets the first answer again; with another body, 409 "
+    "idempotency_conflict.",
 )
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 bind = [os.environ.get("HTTP_BIND", "127.0.0.1:3002")]
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-worker_class = "gthread"
+# gthread with one deadline for reading each request, so slow clients cannot hold the threads.
+worker_class = "balance_project.gunicorn_worker.DeadlineThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Clients (the cashier, the benchmark) keep connections open between calls.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
@@ -36,18 +37,24 @@ _INSERT_RECORD = (
 _NOT_REMEMBERED = {"unavailable", "deadline_exceeded", "internal_error", "idempotency_in_progress"}
 
 
+# Printable ASCII, no space at either end (an HTTP server trims those, so the key would not be the
+# one the caller sent). The OpenAPI schema states this pattern; the length is checked alongside.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
+_IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
 def idempotency_key_check(key: Any) -> str:
     if key is None or key == "":
         raise ApplicationError("idempotency_key_missing", "an idempotency key is required for every mutating call")
     if (
         not isinstance(key, str)
         or len(key) > settings.IDEMPOTENCY_KEY_MAX_LENGTH
-        or not key.isprintable()
-        or not key.isascii()
+        or not _IDEMPOTENCY_KEY_RE.fullmatch(key)
     ):
         raise ApplicationError(
             "idempotency_key_invalid",
-            f"the idempotency key must be 1 to {settings.IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters",
+            f"the idempotency key must be 1 to {settings.IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters, "
+            "with no space at either end",
         )
     return key
 

@@ -98,6 +98,10 @@ def test_key_without_the_scope_is_permission_denied(make_api, opened, scopes, me
         ("", "idempotency_key_missing"),
         ("k" * 256, "idempotency_key_invalid"),
         ("tab\tinside", "idempotency_key_invalid"),
+        (" leading-space", "idempotency_key_invalid"),
+        ("trailing-space ", "idempotency_key_invalid"),
+        (" ", "idempotency_key_invalid"),
+        ("caf\u00e9", "idempotency_key_invalid"),
     ],
 )
 @pytest.mark.parametrize(
