@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +49,38 @@ def test_ledger_export_escapes_a_hostile_owner_ref_and_keeps_negative_amounts(wa
     assert "'=cmd|' /C calc'!A0" in owners and "'@bob" in owners
     assert not any(row[name].startswith(("=", "+", "@")) for row in rows for name in row)
     assert {int(row["amount"]) for row in rows if row["owner_ref"] == "'=cmd|' /C calc'!A0"} >= {-250}
+
+
+def test_no_csv_writer_outside_csv_safety():
+    """Every CSV export goes through ledger/csv_safety.py: a csv.writer anywhere else would skip it."""
+    root = Path(__file__).resolve().parents[2]
+    writers = []
+    for package in ("accounts", "ledger", "reservations", "tables", "balance_project"):
+        for source in (root / package).rglob("*.py"):
+            if source.name != "csv_safety.py" and re.search(r"csv\.(writer|DictWriter)\(", source.read_text()):
+                writers.append(str(source.relative_to(root)))
+    assert writers == []
+
+
+@pytest.mark.django_db
+def test_the_admin_and_http_exports_escape_formula_cells(admin, wallet, settings):
+    from accounts.keys import api_key_create
+    from accounts.models import Account
+
+    mallory = wallet("mallory", funded=700)
+    Account.objects.filter(pk=mallory).update(owner_ref="+SUM(1)")
+    period = {"start": "2000-01-01", "end": "2100-01-01"}
+    response = admin.get("/admin/ledger/entry/export/", period)
+    admin_rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    raw, _ = api_key_create(client="finance", scopes=["ledger:read"])
+    response = admin.get(
+        "/api/v1/ledger/export",
+        {"from": period["start"], "to": period["end"]},
+        HTTP_ACCEPT="text/csv",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert response.status_code == 200
+    http_rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    for rows in (admin_rows, http_rows):
+        assert "'+SUM(1)" in {row["owner_ref"] for row in rows}
+        assert -700 in {int(row["amount"]) for row in rows}
