@@ -1,7 +1,9 @@
-"""gRPC adapters for account reads: the same selectors as the HTTP views."""
+"""gRPC adapters for account reads (the same selectors as the HTTP views) and, through
+``ProtectionServicer``, player protection."""
 
 from __future__ import annotations
 
+from accounts.protection_grpc import ProtectionServicer
 from accounts.selectors import account_balance_get, account_transactions_list, wallet_balance_get
 from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_project.errors import ApplicationError
@@ -10,7 +12,7 @@ from balance_project.grpc.messages import account_pb, ledger_item_pb
 DEFAULT_PAGE_SIZE = 50
 
 
-class AccountsServicer:
+class AccountsServicer(ProtectionServicer):
     def GetBalance(self, request: pb.GetBalanceRequest, context) -> pb.GetBalanceResponse:
         target = request.WhichOneof("target")
         if target == "account_id":

@@ -395,3 +395,97 @@ class CashOutResponse(_message.Message):
     transaction: Transaction
     account: Account
     def __init__(self, seat: _Optional[_Union[Seat, _Mapping]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
+
+class PlayerLimit(_message.Message):
+    __slots__ = ("owner_ref", "currency", "kind", "period", "value", "pending_value", "pending_removal", "pending_effective_at")
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_REMOVAL_FIELD_NUMBER: _ClassVar[int]
+    PENDING_EFFECTIVE_AT_FIELD_NUMBER: _ClassVar[int]
+    owner_ref: str
+    currency: str
+    kind: str
+    period: str
+    value: int
+    pending_value: int
+    pending_removal: bool
+    pending_effective_at: str
+    def __init__(self, owner_ref: _Optional[str] = ..., currency: _Optional[str] = ..., kind: _Optional[str] = ..., period: _Optional[str] = ..., value: _Optional[int] = ..., pending_value: _Optional[int] = ..., pending_removal: _Optional[bool] = ..., pending_effective_at: _Optional[str] = ...) -> None: ...
+
+class Exclusion(_message.Message):
+    __slots__ = ("owner_ref", "kind", "starts_at", "ends_at")
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    owner_ref: str
+    kind: str
+    starts_at: str
+    ends_at: str
+    def __init__(self, owner_ref: _Optional[str] = ..., kind: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ...) -> None: ...
+
+class GetPlayerProtectionRequest(_message.Message):
+    __slots__ = ("owner_ref", "currency")
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    owner_ref: str
+    currency: str
+    def __init__(self, owner_ref: _Optional[str] = ..., currency: _Optional[str] = ...) -> None: ...
+
+class GetPlayerProtectionResponse(_message.Message):
+    __slots__ = ("owner_ref", "limits", "exclusion")
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSION_FIELD_NUMBER: _ClassVar[int]
+    owner_ref: str
+    limits: _containers.RepeatedCompositeFieldContainer[PlayerLimit]
+    exclusion: Exclusion
+    def __init__(self, owner_ref: _Optional[str] = ..., limits: _Optional[_Iterable[_Union[PlayerLimit, _Mapping]]] = ..., exclusion: _Optional[_Union[Exclusion, _Mapping]] = ...) -> None: ...
+
+class SetPlayerLimitRequest(_message.Message):
+    __slots__ = ("idempotency_key", "owner_ref", "currency", "kind", "period", "value", "remove")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    owner_ref: str
+    currency: str
+    kind: str
+    period: str
+    value: int
+    remove: bool
+    def __init__(self, idempotency_key: _Optional[str] = ..., owner_ref: _Optional[str] = ..., currency: _Optional[str] = ..., kind: _Optional[str] = ..., period: _Optional[str] = ..., value: _Optional[int] = ..., remove: _Optional[bool] = ...) -> None: ...
+
+class SetPlayerLimitResponse(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: PlayerLimit
+    def __init__(self, limit: _Optional[_Union[PlayerLimit, _Mapping]] = ...) -> None: ...
+
+class StartSelfExclusionRequest(_message.Message):
+    __slots__ = ("idempotency_key", "owner_ref", "kind", "days")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    owner_ref: str
+    kind: str
+    days: int
+    def __init__(self, idempotency_key: _Optional[str] = ..., owner_ref: _Optional[str] = ..., kind: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...
+
+class StartSelfExclusionResponse(_message.Message):
+    __slots__ = ("exclusion", "excluded_until")
+    EXCLUSION_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    exclusion: Exclusion
+    excluded_until: str
+    def __init__(self, exclusion: _Optional[_Union[Exclusion, _Mapping]] = ..., excluded_until: _Optional[str] = ...) -> None: ...

@@ -94,6 +94,21 @@ class BalanceServiceStub:
                 request_serializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.CashOutRequest.SerializeToString,
                 response_deserializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.CashOutResponse.FromString,
                 _registered_method=True)
+        self.GetPlayerProtection = channel.unary_unary(
+                '/balance.v1.BalanceService/GetPlayerProtection',
+                request_serializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.GetPlayerProtectionRequest.SerializeToString,
+                response_deserializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.GetPlayerProtectionResponse.FromString,
+                _registered_method=True)
+        self.SetPlayerLimit = channel.unary_unary(
+                '/balance.v1.BalanceService/SetPlayerLimit',
+                request_serializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.SetPlayerLimitRequest.SerializeToString,
+                response_deserializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.SetPlayerLimitResponse.FromString,
+                _registered_method=True)
+        self.StartSelfExclusion = channel.unary_unary(
+                '/balance.v1.BalanceService/StartSelfExclusion',
+                request_serializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.StartSelfExclusionRequest.SerializeToString,
+                response_deserializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.StartSelfExclusionResponse.FromString,
+                _registered_method=True)
 
 
 class BalanceServiceServicer:
@@ -178,6 +193,30 @@ class BalanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPlayerProtection(self, request, context):
+        """Player protection (docs/player-protection.md): a player's limits and the exclusion in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPlayerLimit(self, request, context):
+        """Set one limit: a new or lower value applies at once, a higher one (or a removal) after the
+        cooling-off (24 h by default).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartSelfExclusion(self, request, context):
+        """Start a self-exclusion or time-out at once; nothing shortens or lifts it. Deposits,
+        reservations and buy-ins are refused (FAILED_PRECONDITION, reason "self_excluded") until it
+        ends; withdrawals and cash-outs never are.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BalanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -240,6 +279,21 @@ def add_BalanceServiceServicer_to_server(servicer, server):
                     servicer.CashOut,
                     request_deserializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.CashOutRequest.FromString,
                     response_serializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.CashOutResponse.SerializeToString,
+            ),
+            'GetPlayerProtection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlayerProtection,
+                    request_deserializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.GetPlayerProtectionRequest.FromString,
+                    response_serializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.GetPlayerProtectionResponse.SerializeToString,
+            ),
+            'SetPlayerLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPlayerLimit,
+                    request_deserializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.SetPlayerLimitRequest.FromString,
+                    response_serializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.SetPlayerLimitResponse.SerializeToString,
+            ),
+            'StartSelfExclusion': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartSelfExclusion,
+                    request_deserializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.StartSelfExclusionRequest.FromString,
+                    response_serializer=balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.StartSelfExclusionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -566,6 +620,87 @@ class BalanceService:
             '/balance.v1.BalanceService/CashOut',
             balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.CashOutRequest.SerializeToString,
             balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.CashOutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlayerProtection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/balance.v1.BalanceService/GetPlayerProtection',
+            balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.GetPlayerProtectionRequest.SerializeToString,
+            balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.GetPlayerProtectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPlayerLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/balance.v1.BalanceService/SetPlayerLimit',
+            balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.SetPlayerLimitRequest.SerializeToString,
+            balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.SetPlayerLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartSelfExclusion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/balance.v1.BalanceService/StartSelfExclusion',
+            balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.StartSelfExclusionRequest.SerializeToString,
+            balance__client_dot___pb_dot_balance_dot_v1_dot_balance__pb2.StartSelfExclusionResponse.FromString,
             options,
             channel_credentials,
             insecure,

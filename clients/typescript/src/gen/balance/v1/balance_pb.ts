@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file balance/v1/balance.proto.
  */
 export const file_balance_v1_balance: GenFile = /*@__PURE__*/
-  fileDesc("ChhiYWxhbmNlL3YxL2JhbGFuY2UucHJvdG8SCmJhbGFuY2UudjEisAEKB0FjY291bnQSCgoCaWQYASABKAMSDAoEa2luZBgCIAEoCRIRCglvd25lcl9yZWYYAyABKAkSEAoIY3VycmVuY3kYBCABKAkSDwoHYmFsYW5jZRgFIAEoAxIMCgRoZWxkGAYgASgDEhEKCWF2YWlsYWJsZRgHIAEoAxIOCgZzdGF0dXMYCCABKAkSDwoHdmVyc2lvbhgJIAEoAxITCgtzeXN0ZW1fY29kZRgKIAEoCSJPCgVFbnRyeRISCgphY2NvdW50X2lkGAEgASgDEgsKA3NlcRgCIAEoAxIOCgZhbW91bnQYAyABKAMSFQoNYmFsYW5jZV9hZnRlchgEIAEoAyLqAQoLVHJhbnNhY3Rpb24SCgoCaWQYASABKAMSDAoEa2luZBgCIAEoCRIQCghjdXJyZW5jeRgDIAEoCRINCgVhY3RvchgEIAEoCRI3CghtZXRhZGF0YRgFIAMoCzIlLmJhbGFuY2UudjEuVHJhbnNhY3Rpb24uTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2F0GAYgASgJEiIKB2VudHJpZXMYByADKAsyES5iYWxhbmNlLnYxLkVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL3AQoLUmVzZXJ2YXRpb24SCgoCaWQYASABKAMSEgoKYWNjb3VudF9pZBgCIAEoAxIPCgd1c2VyX2lkGAMgASgJEhAKCHRhYmxlX2lkGAQgASgJEhAKCGN1cnJlbmN5GAUgASgJEg4KBmFtb3VudBgGIAEoAxIYChBjb21taXR0ZWRfYW1vdW50GAcgASgDEi0KBnN0YXR1cxgIIAEoDjIdLmJhbGFuY2UudjEuUmVzZXJ2YXRpb25TdGF0dXMSEgoKZXhwaXJlc19hdBgJIAEoCRISCgpjcmVhdGVkX2F0GAogASgJEhIKCnVwZGF0ZWRfYXQYCyABKAkigAEKBFNlYXQSCgoCaWQYASABKAMSEAoIdGFibGVfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgphY2NvdW50X2lkGAQgASgDEg0KBWNoaXBzGAUgASgDEiYKBnN0YXR1cxgGIAEoDjIWLmJhbGFuY2UudjEuU2VhdFN0YXR1cyKEAQoFVGFibGUSEAoIdGFibGVfaWQYASABKAkSEAoIY3VycmVuY3kYAiABKAkSJwoGc3RhdHVzGAMgASgOMhcuYmFsYW5jZS52MS5UYWJsZVN0YXR1cxINCgVjaGlwcxgEIAEoAxIfCgVzZWF0cxgFIAMoCzIQLmJhbGFuY2UudjEuU2VhdCIuCglXYWxsZXRSZWYSDwoHdXNlcl9pZBgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCSJcChFHZXRCYWxhbmNlUmVxdWVzdBIUCgphY2NvdW50X2lkGAEgASgDSAASJwoGd2FsbGV0GAIgASgLMhUuYmFsYW5jZS52MS5XYWxsZXRSZWZIAEIICgZ0YXJnZXQiSgoSR2V0QmFsYW5jZVJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5iYWxhbmNlLnYxLkFjY291bnQSDgoGc291cmNlGAIgASgJIkwKF0xpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSDgoGY3Vyc29yGAIgASgJEg0KBWxpbWl0GAMgASgFIuMBCgpMZWRnZXJJdGVtEhYKDnRyYW5zYWN0aW9uX2lkGAEgASgDEgwKBGtpbmQYAiABKAkSCwoDc2VxGAMgASgDEg4KBmFtb3VudBgEIAEoAxIVCg1iYWxhbmNlX2FmdGVyGAUgASgDEhIKCmNyZWF0ZWRfYXQYBiABKAkSNgoIbWV0YWRhdGEYByADKAsyJC5iYWxhbmNlLnYxLkxlZGdlckl0ZW0uTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoYTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEiUKBWl0ZW1zGAEgAygLMhYuYmFsYW5jZS52MS5MZWRnZXJJdGVtEhMKC25leHRfY3Vyc29yGAIgASgJIoYBCg5SZXNlcnZlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIQCgh0YWJsZV9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSGAoLdHRsX3NlY29uZHMYBSABKAVIAIgBAUIOCgxfdHRsX3NlY29uZHMiawoYQ29tbWl0UmVzZXJ2YXRpb25SZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIWCg5yZXNlcnZhdGlvbl9pZBgCIAEoAxITCgZhbW91bnQYAyABKANIAIgBAUIJCgdfYW1vdW50IlwKGVJlbGVhc2VSZXNlcnZhdGlvblJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDnJlc2VydmF0aW9uX2lkGAIgASgDEg4KBnJlYXNvbhgDIAEoCSIvChVHZXRSZXNlcnZhdGlvblJlcXVlc3QSFgoOcmVzZXJ2YXRpb25faWQYASABKAMiQwoTUmVzZXJ2YXRpb25SZXNwb25zZRIsCgtyZXNlcnZhdGlvbhgBIAEoCzIXLmJhbGFuY2UudjEuUmVzZXJ2YXRpb24ilwEKGUNvbW1pdFJlc2VydmF0aW9uUmVzcG9uc2USLAoLcmVzZXJ2YXRpb24YASABKAsyFy5iYWxhbmNlLnYxLlJlc2VydmF0aW9uEh4KBHNlYXQYAiABKAsyEC5iYWxhbmNlLnYxLlNlYXQSLAoLdHJhbnNhY3Rpb24YAyABKAsyFy5iYWxhbmNlLnYxLlRyYW5zYWN0aW9uIk8KEE9wZW5UYWJsZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHRhYmxlX2lkGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJIj4KEUNsb3NlVGFibGVSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIQCgh0YWJsZV9pZBgCIAEoCSIjCg9HZXRUYWJsZVJlcXVlc3QSEAoIdGFibGVfaWQYASABKAkiMQoNVGFibGVSZXNwb25zZRIgCgV0YWJsZRgBIAEoCzIRLmJhbGFuY2UudjEuVGFibGUihAEKDEJ1eUluUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIQCgh0YWJsZV9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSGAoLdHRsX3NlY29uZHMYBSABKAVIAIgBAUIOCgxfdHRsX3NlY29uZHMiiwEKDUJ1eUluUmVzcG9uc2USLAoLcmVzZXJ2YXRpb24YASABKAsyFy5iYWxhbmNlLnYxLlJlc2VydmF0aW9uEh4KBHNlYXQYAiABKAsyEC5iYWxhbmNlLnYxLlNlYXQSLAoLdHJhbnNhY3Rpb24YAyABKAsyFy5iYWxhbmNlLnYxLlRyYW5zYWN0aW9uIskCChFTZXR0bGVIYW5kUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIdGFibGVfaWQYAiABKAkSDwoHaGFuZF9pZBgDIAEoCRJHCg1jb250cmlidXRpb25zGAQgAygLMjAuYmFsYW5jZS52MS5TZXR0bGVIYW5kUmVxdWVzdC5Db250cmlidXRpb25zRW50cnkSOwoHcGF5b3V0cxgFIAMoCzIqLmJhbGFuY2UudjEuU2V0dGxlSGFuZFJlcXVlc3QuUGF5b3V0c0VudHJ5EgwKBHJha2UYBiABKAMaNAoSQ29udHJpYnV0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEaLgoMUGF5b3V0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEidQoSU2V0dGxlSGFuZFJlc3BvbnNlEg8KB2hhbmRfaWQYASABKAkSIAoFdGFibGUYAiABKAsyES5iYWxhbmNlLnYxLlRhYmxlEiwKC3RyYW5zYWN0aW9uGAMgASgLMhcuYmFsYW5jZS52MS5UcmFuc2FjdGlvbiJ7Cg5DYXNoT3V0UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIdGFibGVfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRITCgZhbW91bnQYBCABKANIAIgBARINCgVsZWF2ZRgFIAEoCEIJCgdfYW1vdW50IoUBCg9DYXNoT3V0UmVzcG9uc2USHgoEc2VhdBgBIAEoCzIQLmJhbGFuY2UudjEuU2VhdBIsCgt0cmFuc2FjdGlvbhgCIAEoCzIXLmJhbGFuY2UudjEuVHJhbnNhY3Rpb24SJAoHYWNjb3VudBgDIAEoCzITLmJhbGFuY2UudjEuQWNjb3VudCq6AQoRUmVzZXJ2YXRpb25TdGF0dXMSIgoeUkVTRVJWQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaUkVTRVJWQVRJT05fU1RBVFVTX1BFTkRJTkcQARIgChxSRVNFUlZBVElPTl9TVEFUVVNfQ09NTUlUVEVEEAISHwobUkVTRVJWQVRJT05fU1RBVFVTX1JFTEVBU0VEEAMSHgoaUkVTRVJWQVRJT05fU1RBVFVTX0VYUElSRUQQBCpXCgpTZWF0U3RhdHVzEhsKF1NFQVRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSU0VBVF9TVEFUVVNfQUNUSVZFEAESFAoQU0VBVF9TVEFUVVNfTEVGVBACKlsKC1RhYmxlU3RhdHVzEhwKGFRBQkxFX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVRBQkxFX1NUQVRVU19PUEVOEAESFwoTVEFCTEVfU1RBVFVTX0NMT1NFRBACMrsHCg5CYWxhbmNlU2VydmljZRJLCgpHZXRCYWxhbmNlEh0uYmFsYW5jZS52MS5HZXRCYWxhbmNlUmVxdWVzdBoeLmJhbGFuY2UudjEuR2V0QmFsYW5jZVJlc3BvbnNlEl0KEExpc3RUcmFuc2FjdGlvbnMSIy5iYWxhbmNlLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0GiQuYmFsYW5jZS52MS5MaXN0VHJhbnNhY3Rpb25zUmVzcG9uc2USRgoHUmVzZXJ2ZRIaLmJhbGFuY2UudjEuUmVzZXJ2ZVJlcXVlc3QaHy5iYWxhbmNlLnYxLlJlc2VydmF0aW9uUmVzcG9uc2USYAoRQ29tbWl0UmVzZXJ2YXRpb24SJC5iYWxhbmNlLnYxLkNvbW1pdFJlc2VydmF0aW9uUmVxdWVzdBolLmJhbGFuY2UudjEuQ29tbWl0UmVzZXJ2YXRpb25SZXNwb25zZRJcChJSZWxlYXNlUmVzZXJ2YXRpb24SJS5iYWxhbmNlLnYxLlJlbGVhc2VSZXNlcnZhdGlvblJlcXVlc3QaHy5iYWxhbmNlLnYxLlJlc2VydmF0aW9uUmVzcG9uc2USVAoOR2V0UmVzZXJ2YXRpb24SIS5iYWxhbmNlLnYxLkdldFJlc2VydmF0aW9uUmVxdWVzdBofLmJhbGFuY2UudjEuUmVzZXJ2YXRpb25SZXNwb25zZRJECglPcGVuVGFibGUSHC5iYWxhbmNlLnYxLk9wZW5UYWJsZVJlcXVlc3QaGS5iYWxhbmNlLnYxLlRhYmxlUmVzcG9uc2USRgoKQ2xvc2VUYWJsZRIdLmJhbGFuY2UudjEuQ2xvc2VUYWJsZVJlcXVlc3QaGS5iYWxhbmNlLnYxLlRhYmxlUmVzcG9uc2USQgoIR2V0VGFibGUSGy5iYWxhbmNlLnYxLkdldFRhYmxlUmVxdWVzdBoZLmJhbGFuY2UudjEuVGFibGVSZXNwb25zZRI8CgVCdXlJbhIYLmJhbGFuY2UudjEuQnV5SW5SZXF1ZXN0GhkuYmFsYW5jZS52MS5CdXlJblJlc3BvbnNlEksKClNldHRsZUhhbmQSHS5iYWxhbmNlLnYxLlNldHRsZUhhbmRSZXF1ZXN0Gh4uYmFsYW5jZS52MS5TZXR0bGVIYW5kUmVzcG9uc2USQgoHQ2FzaE91dBIaLmJhbGFuY2UudjEuQ2FzaE91dFJlcXVlc3QaGy5iYWxhbmNlLnYxLkNhc2hPdXRSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChhiYWxhbmNlL3YxL2JhbGFuY2UucHJvdG8SCmJhbGFuY2UudjEisAEKB0FjY291bnQSCgoCaWQYASABKAMSDAoEa2luZBgCIAEoCRIRCglvd25lcl9yZWYYAyABKAkSEAoIY3VycmVuY3kYBCABKAkSDwoHYmFsYW5jZRgFIAEoAxIMCgRoZWxkGAYgASgDEhEKCWF2YWlsYWJsZRgHIAEoAxIOCgZzdGF0dXMYCCABKAkSDwoHdmVyc2lvbhgJIAEoAxITCgtzeXN0ZW1fY29kZRgKIAEoCSJPCgVFbnRyeRISCgphY2NvdW50X2lkGAEgASgDEgsKA3NlcRgCIAEoAxIOCgZhbW91bnQYAyABKAMSFQoNYmFsYW5jZV9hZnRlchgEIAEoAyLqAQoLVHJhbnNhY3Rpb24SCgoCaWQYASABKAMSDAoEa2luZBgCIAEoCRIQCghjdXJyZW5jeRgDIAEoCRINCgVhY3RvchgEIAEoCRI3CghtZXRhZGF0YRgFIAMoCzIlLmJhbGFuY2UudjEuVHJhbnNhY3Rpb24uTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2F0GAYgASgJEiIKB2VudHJpZXMYByADKAsyES5iYWxhbmNlLnYxLkVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL3AQoLUmVzZXJ2YXRpb24SCgoCaWQYASABKAMSEgoKYWNjb3VudF9pZBgCIAEoAxIPCgd1c2VyX2lkGAMgASgJEhAKCHRhYmxlX2lkGAQgASgJEhAKCGN1cnJlbmN5GAUgASgJEg4KBmFtb3VudBgGIAEoAxIYChBjb21taXR0ZWRfYW1vdW50GAcgASgDEi0KBnN0YXR1cxgIIAEoDjIdLmJhbGFuY2UudjEuUmVzZXJ2YXRpb25TdGF0dXMSEgoKZXhwaXJlc19hdBgJIAEoCRISCgpjcmVhdGVkX2F0GAogASgJEhIKCnVwZGF0ZWRfYXQYCyABKAkigAEKBFNlYXQSCgoCaWQYASABKAMSEAoIdGFibGVfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgphY2NvdW50X2lkGAQgASgDEg0KBWNoaXBzGAUgASgDEiYKBnN0YXR1cxgGIAEoDjIWLmJhbGFuY2UudjEuU2VhdFN0YXR1cyKEAQoFVGFibGUSEAoIdGFibGVfaWQYASABKAkSEAoIY3VycmVuY3kYAiABKAkSJwoGc3RhdHVzGAMgASgOMhcuYmFsYW5jZS52MS5UYWJsZVN0YXR1cxINCgVjaGlwcxgEIAEoAxIfCgVzZWF0cxgFIAMoCzIQLmJhbGFuY2UudjEuU2VhdCIuCglXYWxsZXRSZWYSDwoHdXNlcl9pZBgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCSJcChFHZXRCYWxhbmNlUmVxdWVzdBIUCgphY2NvdW50X2lkGAEgASgDSAASJwoGd2FsbGV0GAIgASgLMhUuYmFsYW5jZS52MS5XYWxsZXRSZWZIAEIICgZ0YXJnZXQiSgoSR2V0QmFsYW5jZVJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5iYWxhbmNlLnYxLkFjY291bnQSDgoGc291cmNlGAIgASgJIkwKF0xpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0EhIKCmFjY291bnRfaWQYASABKAMSDgoGY3Vyc29yGAIgASgJEg0KBWxpbWl0GAMgASgFIuMBCgpMZWRnZXJJdGVtEhYKDnRyYW5zYWN0aW9uX2lkGAEgASgDEgwKBGtpbmQYAiABKAkSCwoDc2VxGAMgASgDEg4KBmFtb3VudBgEIAEoAxIVCg1iYWxhbmNlX2FmdGVyGAUgASgDEhIKCmNyZWF0ZWRfYXQYBiABKAkSNgoIbWV0YWRhdGEYByADKAsyJC5iYWxhbmNlLnYxLkxlZGdlckl0ZW0uTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiVgoYTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEiUKBWl0ZW1zGAEgAygLMhYuYmFsYW5jZS52MS5MZWRnZXJJdGVtEhMKC25leHRfY3Vyc29yGAIgASgJIoYBCg5SZXNlcnZlUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIQCgh0YWJsZV9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSGAoLdHRsX3NlY29uZHMYBSABKAVIAIgBAUIOCgxfdHRsX3NlY29uZHMiawoYQ29tbWl0UmVzZXJ2YXRpb25SZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIWCg5yZXNlcnZhdGlvbl9pZBgCIAEoAxITCgZhbW91bnQYAyABKANIAIgBAUIJCgdfYW1vdW50IlwKGVJlbGVhc2VSZXNlcnZhdGlvblJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhYKDnJlc2VydmF0aW9uX2lkGAIgASgDEg4KBnJlYXNvbhgDIAEoCSIvChVHZXRSZXNlcnZhdGlvblJlcXVlc3QSFgoOcmVzZXJ2YXRpb25faWQYASABKAMiQwoTUmVzZXJ2YXRpb25SZXNwb25zZRIsCgtyZXNlcnZhdGlvbhgBIAEoCzIXLmJhbGFuY2UudjEuUmVzZXJ2YXRpb24ilwEKGUNvbW1pdFJlc2VydmF0aW9uUmVzcG9uc2USLAoLcmVzZXJ2YXRpb24YASABKAsyFy5iYWxhbmNlLnYxLlJlc2VydmF0aW9uEh4KBHNlYXQYAiABKAsyEC5iYWxhbmNlLnYxLlNlYXQSLAoLdHJhbnNhY3Rpb24YAyABKAsyFy5iYWxhbmNlLnYxLlRyYW5zYWN0aW9uIk8KEE9wZW5UYWJsZVJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHRhYmxlX2lkGAIgASgJEhAKCGN1cnJlbmN5GAMgASgJIj4KEUNsb3NlVGFibGVSZXF1ZXN0EhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIQCgh0YWJsZV9pZBgCIAEoCSIjCg9HZXRUYWJsZVJlcXVlc3QSEAoIdGFibGVfaWQYASABKAkiMQoNVGFibGVSZXNwb25zZRIgCgV0YWJsZRgBIAEoCzIRLmJhbGFuY2UudjEuVGFibGUihAEKDEJ1eUluUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIQCgh0YWJsZV9pZBgDIAEoCRIOCgZhbW91bnQYBCABKAMSGAoLdHRsX3NlY29uZHMYBSABKAVIAIgBAUIOCgxfdHRsX3NlY29uZHMiiwEKDUJ1eUluUmVzcG9uc2USLAoLcmVzZXJ2YXRpb24YASABKAsyFy5iYWxhbmNlLnYxLlJlc2VydmF0aW9uEh4KBHNlYXQYAiABKAsyEC5iYWxhbmNlLnYxLlNlYXQSLAoLdHJhbnNhY3Rpb24YAyABKAsyFy5iYWxhbmNlLnYxLlRyYW5zYWN0aW9uIskCChFTZXR0bGVIYW5kUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIdGFibGVfaWQYAiABKAkSDwoHaGFuZF9pZBgDIAEoCRJHCg1jb250cmlidXRpb25zGAQgAygLMjAuYmFsYW5jZS52MS5TZXR0bGVIYW5kUmVxdWVzdC5Db250cmlidXRpb25zRW50cnkSOwoHcGF5b3V0cxgFIAMoCzIqLmJhbGFuY2UudjEuU2V0dGxlSGFuZFJlcXVlc3QuUGF5b3V0c0VudHJ5EgwKBHJha2UYBiABKAMaNAoSQ29udHJpYnV0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEaLgoMUGF5b3V0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEidQoSU2V0dGxlSGFuZFJlc3BvbnNlEg8KB2hhbmRfaWQYASABKAkSIAoFdGFibGUYAiABKAsyES5iYWxhbmNlLnYxLlRhYmxlEiwKC3RyYW5zYWN0aW9uGAMgASgLMhcuYmFsYW5jZS52MS5UcmFuc2FjdGlvbiJ7Cg5DYXNoT3V0UmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEAoIdGFibGVfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRITCgZhbW91bnQYBCABKANIAIgBARINCgVsZWF2ZRgFIAEoCEIJCgdfYW1vdW50IoUBCg9DYXNoT3V0UmVzcG9uc2USHgoEc2VhdBgBIAEoCzIQLmJhbGFuY2UudjEuU2VhdBIsCgt0cmFuc2FjdGlvbhgCIAEoCzIXLmJhbGFuY2UudjEuVHJhbnNhY3Rpb24SJAoHYWNjb3VudBgDIAEoCzITLmJhbGFuY2UudjEuQWNjb3VudCLTAQoLUGxheWVyTGltaXQSEQoJb3duZXJfcmVmGAEgASgJEhAKCGN1cnJlbmN5GAIgASgJEgwKBGtpbmQYAyABKAkSDgoGcGVyaW9kGAQgASgJEhIKBXZhbHVlGAUgASgDSACIAQESGgoNcGVuZGluZ192YWx1ZRgGIAEoA0gBiAEBEhcKD3BlbmRpbmdfcmVtb3ZhbBgHIAEoCBIcChRwZW5kaW5nX2VmZmVjdGl2ZV9hdBgIIAEoCUIICgZfdmFsdWVCEAoOX3BlbmRpbmdfdmFsdWUiUAoJRXhjbHVzaW9uEhEKCW93bmVyX3JlZhgBIAEoCRIMCgRraW5kGAIgASgJEhEKCXN0YXJ0c19hdBgDIAEoCRIPCgdlbmRzX2F0GAQgASgJIlMKGkdldFBsYXllclByb3RlY3Rpb25SZXF1ZXN0EhEKCW93bmVyX3JlZhgBIAEoCRIVCghjdXJyZW5jeRgCIAEoCUgAiAEBQgsKCV9jdXJyZW5jeSKDAQobR2V0UGxheWVyUHJvdGVjdGlvblJlc3BvbnNlEhEKCW93bmVyX3JlZhgBIAEoCRInCgZsaW1pdHMYAiADKAsyFy5iYWxhbmNlLnYxLlBsYXllckxpbWl0EigKCWV4Y2x1c2lvbhgDIAEoCzIVLmJhbGFuY2UudjEuRXhjbHVzaW9uIqEBChVTZXRQbGF5ZXJMaW1pdFJlcXVlc3QSFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhEKCW93bmVyX3JlZhgCIAEoCRIQCghjdXJyZW5jeRgDIAEoCRIMCgRraW5kGAQgASgJEg4KBnBlcmlvZBgFIAEoCRISCgV2YWx1ZRgGIAEoA0gAiAEBEg4KBnJlbW92ZRgHIAEoCEIICgZfdmFsdWUiQAoWU2V0UGxheWVyTGltaXRSZXNwb25zZRImCgVsaW1pdBgBIAEoCzIXLmJhbGFuY2UudjEuUGxheWVyTGltaXQiYwoZU3RhcnRTZWxmRXhjbHVzaW9uUmVxdWVzdBIXCg9pZGVtcG90ZW5jeV9rZXkYASABKAkSEQoJb3duZXJfcmVmGAIgASgJEgwKBGtpbmQYAyABKAkSDAoEZGF5cxgEIAEoBSJeChpTdGFydFNlbGZFeGNsdXNpb25SZXNwb25zZRIoCglleGNsdXNpb24YASABKAsyFS5iYWxhbmNlLnYxLkV4Y2x1c2lvbhIWCg5leGNsdWRlZF91bnRpbBgCIAEoCSq6AQoRUmVzZXJ2YXRpb25TdGF0dXMSIgoeUkVTRVJWQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaUkVTRVJWQVRJT05fU1RBVFVTX1BFTkRJTkcQARIgChxSRVNFUlZBVElPTl9TVEFUVVNfQ09NTUlUVEVEEAISHwobUkVTRVJWQVRJT05fU1RBVFVTX1JFTEVBU0VEEAMSHgoaUkVTRVJWQVRJT05fU1RBVFVTX0VYUElSRUQQBCpXCgpTZWF0U3RhdHVzEhsKF1NFQVRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSU0VBVF9TVEFUVVNfQUNUSVZFEAESFAoQU0VBVF9TVEFUVVNfTEVGVBACKlsKC1RhYmxlU3RhdHVzEhwKGFRBQkxFX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEVRBQkxFX1NUQVRVU19PUEVOEAESFwoTVEFCTEVfU1RBVFVTX0NMT1NFRBACMuEJCg5CYWxhbmNlU2VydmljZRJLCgpHZXRCYWxhbmNlEh0uYmFsYW5jZS52MS5HZXRCYWxhbmNlUmVxdWVzdBoeLmJhbGFuY2UudjEuR2V0QmFsYW5jZVJlc3BvbnNlEl0KEExpc3RUcmFuc2FjdGlvbnMSIy5iYWxhbmNlLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0GiQuYmFsYW5jZS52MS5MaXN0VHJhbnNhY3Rpb25zUmVzcG9uc2USRgoHUmVzZXJ2ZRIaLmJhbGFuY2UudjEuUmVzZXJ2ZVJlcXVlc3QaHy5iYWxhbmNlLnYxLlJlc2VydmF0aW9uUmVzcG9uc2USYAoRQ29tbWl0UmVzZXJ2YXRpb24SJC5iYWxhbmNlLnYxLkNvbW1pdFJlc2VydmF0aW9uUmVxdWVzdBolLmJhbGFuY2UudjEuQ29tbWl0UmVzZXJ2YXRpb25SZXNwb25zZRJcChJSZWxlYXNlUmVzZXJ2YXRpb24SJS5iYWxhbmNlLnYxLlJlbGVhc2VSZXNlcnZhdGlvblJlcXVlc3QaHy5iYWxhbmNlLnYxLlJlc2VydmF0aW9uUmVzcG9uc2USVAoOR2V0UmVzZXJ2YXRpb24SIS5iYWxhbmNlLnYxLkdldFJlc2VydmF0aW9uUmVxdWVzdBofLmJhbGFuY2UudjEuUmVzZXJ2YXRpb25SZXNwb25zZRJECglPcGVuVGFibGUSHC5iYWxhbmNlLnYxLk9wZW5UYWJsZVJlcXVlc3QaGS5iYWxhbmNlLnYxLlRhYmxlUmVzcG9uc2USRgoKQ2xvc2VUYWJsZRIdLmJhbGFuY2UudjEuQ2xvc2VUYWJsZVJlcXVlc3QaGS5iYWxhbmNlLnYxLlRhYmxlUmVzcG9uc2USQgoIR2V0VGFibGUSGy5iYWxhbmNlLnYxLkdldFRhYmxlUmVxdWVzdBoZLmJhbGFuY2UudjEuVGFibGVSZXNwb25zZRI8CgVCdXlJbhIYLmJhbGFuY2UudjEuQnV5SW5SZXF1ZXN0GhkuYmFsYW5jZS52MS5CdXlJblJlc3BvbnNlEksKClNldHRsZUhhbmQSHS5iYWxhbmNlLnYxLlNldHRsZUhhbmRSZXF1ZXN0Gh4uYmFsYW5jZS52MS5TZXR0bGVIYW5kUmVzcG9uc2USQgoHQ2FzaE91dBIaLmJhbGFuY2UudjEuQ2FzaE91dFJlcXVlc3QaGy5iYWxhbmNlLnYxLkNhc2hPdXRSZXNwb25zZRJmChNHZXRQbGF5ZXJQcm90ZWN0aW9uEiYuYmFsYW5jZS52MS5HZXRQbGF5ZXJQcm90ZWN0aW9uUmVxdWVzdBonLmJhbGFuY2UudjEuR2V0UGxheWVyUHJvdGVjdGlvblJlc3BvbnNlElcKDlNldFBsYXllckxpbWl0EiEuYmFsYW5jZS52MS5TZXRQbGF5ZXJMaW1pdFJlcXVlc3QaIi5iYWxhbmNlLnYxLlNldFBsYXllckxpbWl0UmVzcG9uc2USYwoSU3RhcnRTZWxmRXhjbHVzaW9uEiUuYmFsYW5jZS52MS5TdGFydFNlbGZFeGNsdXNpb25SZXF1ZXN0GiYuYmFsYW5jZS52MS5TdGFydFNlbGZFeGNsdXNpb25SZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message balance.v1.Account
@@ -965,6 +965,287 @@ export const CashOutResponseSchema: GenMessage<CashOutResponse> = /*@__PURE__*/
   messageDesc(file_balance_v1_balance, 27);
 
 /**
+ * @generated from message balance.v1.PlayerLimit
+ */
+export type PlayerLimit = Message<"balance.v1.PlayerLimit"> & {
+  /**
+   * @generated from field: string owner_ref = 1;
+   */
+  ownerRef: string;
+
+  /**
+   * @generated from field: string currency = 2;
+   */
+  currency: string;
+
+  /**
+   * "deposit" | "loss" | "buy_in"
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * "24h" | "7d" | "30d"; empty for "buy_in"
+   *
+   * @generated from field: string period = 4;
+   */
+  period: string;
+
+  /**
+   * in force now
+   *
+   * @generated from field: optional int64 value = 5;
+   */
+  value?: bigint | undefined;
+
+  /**
+   * a higher value waiting for its cooling-off
+   *
+   * @generated from field: optional int64 pending_value = 6;
+   */
+  pendingValue?: bigint | undefined;
+
+  /**
+   * @generated from field: bool pending_removal = 7;
+   */
+  pendingRemoval: boolean;
+
+  /**
+   * RFC 3339, UTC; empty when nothing is pending
+   *
+   * @generated from field: string pending_effective_at = 8;
+   */
+  pendingEffectiveAt: string;
+};
+
+/**
+ * Describes the message balance.v1.PlayerLimit.
+ * Use `create(PlayerLimitSchema)` to create a new message.
+ */
+export const PlayerLimitSchema: GenMessage<PlayerLimit> = /*@__PURE__*/
+  messageDesc(file_balance_v1_balance, 28);
+
+/**
+ * @generated from message balance.v1.Exclusion
+ */
+export type Exclusion = Message<"balance.v1.Exclusion"> & {
+  /**
+   * @generated from field: string owner_ref = 1;
+   */
+  ownerRef: string;
+
+  /**
+   * "self_exclusion" | "time_out"
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * RFC 3339, UTC
+   *
+   * @generated from field: string starts_at = 3;
+   */
+  startsAt: string;
+
+  /**
+   * @generated from field: string ends_at = 4;
+   */
+  endsAt: string;
+};
+
+/**
+ * Describes the message balance.v1.Exclusion.
+ * Use `create(ExclusionSchema)` to create a new message.
+ */
+export const ExclusionSchema: GenMessage<Exclusion> = /*@__PURE__*/
+  messageDesc(file_balance_v1_balance, 29);
+
+/**
+ * @generated from message balance.v1.GetPlayerProtectionRequest
+ */
+export type GetPlayerProtectionRequest = Message<"balance.v1.GetPlayerProtectionRequest"> & {
+  /**
+   * @generated from field: string owner_ref = 1;
+   */
+  ownerRef: string;
+
+  /**
+   * unset: every currency's limits
+   *
+   * @generated from field: optional string currency = 2;
+   */
+  currency?: string | undefined;
+};
+
+/**
+ * Describes the message balance.v1.GetPlayerProtectionRequest.
+ * Use `create(GetPlayerProtectionRequestSchema)` to create a new message.
+ */
+export const GetPlayerProtectionRequestSchema: GenMessage<GetPlayerProtectionRequest> = /*@__PURE__*/
+  messageDesc(file_balance_v1_balance, 30);
+
+/**
+ * @generated from message balance.v1.GetPlayerProtectionResponse
+ */
+export type GetPlayerProtectionResponse = Message<"balance.v1.GetPlayerProtectionResponse"> & {
+  /**
+   * @generated from field: string owner_ref = 1;
+   */
+  ownerRef: string;
+
+  /**
+   * @generated from field: repeated balance.v1.PlayerLimit limits = 2;
+   */
+  limits: PlayerLimit[];
+
+  /**
+   * unset: none in force
+   *
+   * @generated from field: balance.v1.Exclusion exclusion = 3;
+   */
+  exclusion?: Exclusion | undefined;
+};
+
+/**
+ * Describes the message balance.v1.GetPlayerProtectionResponse.
+ * Use `create(GetPlayerProtectionResponseSchema)` to create a new message.
+ */
+export const GetPlayerProtectionResponseSchema: GenMessage<GetPlayerProtectionResponse> = /*@__PURE__*/
+  messageDesc(file_balance_v1_balance, 31);
+
+/**
+ * @generated from message balance.v1.SetPlayerLimitRequest
+ */
+export type SetPlayerLimitRequest = Message<"balance.v1.SetPlayerLimitRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string owner_ref = 2;
+   */
+  ownerRef: string;
+
+  /**
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * "deposit" | "loss" | "buy_in"
+   *
+   * @generated from field: string kind = 4;
+   */
+  kind: string;
+
+  /**
+   * "24h" | "7d" | "30d" for deposit and loss; empty for buy_in
+   *
+   * @generated from field: string period = 5;
+   */
+  period: string;
+
+  /**
+   * minor units, >= 1; required unless remove
+   *
+   * @generated from field: optional int64 value = 6;
+   */
+  value?: bigint | undefined;
+
+  /**
+   * remove the limit (after the cooling-off); value must be unset
+   *
+   * @generated from field: bool remove = 7;
+   */
+  remove: boolean;
+};
+
+/**
+ * Describes the message balance.v1.SetPlayerLimitRequest.
+ * Use `create(SetPlayerLimitRequestSchema)` to create a new message.
+ */
+export const SetPlayerLimitRequestSchema: GenMessage<SetPlayerLimitRequest> = /*@__PURE__*/
+  messageDesc(file_balance_v1_balance, 32);
+
+/**
+ * @generated from message balance.v1.SetPlayerLimitResponse
+ */
+export type SetPlayerLimitResponse = Message<"balance.v1.SetPlayerLimitResponse"> & {
+  /**
+   * @generated from field: balance.v1.PlayerLimit limit = 1;
+   */
+  limit?: PlayerLimit | undefined;
+};
+
+/**
+ * Describes the message balance.v1.SetPlayerLimitResponse.
+ * Use `create(SetPlayerLimitResponseSchema)` to create a new message.
+ */
+export const SetPlayerLimitResponseSchema: GenMessage<SetPlayerLimitResponse> = /*@__PURE__*/
+  messageDesc(file_balance_v1_balance, 33);
+
+/**
+ * @generated from message balance.v1.StartSelfExclusionRequest
+ */
+export type StartSelfExclusionRequest = Message<"balance.v1.StartSelfExclusionRequest"> & {
+  /**
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * @generated from field: string owner_ref = 2;
+   */
+  ownerRef: string;
+
+  /**
+   * "time_out" (1 to 42 days) | "self_exclusion" (183 days to 10 years)
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: int32 days = 4;
+   */
+  days: number;
+};
+
+/**
+ * Describes the message balance.v1.StartSelfExclusionRequest.
+ * Use `create(StartSelfExclusionRequestSchema)` to create a new message.
+ */
+export const StartSelfExclusionRequestSchema: GenMessage<StartSelfExclusionRequest> = /*@__PURE__*/
+  messageDesc(file_balance_v1_balance, 34);
+
+/**
+ * @generated from message balance.v1.StartSelfExclusionResponse
+ */
+export type StartSelfExclusionResponse = Message<"balance.v1.StartSelfExclusionResponse"> & {
+  /**
+   * @generated from field: balance.v1.Exclusion exclusion = 1;
+   */
+  exclusion?: Exclusion | undefined;
+
+  /**
+   * when the longest exclusion in force ends, RFC 3339, UTC
+   *
+   * @generated from field: string excluded_until = 2;
+   */
+  excludedUntil: string;
+};
+
+/**
+ * Describes the message balance.v1.StartSelfExclusionResponse.
+ * Use `create(StartSelfExclusionResponseSchema)` to create a new message.
+ */
+export const StartSelfExclusionResponseSchema: GenMessage<StartSelfExclusionResponse> = /*@__PURE__*/
+  messageDesc(file_balance_v1_balance, 35);
+
+/**
  * @generated from enum balance.v1.ReservationStatus
  */
 export enum ReservationStatus {
@@ -1165,6 +1446,39 @@ export const BalanceService: GenService<{
     methodKind: "unary";
     input: typeof CashOutRequestSchema;
     output: typeof CashOutResponseSchema;
+  },
+  /**
+   * Player protection (docs/player-protection.md): a player's limits and the exclusion in force.
+   *
+   * @generated from rpc balance.v1.BalanceService.GetPlayerProtection
+   */
+  getPlayerProtection: {
+    methodKind: "unary";
+    input: typeof GetPlayerProtectionRequestSchema;
+    output: typeof GetPlayerProtectionResponseSchema;
+  },
+  /**
+   * Set one limit: a new or lower value applies at once, a higher one (or a removal) after the
+   * cooling-off (24 h by default).
+   *
+   * @generated from rpc balance.v1.BalanceService.SetPlayerLimit
+   */
+  setPlayerLimit: {
+    methodKind: "unary";
+    input: typeof SetPlayerLimitRequestSchema;
+    output: typeof SetPlayerLimitResponseSchema;
+  },
+  /**
+   * Start a self-exclusion or time-out at once; nothing shortens or lifts it. Deposits,
+   * reservations and buy-ins are refused (FAILED_PRECONDITION, reason "self_excluded") until it
+   * ends; withdrawals and cash-outs never are.
+   *
+   * @generated from rpc balance.v1.BalanceService.StartSelfExclusion
+   */
+  startSelfExclusion: {
+    methodKind: "unary";
+    input: typeof StartSelfExclusionRequestSchema;
+    output: typeof StartSelfExclusionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_balance_v1_balance, 0);
