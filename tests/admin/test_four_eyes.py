@@ -3,11 +3,13 @@ second staff member approves (it posts once) or rejects; the proposer cannot dec
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.adjustments import adjustment_proposals_expire
@@ -247,3 +249,35 @@ def test_the_database_refuses_an_approver_who_is_the_proposer(sam, vera, wallet)
         AdjustmentProposal.objects.filter(pk=proposal.pk).update(status="approved", decided_by=vera)
     with pytest.raises(IntegrityError), transaction.atomic():
         AdjustmentProposal.objects.filter(pk=proposal.pk).update(status="done")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_approvals_post_exactly_once(wallet):
+    # Superusers, not groups: a transactional test may run after another has flushed the groups.
+    proposer = staff_member("pat", superuser=True)
+    approver = staff_member("quinn", superuser=True)
+    alice = wallet("alice")
+    adjust(login(proposer), alice, "7000")
+    proposal = AdjustmentProposal.objects.get()
+    clients = [login(approver) for _ in range(4)]
+    start, statuses = threading.Barrier(len(clients)), []
+
+    def submit(client):
+        try:
+            start.wait()
+            # No follow: the test client's captured contexts (messages) mix across threads.
+            statuses.append(client.post(f"/admin/accounts/adjustmentproposal/{proposal.pk}/approve/").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [302] * len(clients)
+    # The admin logs an approval only when the service approved: one of the four did.
+    approvals = LogEntry.objects.filter(object_id=str(proposal.pk), change_message__startswith="Approved")
+    assert approvals.count() == 1
+    assert balance(alice) == 7000 and adjustments(alice).count() == 1
+    assert AdjustmentProposal.objects.get().status == "approved"
