@@ -85,6 +85,9 @@ def player_limit_set(
             in_force = effective_value(int(row[1]), None if row[2] is None else int(row[2]), pending_at, now)
             pending_open = pending_at is not None and pending_at > now
         due = now + timedelta(seconds=settings.LIMIT_INCREASE_COOLING_OFF_SECONDS)
+        # (in force after, pending value, pending from): what the limit's row will hold
+        state: tuple[int | None, int | None, datetime | None]
+        action = ""
         if value is None and in_force is None:
             state = (None, None, None)  # nothing to remove
         elif value is None:

@@ -117,7 +117,7 @@ def liability_rows(*, start: datetime, end: datetime, currency: str | None = Non
     )
     holds = _holds_at(end, currency)
     currencies = sorted({c for c, _ in opening} | {c for c, _ in closing} | {c for c, _ in moved} | set(holds))
-    named = {Transaction.Kind.DEPOSIT: "deposits", Transaction.Kind.WITHDRAWAL: "withdrawals",
+    named: dict[str, str] = {Transaction.Kind.DEPOSIT: "deposits", Transaction.Kind.WITHDRAWAL: "withdrawals",
              Transaction.Kind.ADJUSTMENT: "adjustments", Transaction.Kind.HAND_SETTLEMENT: "rake"}  # fmt: skip
     for code in currencies:
         figures = dict.fromkeys(LIABILITY_AMOUNTS, 0)
