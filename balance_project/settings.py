@@ -288,9 +288,15 @@ EXTERNAL_ACCOUNT_SHARDS = env_int("EXTERNAL_ACCOUNT_SHARDS", 16)
 PLAYER_TRANSFERS_ENABLED = env_bool("PLAYER_TRANSFERS_ENABLED", False)
 # The largest single deposit per currency, "EUR=500000,USD=500000" (minor units); none by default.
 MAX_SINGLE_DEPOSIT: dict[str, int] = {
-    currency.strip().upper(): int(amount)
+    currency.strip(): int(amount) if amount.strip().isdigit() else 0
     for currency, _, amount in (item.partition("=") for item in env_list("MAX_SINGLE_DEPOSIT", ""))
 }
+if not all(
+    len(code) == 3 and code.isalpha() and code.isupper() and 0 < v < 2**63 for code, v in MAX_SINGLE_DEPOSIT.items()
+):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("MAX_SINGLE_DEPOSIT is CUR=amount,... with amounts from 1 to 2**63-1")
 # A higher limit (or a removal) applies only after this cooling-off (UKGC RTS 12: 24 hours).
 LIMIT_INCREASE_COOLING_OFF_SECONDS = env_int("LIMIT_INCREASE_COOLING_OFF_SECONDS", 24 * 60 * 60)
 # Lengths a player may choose, in days: a time-out is short, a self-exclusion at least six months.
