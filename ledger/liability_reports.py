@@ -86,6 +86,7 @@ LIABILITY_AMOUNTS = (
     "opening_wallets",
     "opening_seats",
     "opening_liability",
+    "opening_holds",
     "deposits",
     "withdrawals",
     "adjustments",
@@ -101,7 +102,7 @@ LIABILITY_HEADER = _with_decimals(("date", "currency", *LIABILITY_AMOUNTS), LIAB
 
 def liability_rows(*, start: datetime, end: datetime, currency: str | None = None) -> Iterator[tuple[Any, ...]]:
     """Per currency: what the operator owes players at the day's start and end (wallets, which
-    include their holds, plus the chips on their seats), and the day's movements that explain the
+    include their holds, shown apart too, plus the chips on their seats), and the day's movements that explain the
     change: deposits (+), withdrawals (-), adjustments (either sign), rake (-: what hands moved from
     seats to the house), and ``other`` (buy-ins, cash-outs and transfers move money between players:
     zero unless something is wrong). opening + movements = closing, always."""
@@ -115,7 +116,7 @@ def liability_rows(*, start: datetime, end: datetime, currency: str | None = Non
     moved = _sums_by(
         entries.filter(transaction__created_at__gte=start, transaction__created_at__lt=end), "transaction__kind"
     )
-    holds = _holds_at(end, currency)
+    holds, opening_holds = _holds_at(end, currency), _holds_at(start, currency)
     currencies = sorted({c for c, _ in opening} | {c for c, _ in closing} | {c for c, _ in moved} | set(holds))
     named: dict[str, str] = {Transaction.Kind.DEPOSIT: "deposits", Transaction.Kind.WITHDRAWAL: "withdrawals",
              Transaction.Kind.ADJUSTMENT: "adjustments", Transaction.Kind.HAND_SETTLEMENT: "rake"}  # fmt: skip
@@ -130,6 +131,7 @@ def liability_rows(*, start: datetime, end: datetime, currency: str | None = Non
                 figures[named.get(kind, "other")] += total
         figures["opening_liability"] = figures["opening_wallets"] + figures["opening_seats"]
         figures["closing_liability"] = figures["closing_wallets"] + figures["closing_seats"]
+        figures["opening_holds"] = opening_holds.get(code, 0)
         figures["closing_holds"] = holds.get(code, 0)
         amounts = [figures[name] for name in LIABILITY_AMOUNTS]
         yield (start.date().isoformat(), code, *amounts, *(_decimal_cell(a, code) for a in amounts))

@@ -106,3 +106,14 @@ def test_the_same_key_sets_once(api, clock):  # noqa: F811
 
 def test_reading_without_an_owner_is_400(api):  # noqa: F811
     assert api.get("/api/v1/protection").status_code == 400
+
+
+def test_a_reservation_over_http_answers_the_specific_refusal(api, clock):  # noqa: F811
+    from tests.tables.helpers import open_table
+
+    user, _ = new_player(funded=1000)
+    table = open_table()
+    limit(api, owner_ref=user, kind="buy_in", value=200)
+    refused = api.post("/api/v1/reservations", {"user_id": user, "table_id": table, "amount": 201})
+    assert refused.status_code == 422, refused.content
+    assert refused.json()["error"]["code"] == "buy_in_limit_exceeded"

@@ -65,7 +65,7 @@ def test_the_liability_explains_the_day_and_equals_the_trial_balance(day_of_play
     assert (eur["deposits"], eur["withdrawals"], eur["rake"], eur["other"]) == (1_234, -3_000, -10, 0)
     movements = eur["deposits"] + eur["withdrawals"] + eur["adjustments"] + eur["rake"] + eur["other"]
     assert eur["opening_liability"] + movements == eur["closing_liability"] == 13_224
-    assert (eur["closing_seats"], eur["closing_holds"]) == (500, 300)
+    assert (eur["closing_seats"], eur["closing_holds"], eur["opening_holds"]) == (500, 300, 0)
     books = trial_balance(at=START + timedelta(days=1), currency="EUR")["currencies"][0]["kinds"]
     assert eur["closing_wallets"] == books["user"]["total"] and eur["closing_seats"] == books["seat"]["total"]
     assert eur["closing_liability_decimal"] == "132.24" and eur["rake_decimal"] == "-0.10"
@@ -78,6 +78,7 @@ def test_the_next_days_opening_is_this_days_closing_even_without_activity(day_of
     for currency in ("EUR", "USD"):
         assert tomorrow[currency]["opening_liability"] == today[currency]["closing_liability"]
         assert tomorrow[currency]["closing_liability"] == today[currency]["closing_liability"]
+        assert tomorrow[currency]["opening_holds"] == today[currency]["closing_holds"]
 
 
 def test_every_player_has_an_activity_row_that_adds_up(day_of_play):
