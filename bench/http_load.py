@@ -177,6 +177,8 @@ class OwnServer:
             "WEB_CONCURRENCY": str(web_concurrency),
             "GUNICORN_THREADS": str(gunicorn_threads),
             "LOG_LEVEL": "WARNING",
+            # The load includes transfers, which the operator's policy turns off by default.
+            "PLAYER_TRANSFERS_ENABLED": "1",
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process: subprocess.Popen | None = None
@@ -297,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--gunicorn-threads", type=int, default=8, help="threads per gunicorn process (default 8)")
     parser.add_argument("--url", help="measure this running server instead (127.0.0.1/localhost/::1 only)")
-    parser.add_argument("--api-key", help="with --url: a key with accounts:write, payments:write, transfers:write")
+    parser.add_argument(
+        "--api-key",
+        help="with --url: a key with accounts:write, payments:write, transfers:write "
+        "(and the server run with PLAYER_TRANSFERS_ENABLED=1)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.threads <= 256 or args.seconds <= 0 or args.max_requests < 1 or args.wallets < 2:
         parser.error("need 1-256 threads, positive seconds and requests, and at least 2 wallets")
