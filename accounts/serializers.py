@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 from django.core.validators import RegexValidator
 from django.utils.dateparse import parse_date, parse_datetime
@@ -20,14 +19,17 @@ from rest_framework import serializers
 
 from accounts.identifiers import IDENTIFIER_RE, MAX_USER_ID, identifier_check
 from balance_project.errors import ApplicationError
-from balance_project.moments import moment_checked
-from balance_project.money import AMOUNT_TEXT_PATTERN, CURRENCY_RE, INT64_MAX, amount_max
+from balance_project.moments import MOMENT_SCHEMA, moment_checked
+from balance_project.money import CURRENCY_RE, INT64_MAX, amount_max
+from balance_project.schema import digits_up_to
+from balance_project.text import FREE_TEXT_PATTERN, free_text_check
+from ledger.metadata import METADATA_SCHEMA
 
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _AMOUNT_SCHEMA = {
     "oneOf": [
         {"type": "integer", "format": "int64", "minimum": 1, "maximum": amount_max()},
-        {"type": "string", "pattern": AMOUNT_TEXT_PATTERN.replace("(0|", "("), "maxLength": 19},
+        {"type": "string", "pattern": digits_up_to(amount_max())},
     ],
     "description": "Minor units: a JSON integer or a string of canonical digits, at most MAX_AMOUNT "
     "(per currency: MAX_AMOUNT_BY_CURRENCY). Floats (even 10.0) are refused.",
@@ -112,6 +114,22 @@ class IdentifierField(StrictCharField):
         return identifier_check(data, field=self.field_name, max_length=self.max_length)
 
 
+class FreeTextField(StrictCharField):
+    """Free text such as a reason: ``free_text_check`` in the service decides (balance_project/text.py);
+    the pattern validator states the same rule in the schema."""
+
+    def __init__(self, *, max_length: int, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault("allow_blank", True)
+        super().__init__(max_length=max_length, **kwargs)
+        self.validators.append(RegexValidator(FREE_TEXT_PATTERN))
+
+    def run_validation(self, data=serializers.empty):
+        if data is serializers.empty or data is None:
+            return super().run_validation(data)
+        return free_text_check(data, field=self.field_name, max_length=self.max_length)
+
+
 class CurrencyField(StrictCharField):
     """Three upper-case letters; ``parse_currency`` in the service decides, the schema says the same."""
 
@@ -121,41 +139,18 @@ class CurrencyField(StrictCharField):
         self.validators.append(RegexValidator(CURRENCY_RE))
 
 
-@extend_schema_field(
-    {
-        "type": "object",
-        "additionalProperties": True,
-        "description": "Free-form JSON object under 4 KiB; no floating-point numbers.",
-    }
-)
+@extend_schema_field(METADATA_SCHEMA)
 class MetadataField(serializers.Field):
-    default_error_messages = {
-        "invalid": "must be a JSON object",
-        "float": "must not contain floating-point numbers: send integers or strings",
-    }
+    """Passed on as given: ``ledger.metadata.metadata_check`` in the service decides."""
 
     def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            self.fail("invalid")
-        if _has_float(data):
-            self.fail("float")
         return data
 
     def to_representation(self, value):
         return value
 
 
-def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_float(item) for item in value)
-    return False
-
-
-@extend_schema_field(OpenApiTypes.DATETIME)
+@extend_schema_field(MOMENT_SCHEMA)
 class PeriodBoundField(serializers.Field):
     """An ISO 8601 datetime (UTC when it names no offset) or a date. A date given as ``to`` means
     the end of that day, so ``from=2024-01-01&to=2024-01-31`` covers all of January."""

@@ -19,7 +19,9 @@ from accounts.protection import deposit_check, protection_of, protection_select
 from accounts.results import account_result, transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount, parse_currency
+from balance_project.text import free_text_check
 from ledger.idempotency import idempotent
+from ledger.metadata import metadata_check
 from ledger.models import Transaction
 from ledger.rows import AccountRow
 from ledger.services import (
@@ -33,6 +35,8 @@ from ledger.services import (
     transaction_post,
 )
 from ledger.work import Work
+
+MAX_ADJUSTMENT_REASON = 500
 
 
 def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency: str) -> dict[str, Any]:
@@ -111,7 +115,7 @@ def account_transfer(
         raise ApplicationError(
             "invalid_request", "a transfer needs two different accounts", {"account_id": from_account_id}
         )
-    metadata = _metadata_check(metadata)
+    metadata = metadata_check(metadata)
 
     def execute(work: Work) -> dict[str, Any]:
         tx_ids = work.next_ids("ledger_transaction")
@@ -161,7 +165,7 @@ def account_adjust(
             "invalid_amount", "an adjustment is a non-zero integer of minor units", {"field": "amount"}
         )
     parse_amount(abs(amount))
-    reason = (reason or "").strip()
+    reason = free_text_check(reason or "", field="reason", max_length=MAX_ADJUSTMENT_REASON)
     if not reason:
         raise ApplicationError("invalid_request", "an adjustment needs a reason", {"field": "reason"})
 
@@ -230,7 +234,7 @@ def _status_change(client: str, key: str, account_id: int, status: str) -> dict[
 def _external_movement(
     *, client: str, key: str, account_id: int, amount: int, kind: str, metadata: dict[str, Any] | None
 ) -> dict[str, Any]:
-    metadata = _metadata_check(metadata)
+    metadata = metadata_check(metadata)
 
     def execute(work: Work) -> dict[str, Any]:
         return _post_against_external(
@@ -312,11 +316,3 @@ def _require_wallet(account: AccountRow) -> AccountRow:
             {"account_id": account.id, "kind": account.kind},
         )
     return account
-
-
-def _metadata_check(metadata: Any) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict) or len(str(metadata)) > 4096:
-        raise ApplicationError("invalid_request", "metadata must be a JSON object under 4 KiB", {"field": "metadata"})
-    return metadata

@@ -279,10 +279,19 @@ class ApiView(APIView):
         if body and not request.content_type:
             raise ApplicationError("unsupported_media_type", "send the body as application/json")
         super().initial(request, *args, **kwargs)
+        query_parameters_check(request)
         if body:
             # Parsed here, once the caller is known, so that a body is checked even by the calls that
             # read nothing from it (freeze, close): a malformed one is refused, never ignored.
             request.data  # noqa: B018
+
+
+def query_parameters_check(request) -> None:
+    """A query parameter given empty is a value, and not a valid one: never read as "absent" (which
+    would mean "all" or "the default")."""
+    empty = sorted(name for name, values in request._request.GET.lists() if "" in values)
+    if empty:
+        raise ApplicationError("invalid_request", f"query parameter {empty[0][:64]} is empty", {"field": empty[0][:64]})
 
 
 def client_of(request) -> str:

@@ -15,6 +15,15 @@ from balance_project.errors import ApplicationError
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_OFFSET = timedelta(hours=16)
+# What a moment looks like, for the OpenAPI schema: a date, or a date and time with an optional UTC
+# offset. Whether it names a real day within the range above is checked by the parser.
+MOMENT_SCHEMA = {
+    "type": "string",
+    "maxLength": 64,
+    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$",
+    "description": "YYYY-MM-DD (midnight UTC) or an ISO 8601 datetime, from 1970 to 9000, UTC offset under 16 h.",
+}
 
 
 def moment_checked(moment: datetime, *, field: str, value: Any) -> datetime:

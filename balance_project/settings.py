@@ -251,6 +251,8 @@ SPECTACULAR_SETTINGS = {
     "Amounts are integers in minor units.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Strict bodies and non-empty query parameters, as the server enforces them (balance_project/schema.py).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "balance_project.schema.postprocess"],
 }
 
 # --- Ledger and money rules -----------------------------------------------------------------------

@@ -10,6 +10,9 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from balance_project.api import query_parameters_check
+from balance_project.moments import MOMENT_SCHEMA
+from balance_project.money import CURRENCY_PATTERN
 from ledger.chain import format_timestamp
 from ledger.reports import ledger_export_csv_lines, report_moment_parse, trial_balance
 
@@ -68,7 +71,11 @@ _TRIAL_BALANCE = inline_serializer(
         ),
     },
 )
-_CURRENCY = OpenApiParameter("currency", str, description="Only this currency (three upper-case letters).")
+_CURRENCY = OpenApiParameter(
+    "currency",
+    {"type": "string", "pattern": CURRENCY_PATTERN},
+    description="Only this currency (three upper-case letters).",
+)
 
 
 class _JsonAlways(BaseContentNegotiation):
@@ -82,9 +89,18 @@ class _JsonAlways(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class TrialBalanceView(APIView):
-    required_scopes = {"GET": "ledger:read"}
+class _LedgerView(APIView):
+    """JSON errors whatever Accept says; an empty query parameter refused like in every other view."""
+
     content_negotiation_class = _JsonAlways
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        query_parameters_check(request)
+
+
+class TrialBalanceView(_LedgerView):
+    required_scopes = {"GET": "ledger:read"}
 
     @extend_schema(
         operation_id="ledger_trial_balance",
@@ -94,7 +110,7 @@ class TrialBalanceView(APIView):
         parameters=[
             OpenApiParameter(
                 "at",
-                str,
+                MOMENT_SCHEMA,
                 description="As of this moment (exclusive): YYYY-MM-DD (midnight UTC) "
                 "or an ISO 8601 datetime. Default: now.",
             ),
@@ -109,17 +125,18 @@ class TrialBalanceView(APIView):
         return Response(trial_balance(at=moment, currency=currency))
 
 
-class LedgerExportView(APIView):
+class LedgerExportView(_LedgerView):
     required_scopes = {"GET": "ledger:read"}
-    content_negotiation_class = _JsonAlways
 
     @extend_schema(
         operation_id="ledger_export",
         tags=["ledger"],
         summary="Every entry of the transactions created in [from, to), as CSV (integers of minor units)",
         parameters=[
-            OpenApiParameter("from", str, required=True, description="Start, inclusive: YYYY-MM-DD or ISO 8601."),
-            OpenApiParameter("to", str, required=True, description="End, exclusive: YYYY-MM-DD or ISO 8601."),
+            OpenApiParameter(
+                "from", MOMENT_SCHEMA, required=True, description="Start, inclusive: YYYY-MM-DD or ISO 8601."
+            ),
+            OpenApiParameter("to", MOMENT_SCHEMA, required=True, description="End, exclusive: YYYY-MM-DD or ISO 8601."),
             _CURRENCY,
         ],
         responses={

@@ -7,10 +7,10 @@ from rest_framework import serializers
 from accounts.identifiers import MAX_TABLE_ID, MAX_USER_ID
 from accounts.serializers import (
     AmountField,
+    FreeTextField,
     IdentifierField,
     Int64Field,
     PeriodBoundField,
-    StrictCharField,
     StrictSerializer,
     TransactionOutputSerializer,
 )
@@ -29,7 +29,7 @@ class CommitInputSerializer(StrictSerializer):
 
 
 class ReleaseInputSerializer(StrictSerializer):
-    reason = StrictCharField(required=False, allow_blank=True, max_length=255)
+    reason = FreeTextField(required=False, max_length=255)
 
 
 class ExpiryRateInputSerializer(serializers.Serializer):

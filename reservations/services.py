@@ -34,6 +34,7 @@ from accounts.protection import ProtectionQuery, buy_in_check, exclusion_check, 
 from accounts.results import transaction_result
 from balance_project.errors import ApplicationError
 from balance_project.money import parse_amount
+from balance_project.text import free_text_check
 from ledger.chain import format_timestamp
 from ledger.idempotency import idempotent
 from ledger.models import Transaction
@@ -430,15 +431,7 @@ def reservation_id_check(value: Any) -> int:
 
 
 def reason_check(value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str) or len(value) > MAX_REASON or not value.isprintable():
-        raise ApplicationError(
-            "invalid_request",
-            f"reason must be printable text of at most {MAX_REASON} characters",
-            {"field": "reason"},
-        )
-    return value.strip()
+    return "" if value is None else free_text_check(value, field="reason", max_length=MAX_REASON)
 
 
 def _expiring_overdue(reservation_id: int, actor: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -16,14 +17,15 @@ from accounts.serializers import (
     StrictSerializer,
     TransactionOutputSerializer,
 )
-from balance_project.money import AMOUNT_TEXT_PATTERN, amount_max
+from balance_project.money import amount_max
+from balance_project.schema import digits_up_to
 
 _AMOUNTS_BY_PLAYER_SCHEMA = {
     "type": "object",
     "additionalProperties": {
         "oneOf": [
             {"type": "integer", "format": "int64", "minimum": 0, "maximum": amount_max()},
-            {"type": "string", "pattern": AMOUNT_TEXT_PATTERN, "maxLength": 19},
+            {"type": "string", "pattern": digits_up_to(amount_max(), zero=True)},
         ]
     },
     "description": "user id -> amount in minor units (non-negative integers).",
@@ -46,8 +48,28 @@ class AmountsByPlayerField(_RawField):
     pass
 
 
-@extend_schema_field({"type": "integer", "minimum": 1, "description": "Seconds; bounded by settings."})
+@extend_schema_field(
+    {
+        "type": "integer",
+        "minimum": settings.RESERVATION_MIN_TTL_SECONDS,
+        "maximum": settings.RESERVATION_MAX_TTL_SECONDS,
+        "description": "Seconds (RESERVATION_MIN_TTL_SECONDS to RESERVATION_MAX_TTL_SECONDS).",
+    }
+)
 class TtlField(_RawField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "format": "int64", "minimum": 0, "maximum": amount_max()},
+            {"type": "string", "pattern": digits_up_to(amount_max(), zero=True)},
+        ],
+        "description": "Minor units, 0 or more: a JSON integer or a string of canonical digits.",
+    }
+)
+class AmountOrZeroField(AmountField):
     pass
 
 
@@ -74,7 +96,7 @@ class HandInputSerializer(StrictSerializer):
     hand_id = IdentifierField(max_length=MAX_HAND_ID)
     contributions = AmountsByPlayerField()
     payouts = AmountsByPlayerField()
-    rake = AmountField(help_text="Minor units to the rake account; may be 0.")
+    rake = AmountOrZeroField(help_text="Minor units to the rake account; may be 0.")
 
 
 class CashOutInputSerializer(StrictSerializer):

@@ -35,7 +35,9 @@ def test_a_bad_reservation_id_is_invalid_request(reservation_id):
     assert (refused.value.code, refused.value.details["field"]) == ("invalid_request", "reservation_id")
 
 
-@pytest.mark.parametrize("reason", [17, "x" * 256, "a\x00b", "two\nlines"])
+@pytest.mark.parametrize(
+    "reason", [17, "x" * 256, "a\x00b", "two\nlines", "tab\there", "\u202egnp.exe", "left\u2066to", "c1\x85"]
+)
 def test_a_bad_reason_is_invalid_request(reason):
     table = open_table()
     user, _ = new_player(funded=100)
@@ -44,6 +46,14 @@ def test_a_bad_reason_is_invalid_request(reason):
         reservation_release(client="poker", idempotency_key=new_key(), reservation_id=held["id"], reason=reason)
     assert (refused.value.code, refused.value.details["field"]) == ("invalid_request", "reason")
     assert Reservation.objects.get(pk=held["id"]).status == "pending"
+
+
+def test_a_reason_is_kept_in_nfc():
+    table = open_table()
+    user, _ = new_player(funded=100)
+    held = reserve(user, table, 10)
+    reservation_release(client="poker", idempotency_key=new_key(), reservation_id=held["id"], reason=" cafe\u0301 ")
+    assert Reservation.objects.get(pk=held["id"]).end_reason == "caf\u00e9"
 
 
 def test_the_sweep_goes_on_past_a_reservation_it_cannot_expire(monkeypatch, caplog):
