@@ -17,8 +17,9 @@ class MethodPolicy:
     mutating: bool
 
 
-_READ_RESERVATIONS = ("reservations:write", "tables:write", "accounts:read")
-_READ_TABLES = ("tables:write", "accounts:read")
+# Reading needs the read scope on every channel (HTTP asks accounts:read for these too): a key that
+# may only write does not also read.
+_READ = ("accounts:read",)
 
 METHOD_POLICIES: dict[str, MethodPolicy] = {
     "GetBalance": MethodPolicy(("accounts:read",), mutating=False),
@@ -26,10 +27,10 @@ METHOD_POLICIES: dict[str, MethodPolicy] = {
     "Reserve": MethodPolicy(("reservations:write",), mutating=True),
     "CommitReservation": MethodPolicy(("reservations:write",), mutating=True),
     "ReleaseReservation": MethodPolicy(("reservations:write",), mutating=True),
-    "GetReservation": MethodPolicy(_READ_RESERVATIONS, mutating=False),
+    "GetReservation": MethodPolicy(_READ, mutating=False),
     "OpenTable": MethodPolicy(("tables:write",), mutating=True),
     "CloseTable": MethodPolicy(("tables:write",), mutating=True),
-    "GetTable": MethodPolicy(_READ_TABLES, mutating=False),
+    "GetTable": MethodPolicy(_READ, mutating=False),
     "BuyIn": MethodPolicy(("tables:write",), mutating=True),
     "SettleHand": MethodPolicy(("tables:write",), mutating=True),
     "CashOut": MethodPolicy(("tables:write",), mutating=True),
