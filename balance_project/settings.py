@@ -330,6 +330,11 @@ WORKER_METRICS_ADDR = os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
 # --- gRPC sidecar ---------------------------------------------------------------------------------
 GRPC_BIND = os.environ.get("GRPC_BIND", "127.0.0.1:50051")
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+# Calls a sidecar process holds at once, running or queued for a worker; one more is answered
+# RESOURCE_EXHAUSTED at once (a client backs off and retries) instead of waiting behind them all.
+GRPC_MAX_CONCURRENT_RPCS = env_int("GRPC_MAX_CONCURRENT_RPCS", 4 * GRPC_MAX_WORKERS)
+# The largest request message a sidecar reads (the HTTP body limit); larger is RESOURCE_EXHAUSTED.
+GRPC_MAX_RECEIVE_MESSAGE_BYTES = env_int("GRPC_MAX_RECEIVE_MESSAGE_BYTES", 64 * 1024)
 # sys.setswitchinterval of the sidecar: how long a running thread keeps the GIL from one waiting.
 GRPC_GIL_SWITCH_INTERVAL_SECONDS = env_int("GRPC_GIL_SWITCH_INTERVAL_US", 500) / 1_000_000
 GRPC_METRICS_PORT = env_int("GRPC_METRICS_PORT", 9051)
