@@ -28,7 +28,9 @@ def table_id_check(value: Any, *, field: str = "table_id") -> str:
 
 
 def table_find(table_id: str) -> Table:
-    """The table, unlocked; ``table_not_found`` if unknown."""
+    """The table, unlocked; ``table_not_found`` if unknown (an id that cannot be one is refused first,
+    so a refusal never repeats unbounded input)."""
+    table_id = table_id_check(table_id)
     table = Table.objects.filter(table_id=table_id).first()
     if table is None:
         raise ApplicationError("table_not_found", f"table {table_id} does not exist", {"table_id": table_id})

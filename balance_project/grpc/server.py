@@ -88,7 +88,15 @@ def create_server(
         for interceptor in interceptors:
             if isinstance(interceptor, AuthInterceptor):
                 interceptor.keys = ApiKeyCache(auth_cache_seconds)
-    server = grpc.server(executor, interceptors=interceptors, options=[("grpc.so_reuseport", int(reuse_port))])
+    server = grpc.server(
+        executor,
+        interceptors=interceptors,
+        options=[
+            ("grpc.so_reuseport", int(reuse_port)),
+            ("grpc.max_receive_message_length", settings.GRPC_MAX_RECEIVE_MESSAGE_BYTES),
+        ],
+        maximum_concurrent_rpcs=settings.GRPC_MAX_CONCURRENT_RPCS,
+    )
     balance_pb2_grpc.add_BalanceServiceServicer_to_server(BalanceServicer(), server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)

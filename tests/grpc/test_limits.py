@@ -1,0 +1,56 @@
+"""The sidecar's stated limits: calls in flight per process, request size, and refusals that never
+echo unbounded input (docs/operations.md lists them)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from balance_client._pb.balance.v1 import balance_pb2 as pb
+from balance_client._pb.balance.v1 import balance_pb2_grpc
+from tests.grpc.conftest import Gate, new_key
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_calls_past_the_in_flight_cap_are_resource_exhausted_at_once(settings, start_server, channels, md, player):
+    settings.GRPC_MAX_CONCURRENT_RPCS = 2
+    gate = Gate("GetBalance")
+    server = start_server(outer=[gate], max_workers=4)
+    stub = balance_pb2_grpc.BalanceServiceStub(channels(server.address))
+    _, wallet = player(funded=10)
+    request = pb.GetBalanceRequest(account_id=wallet)
+    held = [stub.GetBalance.future(request, metadata=md, timeout=30) for _ in range(2)]
+    assert gate.entered.wait(10)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.GetBalance(request, metadata=md, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    gate.release.set()
+    assert [call.result().account.balance for call in held] == [10, 10]
+    assert stub.GetBalance(request, metadata=md, timeout=10).account.balance == 10  # the cap frees up
+
+
+def test_a_request_over_the_message_limit_is_refused(settings, start_server, channels, md):
+    settings.GRPC_MAX_RECEIVE_MESSAGE_BYTES = 1024
+    server = start_server()
+    stub = balance_pb2_grpc.BalanceServiceStub(channels(server.address))
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.OpenTable(
+            pb.OpenTableRequest(idempotency_key=new_key(), table_id="t" * 2000, currency="EUR"), metadata=md, timeout=10
+        )
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("size", [129, 4096, 60_000])
+def test_an_unknown_id_of_any_length_is_refused_in_a_few_bytes(stub, md, size):
+    for call in (
+        lambda: stub.GetTable(pb.GetTableRequest(table_id="t" * size), metadata=md, timeout=10),
+        lambda: stub.GetBalance(
+            pb.GetBalanceRequest(wallet=pb.WalletRef(user_id="u" * size, currency="EUR")), metadata=md, timeout=10
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert len(refused.value.details()) < 200
+        assert sum(len(value) for _, value in refused.value.trailing_metadata() or ()) < 1000
