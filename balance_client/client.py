@@ -1,7 +1,7 @@
 """BalanceClient: typed calls to balance.v1.BalanceService with deadlines and safe retries.
 
 Every call has a deadline (``timeout`` seconds, per call or the client's default) that covers all its
-attempts. UNAVAILABLE and ABORTED are retried with exponential backoff and full jitter, always with
+attempts. UNAVAILABLE, ABORTED and RESOURCE_EXHAUSTED are retried with exponential backoff and full jitter, always with
 the same idempotency key, so a retry can never apply an operation twice; ABORTED with reason
 ``idempotency_conflict`` is final (the key was used for a different request: retrying cannot help).
 Answers are the generated messages (balance_client.pb), whose .pyi stubs type them.
@@ -29,7 +29,9 @@ CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
-_RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED})
+# RESOURCE_EXHAUSTED: the sidecar is at its cap of calls in flight (GRPC_MAX_CONCURRENT_RPCS); backing
+# off helps, and the same key makes the retry safe.
+_RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED})
 _FINAL_REASONS = frozenset({"idempotency_conflict"})
 
 

@@ -54,3 +54,27 @@ def test_an_unknown_id_of_any_length_is_refused_in_a_few_bytes(stub, md, size):
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert len(refused.value.details()) < 200
         assert sum(len(value) for _, value in refused.value.trailing_metadata() or ()) < 1000
+
+
+def test_the_client_backs_off_and_retries_a_sidecar_at_its_cap(settings, start_server, channels, token, md, player):
+    """RESOURCE_EXHAUSTED from the in-flight cap is retried with the same key once the sidecar frees up."""
+    from balance_client import BalanceClient, RetryPolicy
+
+    settings.GRPC_MAX_CONCURRENT_RPCS = 1
+    gate = Gate("GetBalance")
+    server = start_server(outer=[gate], max_workers=2)
+    stub = balance_pb2_grpc.BalanceServiceStub(channels(server.address))
+    _, wallet = player(funded=10)
+    held = stub.GetBalance.future(pb.GetBalanceRequest(account_id=wallet), metadata=md, timeout=30)
+    assert gate.entered.wait(10)
+    pauses: list[float] = []
+
+    def pause_then_free(seconds: float) -> None:
+        pauses.append(seconds)
+        gate.release.set()
+        held.result()  # the held call is done: the cap has room again
+
+    policy = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
+    with BalanceClient(server.address, token, retry=policy, sleep=pause_then_free, timeout=30) as client:
+        assert client.get_balance(account_id=wallet).account.balance == 10
+    assert len(pauses) == 1

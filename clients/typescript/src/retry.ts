@@ -28,7 +28,10 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
   multiplier: 2,
 });
 
-const RETRYABLE_CODES: ReadonlySet<Code> = new Set([Code.Unavailable, Code.Aborted, Code.DeadlineExceeded]);
+// RESOURCE_EXHAUSTED: the sidecar is at its cap of calls in flight (GRPC_MAX_CONCURRENT_RPCS); backing off helps.
+const RETRYABLE_CODES: ReadonlySet<Code> = new Set([
+  Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.ResourceExhausted,
+]);
 // ABORTED idempotency_conflict: the key was used for a different request; retrying cannot help.
 const FINAL_REASONS: ReadonlySet<string> = new Set(["idempotency_conflict"]);
 
