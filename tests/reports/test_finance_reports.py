@@ -98,6 +98,10 @@ def test_every_player_has_an_activity_row_that_adds_up(day_of_play):
     assert {k: carol[k] for k in ("beginning_balance", "deposits", "ending_balance")} == {
         "beginning_balance": 700, "deposits": 0, "ending_balance": 700,
     }  # fmt: skip
+    books = trial_balance(at=START + timedelta(days=1), currency="EUR")["currencies"][0]["kinds"]
+    eur = [row for row in rows.values() if row["currency"] == "EUR"]
+    assert sum(row["ending_balance"] for row in eur) == books["user"]["total"]
+    assert sum(row["on_game_end"] for row in eur) == books["seat"]["total"]
     quiet = rows_of("player-activity", day="2030-03-12")
     assert len(quiet) == 3 and all(row["deposits"] == row["to_games"] == 0 for row in quiet)
 
