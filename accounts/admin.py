@@ -385,5 +385,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {len(revoked)} key(s).", messages.SUCCESS)
 
 
-# Four-eyes proposals have their own admin module; importing it registers them on the site.
-from accounts import admin_adjustments  # noqa: E402, F401
+# Four-eyes proposals and player protection have their own admin modules; importing them
+# registers them on the site.
+from accounts import admin_adjustments, admin_protection  # noqa: E402, F401

@@ -5,11 +5,18 @@ from django.urls import reverse
 from reservations.models import Reservation, ReservationEvent
 from reservations.services import reservation_commit, reservation_reserve
 from tables.services import hand_settle, table_buy_in
+from tests.admin.conftest import login
 from tests.tables.helpers import account, new_key, new_player, open_table
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:reservations_reservation_changelist"
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    """pytest-django's admin_client, also verified by a TOTP device, as the admin requires."""
+    return login(admin_user)
 
 
 def reserve(user, table, amount):
@@ -63,11 +70,11 @@ def test_release_needs_a_reason(admin_client, stuck):
     assert account(wallet).held == 300
 
 
-def test_staff_without_the_release_permission_does_not_get_the_action(client, stuck):
+def test_staff_without_the_release_permission_does_not_get_the_action(stuck):
     wallet, pending, _ = stuck
     staff = User.objects.create_user("viewer", password="pw-viewer-123", is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="view_reservation"))
-    client.force_login(staff)
+    client = login(staff)
     page = client.get(reverse(CHANGELIST))
     assert page.status_code == 200 and b"release_selected" not in page.content
     client.post(
