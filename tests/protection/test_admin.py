@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-import accounts.admin_protection  # noqa: F401  (registers its admins until accounts/admin.py imports it)
 from tests.admin.conftest import admin, login, staff, superuser  # noqa: F401  (fixtures)
 from tests.protection.conftest import exclude, set_limit
 from tests.tables.helpers import new_player
