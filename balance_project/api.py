@@ -57,6 +57,13 @@ def error_of(exc: BaseException) -> ApplicationError:
         return ApplicationError("permission_denied", "this key may not make this call")
     if isinstance(exc, (exceptions.NotFound, Http404)):
         return ApplicationError("not_found", "no such resource")
+    if isinstance(exc, exceptions.Throttled):
+        wait = int(exc.wait or 1)
+        return ApplicationError(
+            "rate_limited",
+            f"this key is over API_RATE_LIMIT_PER_SECOND mutating calls; retry in {wait} s with the same key",
+            {"retry_after": wait},
+        )
     if isinstance(exc, exceptions.MethodNotAllowed):
         return ApplicationError("method_not_allowed", force_str(exc.detail))
     if isinstance(exc, exceptions.NotAcceptable):
@@ -79,7 +86,7 @@ def error_headers(error: ApplicationError) -> dict[str, str]:
     if error.code == "unauthenticated":
         headers["WWW-Authenticate"] = 'Bearer realm="balance"'
     if error.spec.retryable:
-        headers["Retry-After"] = "1"
+        headers["Retry-After"] = str(error.details.get("retry_after", 1))
     return headers
 
 
@@ -87,7 +94,11 @@ def exception_handler(exc, context):
     """DRF's exception handler (settings.REST_FRAMEWORK): every exception becomes the envelope."""
     error = error_of(exc)
     set_rollback()
-    return Response({"error": error.as_dict()}, status=error.spec.http_status, headers=error_headers(error))
+    headers = error_headers(error)
+    view = context.get("view")
+    if error.code == "method_not_allowed" and view is not None:
+        headers["Allow"] = ", ".join(view.allowed_methods)
+    return Response({"error": error.as_dict()}, status=error.spec.http_status, headers=headers)
 
 
 def _plain(detail: Any) -> Any:
@@ -268,6 +279,8 @@ class CanonicalJSONRenderer(renderers.JSONRenderer):
 # before anything parses it, and answers are canonical JSON. (A comment, not a docstring: the
 # OpenAPI generator would show a docstring as every subclass's description.)
 class ApiView(APIView):
+    # No OPTIONS: the API serves no browser preflight, so OPTIONS is 405 like any method a view lacks.
+    http_method_names = ["get", "post", "head"]
     parser_classes = [JSONParser]
     renderer_classes = [CanonicalJSONRenderer]
 
@@ -336,7 +349,7 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 READ_ERRORS = error_responses(400, 401, 403, 404, 503)
-WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
+WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 
 
 def validated(serializer_class, data) -> dict:

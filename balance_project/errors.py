@@ -71,6 +71,7 @@ ERROR_TABLE: dict[str, ErrorSpec] = {
     "self_excluded": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     "transfers_disabled": ErrorSpec(422, grpc.StatusCode.FAILED_PRECONDITION),
     # Dependencies.
+    "rate_limited": ErrorSpec(429, grpc.StatusCode.RESOURCE_EXHAUSTED, retryable=True),
     "unavailable": ErrorSpec(503, grpc.StatusCode.UNAVAILABLE, retryable=True),
     "deadline_exceeded": ErrorSpec(504, grpc.StatusCode.DEADLINE_EXCEEDED, retryable=True),
     "internal_error": ErrorSpec(500, grpc.StatusCode.INTERNAL),

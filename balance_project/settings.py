@@ -239,6 +239,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.auth.HasScopes"],
+    "DEFAULT_THROTTLE_CLASSES": ["balance_project.throttling.MutationRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "balance_project.api.exception_handler",
@@ -271,6 +272,9 @@ if not all(0 < limit < 2**63 for limit in [MAX_AMOUNT, *MAX_AMOUNT_BY_CURRENCY.v
 
     raise ImproperlyConfigured("MAX_AMOUNT and MAX_AMOUNT_BY_CURRENCY must be from 1 to 2**63-1")
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+# Mutating HTTP calls per API key per second (balance_project/throttling.py); one more is 429 with
+# Retry-After. 0 turns the limit off.
+API_RATE_LIMIT_PER_SECOND = env_int("API_RATE_LIMIT_PER_SECOND", 1000)
 IDEMPOTENCY_CACHE_TTL_SECONDS = env_int("IDEMPOTENCY_CACHE_TTL_SECONDS", 24 * 60 * 60)
 BALANCE_CACHE_TTL_SECONDS = env_int("BALANCE_CACHE_TTL_SECONDS", 60 * 60)
 RESERVATION_DEFAULT_TTL_SECONDS = env_int("RESERVATION_DEFAULT_TTL_SECONDS", 120)
