@@ -331,6 +331,15 @@ CELERY_BEAT_SCHEDULE: dict = {}  # filled in balance_project/celery.py
 WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 9052)
 WORKER_METRICS_ADDR = os.environ.get("WORKER_METRICS_ADDR", "127.0.0.1")
 
+# --- Metrics -------------------------------------------------------------------------------------
+# /metrics on the API port (balance_project/metrics_view.py): with a token, scrapes must send it as a
+# bearer token; without one it is served off production only (a 404 with DJANGO_SECURE=1).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN.encode()) < secrecy.MIN_KEY_BYTES:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"METRICS_TOKEN must be at least {secrecy.MIN_KEY_BYTES} bytes")
+
 # --- gRPC sidecar ---------------------------------------------------------------------------------
 GRPC_BIND = os.environ.get("GRPC_BIND", "127.0.0.1:50051")
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from balance_project import health
+from balance_project import health, metrics_view
 
 # The contract and its docs are public: they hold no data and help a caller get a key right.
 _PUBLIC = {"authentication_classes": [], "permission_classes": [AllowAny]}
@@ -18,7 +18,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **_PUBLIC), name="docs"),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_view.metrics, name="prometheus-django-metrics"),
 ]
 # In production the admin is not on the public API port: it has its own listener
 # (balance_project/urls_admin.py, ADMIN_BIND) and this port answers /admin/ with 404.
