@@ -4,7 +4,9 @@ every refusal is the service's."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from django.conf import settings
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers
 
 from accounts import protection_services as services
@@ -21,7 +23,7 @@ from balance_project.api import (
     render,
     validated,
 )
-from balance_project.money import INT64_MAX
+from balance_project.money import amount_max
 
 _PERIODS = ["24h", "7d", "30d"]
 
@@ -31,7 +33,7 @@ _PERIODS = ["24h", "7d", "30d"]
         "type": "integer",
         "format": "int64",
         "minimum": 1,
-        "maximum": INT64_MAX,
+        "maximum": amount_max(),
         "nullable": True,
         "description": "Minor units, a JSON integer from 1 (or canonical digits in a string). null removes the "
         "limit, after the cooling-off. A value at or below the limit in force applies at once; a higher one after "
@@ -92,6 +94,72 @@ class LimitSetInputSerializer(StrictSerializer):
         choices=_PERIODS, required=False, help_text="The rolling window of a deposit or loss limit; none for buy_in."
     )
     value = LimitValueField()
+
+
+# The request bodies as the schema states them: which period goes with which kind, and each kind of
+# exclusion's bounds, are one rule of the service (accounts/protection_services.py) written as
+# mutually exclusive variants (oneOf), since OpenAPI 3.0 cannot tie one field to another.
+class WindowLimitSetInputSerializer(StrictSerializer):
+    owner_ref = IdentifierField(max_length=MAX_USER_ID)
+    currency = CurrencyField()
+    kind = _choice_field("WindowLimitKindField", ["deposit", "loss"])(
+        choices=["deposit", "loss"], help_text="deposit: deposits over the period; loss: buy-ins minus cash-outs."
+    )
+    period = _choice_field("LimitPeriodField", _PERIODS)(choices=_PERIODS, help_text="The rolling window.")
+    value = LimitValueField()
+
+
+class BuyInLimitSetInputSerializer(StrictSerializer):
+    owner_ref = IdentifierField(max_length=MAX_USER_ID)
+    currency = CurrencyField()
+    kind = _choice_field("BuyInLimitKindField", ["buy_in"])(
+        choices=["buy_in"], help_text="The largest single buy-in or reservation at a table."
+    )
+    value = LimitValueField()
+
+
+def _days_field(name: str, bounds: tuple[int, int]) -> type[serializers.Field]:
+    return extend_schema_field({"type": "integer", "minimum": bounds[0], "maximum": bounds[1]})(
+        type(name, (DaysField,), {})
+    )
+
+
+class TimeOutStartInputSerializer(StrictSerializer):
+    owner_ref = IdentifierField(max_length=MAX_USER_ID)
+    kind = _choice_field("TimeOutKindField", ["time_out"])(choices=["time_out"])
+    days = _days_field("TimeOutDaysField", settings.TIME_OUT_DAYS)(help_text="settings.TIME_OUT_DAYS")
+
+
+class SelfExclusionStartInputSerializer(StrictSerializer):
+    owner_ref = IdentifierField(max_length=MAX_USER_ID)
+    kind = _choice_field("SelfExclusionKindField", ["self_exclusion"])(choices=["self_exclusion"])
+    days = _days_field("SelfExclusionDaysField", settings.SELF_EXCLUSION_DAYS)(
+        help_text="settings.SELF_EXCLUSION_DAYS: at least six months"
+    )
+
+
+class _BodyRequiredSchema(AutoSchema):
+    """The body of these calls is required (the generator cannot tell from a oneOf of variants)."""
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        if body is not None:
+            body["required"] = True
+        return body
+
+
+_LIMIT_SET_SCHEMA = PolymorphicProxySerializer(
+    component_name="LimitSetInput",
+    serializers=[WindowLimitSetInputSerializer, BuyInLimitSetInputSerializer],
+    resource_type_field_name=None,
+    many=False,
+)
+_EXCLUSION_START_SCHEMA = PolymorphicProxySerializer(
+    component_name="ExclusionStartInput",
+    serializers=[TimeOutStartInputSerializer, SelfExclusionStartInputSerializer],
+    resource_type_field_name=None,
+    many=False,
+)
 
 
 class ExclusionStartInputSerializer(StrictSerializer):
@@ -158,11 +226,12 @@ class LimitSetView(ApiView):
     """Set, lower, raise or remove one limit."""
 
     required_scopes = {"POST": "protection:write"}
+    schema = _BodyRequiredSchema()
 
     @extend_schema(
         operation_id="protection_limit_set",
         summary="Set one limit of a player in one currency (decreases at once, increases after the cooling-off)",
-        request=LimitSetInputSerializer,
+        request=_LIMIT_SET_SCHEMA,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={200: LimitEnvelopeOutputSerializer, **WRITE_ERRORS},
     )
@@ -185,12 +254,13 @@ class ExclusionStartView(ApiView):
     """Start a self-exclusion or a time-out."""
 
     required_scopes = {"POST": "protection:write"}
+    schema = _BodyRequiredSchema()
 
     @extend_schema(
         operation_id="protection_exclusion_start",
         summary="Start a self-exclusion or time-out at once (deposits, reservations and buy-ins refused until it "
         "ends; withdrawals and cash-outs always allowed)",
-        request=ExclusionStartInputSerializer,
+        request=_EXCLUSION_START_SCHEMA,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: ExclusionStartOutputSerializer, **WRITE_ERRORS},
     )

@@ -33,9 +33,18 @@ class FinanceReportView(APIView):
                 "and end with the movements between; player-activity: every player wallet (N.J.A.C. 13:69O-1.9); "
                 "protection-audit: limit changes and exclusions started that day.",
             ),
-            OpenApiParameter("date", str, required=True, description="The UTC day, YYYY-MM-DD."),
+            OpenApiParameter(
+                "date",
+                {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                required=True,
+                description="The UTC day, YYYY-MM-DD (a real day from 1970 to 9000).",
+            ),
             OpenApiParameter("format", str, enum=list(REPORT_FORMATS), description="csv (default) or jsonl."),
-            OpenApiParameter("currency", str, description="Only this currency (three upper-case letters)."),
+            OpenApiParameter(
+                "currency",
+                {"type": "string", "pattern": "^[A-Z]{3}$", "minLength": 3, "maxLength": 3},
+                description="Only this currency (three upper-case letters).",
+            ),
         ],
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with a header row"),
@@ -43,6 +52,7 @@ class FinanceReportView(APIView):
             400: _ERROR,
             401: _ERROR,
             403: _ERROR,
+            404: _ERROR,
         },
     )
     def get(self, request, report: str):
