@@ -111,7 +111,7 @@ class IdentifierField(StrictCharField):
     def run_validation(self, data=serializers.empty):
         if data is serializers.empty or data is None:
             return super().run_validation(data)
-        return identifier_check(data, field=self.field_name, max_length=self.max_length)
+        return identifier_check(data, field=self.field_name or "value", max_length=self.max_length or 0)
 
 
 class FreeTextField(StrictCharField):
@@ -127,7 +127,7 @@ class FreeTextField(StrictCharField):
     def run_validation(self, data=serializers.empty):
         if data is serializers.empty or data is None:
             return super().run_validation(data)
-        return free_text_check(data, field=self.field_name, max_length=self.max_length)
+        return free_text_check(data, field=self.field_name or "text", max_length=self.max_length or 0)
 
 
 class CurrencyField(StrictCharField):

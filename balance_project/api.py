@@ -58,7 +58,7 @@ def error_of(exc: BaseException) -> ApplicationError:
     if isinstance(exc, (exceptions.NotFound, Http404)):
         return ApplicationError("not_found", "no such resource")
     if isinstance(exc, exceptions.Throttled):
-        wait = int(exc.wait or 1)
+        wait = int(getattr(exc, "wait", None) or 1)
         return ApplicationError(
             "rate_limited",
             f"this key is over API_RATE_LIMIT_PER_SECOND mutating calls; retry in {wait} s with the same key",

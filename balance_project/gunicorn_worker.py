@@ -70,7 +70,7 @@ class DeadlineSocket:
 
 
 class DeadlineThreadWorker(ThreadWorker):
-    def handle(self, conn):  # type: ignore[no-untyped-def]
+    def handle(self, conn):
         if not isinstance(conn.sock, DeadlineSocket):
             conn.sock = DeadlineSocket(conn.sock)
         conn.sock.start(REQUEST_READ_TIMEOUT_SECONDS)
