@@ -50,11 +50,16 @@ _LOSS_USED = (
     "(SELECT COALESCE(MAX(x.suffix), 0) FROM (SELECT SUM(-e.amount) OVER (ORDER BY e.seq DESC "
     "ROWS UNBOUNDED PRECEDING) AS suffix " + _WINDOW_ENTRIES.format(kinds="'buy_in', 'cash_out'") + ") x)"
 )
-_OLDEST = "(SELECT MIN(e.created_at) " + _WINDOW_ENTRIES.format(kinds="{kinds}") + ")"
-_OLDEST_COUNTED = (
-    f"CASE l.kind WHEN 'deposit' THEN {_OLDEST.format(kinds=chr(39) + 'deposit' + chr(39))} "
-    f"WHEN 'loss' THEN {_OLDEST.format(kinds=chr(39) + 'buy_in' + chr(39))} END"
+# When the allowance next rises: a deposit limit's, when its oldest deposit leaves the window; a
+# loss limit's, when the movement that starts the largest loss leaves it (of equal ones, the latest).
+_OLDEST_DEPOSIT = "(SELECT MIN(e.created_at) " + _WINDOW_ENTRIES.format(kinds="'deposit'") + ")"
+_LARGEST_LOSS_START = (
+    "(SELECT x.created_at FROM (SELECT e.created_at, e.seq, SUM(-e.amount) OVER (ORDER BY e.seq DESC "
+    "ROWS UNBOUNDED PRECEDING) AS suffix "
+    + _WINDOW_ENTRIES.format(kinds="'buy_in', 'cash_out'")
+    + ") x WHERE x.suffix > 0 ORDER BY x.suffix DESC, x.seq DESC LIMIT 1)"
 )
+_OLDEST_COUNTED = f"CASE l.kind WHEN 'deposit' THEN {_OLDEST_DEPOSIT} WHEN 'loss' THEN {_LARGEST_LOSS_START} END"
 _LIMITS_SQL = (
     "SELECT l.kind, l.period, l.value, l.pending_value, l.pending_effective_at, "
     f"CASE l.kind WHEN 'deposit' THEN {_DEPOSITS_USED} WHEN 'loss' THEN {_LOSS_USED} ELSE 0 END, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from accounts.models import PlayerLimit, ProtectionEvent
@@ -213,6 +215,25 @@ def test_winnings_that_leave_the_window_cannot_let_a_later_window_overshoot(cloc
     clock.advance(hours=1)
     buy_in(user, table, 100)  # since the cash-out: a loss of 100, at the limit
     assert refusal(buy_in, user, table, 1).code == "loss_limit_exceeded"
+
+
+def test_a_loss_limit_resets_when_the_movement_starting_the_largest_loss_leaves_the_window(clock):
+    user, _ = new_player(funded=10_000)
+    table = open_table()
+    set_limit(user, "loss", "24h", 100)
+    buy_in(user, table, 100)
+    clock.advance(hours=1)
+    cash_out(user, table, 100)
+    clock.advance(hours=1)
+    second = clock.now
+    buy_in(user, table, 100)
+    error = refusal(buy_in, user, table, 1)
+    # The first buy-in leaving the window frees nothing: the loss since the second is still 100.
+    assert error.details["resets_at"] == format_timestamp(second + timedelta(hours=24))
+    clock.advance(hours=23)  # the first buy-in has left the window
+    assert refusal(buy_in, user, table, 1).details["allowance"] == 0
+    clock.advance(hours=1)
+    buy_in(user, table, 100)
 
 
 def test_pending_reservations_count_as_lost_until_they_end(clock):
