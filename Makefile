@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format proto proto-check test-typescript bench bench-grpc
+.PHONY: install run test lint format proto proto-check test-typescript fuzz-http compose-env bench bench-grpc
 
 install: $(STAMP)
 
@@ -78,6 +78,17 @@ proto-check: install $(TS_STAMP)
 # examples/typescript included.
 test-typescript: install $(TS_STAMP)
 	cd $(TS_DIR) && npm test
+
+# schemathesis over every operation of the OpenAPI schema, every check, a fixed seed, against a
+# gunicorn on the embedded default (tests/fuzz/http_schema.py; CI runs it). Any failure fails.
+FUZZ_SECONDS ?= 120
+fuzz-http: install
+	$(PY) tests/fuzz/http_schema.py --max-time $(FUZZ_SECONDS)
+
+# docker/.env with keys of its own for `docker compose` (a configured database refuses public keys).
+compose-env:
+	test -f docker/.env || $(PYTHON) -c "import secrets; t = lambda: secrets.token_urlsafe(48); \
+	print(f'DJANGO_SECRET_KEY={t()}\nLEDGER_HMAC_KEY={t()}\nPOSTGRES_PASSWORD={t()}')" > docker/.env
 
 # The service against PostgreSQL's own ceiling in one run (bench/ceiling.py; figures in bench/README.md):
 # pgbench, the gRPC full mix (closed loop, then open loop at half its rate), round trips per call and

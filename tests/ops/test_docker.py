@@ -46,6 +46,7 @@ def test_every_part_is_a_service(compose):
         "redis",
         "migrate",
         "http",
+        "proxy",
         "admin",
         "grpc",
         "worker",
@@ -78,11 +79,32 @@ def test_http_is_gunicorn_on_3002_and_scraped_there(compose, prometheus):
     module, attr = http["command"][3].split(":")
     assert callable(getattr(__import__(module, fromlist=[attr]), attr))
     assert http["environment"]["HTTP_BIND"] == "0.0.0.0:3002"
-    assert "127.0.0.1:3002:3002" in http["ports"]
+    assert "ports" not in http and http["expose"] == ["3002"]  # reached through the proxy only
     host, port = scrape_target(prometheus, "balance-http").split(":")
     assert (host, port) == ("http", "3002")
     # Prometheus sends Host: http:3002; Django must accept it or /metrics answers 400.
     assert host in http["environment"]["DJANGO_ALLOWED_HOSTS"].split(",")
+
+
+def test_the_public_port_is_a_buffering_proxy_with_the_service_limits(compose):
+    proxy = compose["services"]["proxy"]
+    assert proxy["image"].startswith("nginx:") and "127.0.0.1:3002:3002" in proxy["ports"]
+    assert proxy["depends_on"]["http"]["condition"] == "service_healthy"
+    assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    conf = (DOCKER / "nginx.conf").read_text()
+    directives = dict(re.findall(r"^\s*(\w+) ([^;{]+);", conf, flags=re.MULTILINE))
+    assert directives["client_max_body_size"] == f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024}k"
+    assert directives["proxy_request_buffering"] == "on"
+    assert int(directives["client_body_timeout"].rstrip("s")) <= 10
+    assert int(directives["client_header_timeout"].rstrip("s")) <= 10
+    assert directives["server"] == "http:3002"
+    assert re.search(r"location = /metrics \{ return 404; \}", conf)
+
+
+def test_compose_has_no_default_keys():
+    text = (DOCKER / "compose.yaml").read_text()
+    for name in ("DJANGO_SECRET_KEY", "LEDGER_HMAC_KEY"):
+        assert re.search(rf"{name}: \$\{{{name}:\?", text), name
 
 
 def test_grpc_sidecar_and_its_metrics_port(compose, prometheus):
