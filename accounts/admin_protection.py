@@ -1,25 +1,29 @@
 """Player protection in the admin: limits, exclusions and their audit trail (read-only), the
-operator's policy as configured, and the daily finance reports to download.
+operator's policy as configured, the daily finance reports to download, and a form for support to
+start a self-exclusion or time-out a player asked for (by phone, by mail).
 
-Nothing here decides or writes anything: limits and exclusions are set through the services
-(HTTP, gRPC), the reports stream from ledger/liability_reports.py.
+Nothing here decides anything: the exclusion form calls accounts/protection_services.py (which
+checks, locks, writes and audits it with the staff member as actor), the reports stream from
+ledger/liability_reports.py.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 
 from accounts.models import PlayerLimit, ProtectionEvent, SelfExclusion
 from accounts.protection import effective_value
+from accounts.protection_services import self_exclusion_start
 from balance_project.errors import ApplicationError
 from ledger.admin import ReadOnlyAdmin
 from ledger.liability_reports import REPORT_FORMATS, REPORTS, report_stream
@@ -63,12 +67,69 @@ class PlayerLimitAdmin(ReadOnlyAdmin):
         return "removed" if value is None else value
 
 
+class ExclusionStartForm(forms.Form):
+    owner_ref = forms.CharField(label="Player (owner ref)", max_length=128)
+    kind = forms.ChoiceField(choices=SelfExclusion.Kind.choices)
+    days = forms.IntegerField(
+        min_value=1,
+        help_text="time-out: {} to {} days; self-exclusion: {} to {} days. It starts at once and cannot be "
+        "shortened or lifted.".format(*settings.TIME_OUT_DAYS, *settings.SELF_EXCLUSION_DAYS),
+    )
+    # One per form shown: submitting the same form twice starts one exclusion (the idempotency key).
+    token = forms.CharField(widget=forms.HiddenInput)
+
+
 @admin.register(SelfExclusion)
 class SelfExclusionAdmin(ReadOnlyAdmin):
     list_display = ("owner_ref", "kind", "starts_at", "ends_at", "in_force", "actor")
     list_filter = ("kind",)
     search_fields = ("=owner_ref",)
     ordering = ("-starts_at",)
+    change_list_template = "admin/accounts/selfexclusion_change_list.html"
+
+    def get_urls(self):
+        start = path("start/", self.admin_site.admin_view(self.start_view), name="accounts_selfexclusion_start")
+        return [start, *super().get_urls()]
+
+    def has_start_permission(self, request) -> bool:
+        # Rows are never added through the model form (ReadOnlyAdmin): only through this service call.
+        return request.user.has_perm("accounts.add_selfexclusion")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_start": self.has_start_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def start_view(self, request):
+        if not self.has_start_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = ExclusionStartForm(request.POST)
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    result = self_exclusion_start(
+                        client="admin",
+                        idempotency_key=f"admin-exclusion-{data['token']}",
+                        owner_ref=data["owner_ref"],
+                        kind=data["kind"],
+                        days=data["days"],
+                        actor=request.user.get_username(),
+                    )
+                except ApplicationError as refusal:
+                    field = refusal.details.get("field")
+                    form.add_error(field if field in form.fields else None, refusal.message)
+                else:
+                    messages.success(request, f"{data['owner_ref']} is excluded until {result['excluded_until']}.")
+                    return HttpResponseRedirect(reverse("admin:accounts_selfexclusion_changelist"))
+        else:
+            form = ExclusionStartForm(initial={"token": uuid.uuid4().hex})
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "title": "Start a self-exclusion or time-out",
+        }
+        return TemplateResponse(request, "admin/accounts/protection_exclusion_form.html", context)
 
     @admin.display(boolean=True, description="in force")
     def in_force(self, exclusion: SelfExclusion) -> bool:

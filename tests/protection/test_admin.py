@@ -49,3 +49,51 @@ def test_reports_need_the_export_permission(staff):  # noqa: F811
     finance = staff("accounts.view_protectionevent", "ledger.export_ledger", username="finance")
     assert finance.get(REPORTS, query).status_code == 200
     assert staff(username="nobody").get(REPORTS).status_code == 403
+
+
+START = "/admin/accounts/selfexclusion/start/"
+
+
+def start_form(client, owner, kind="time_out", days=7, token="t-1"):
+    return client.post(START, {"owner_ref": owner, "kind": kind, "days": days, "token": token})
+
+
+def test_support_starts_a_time_out_the_player_asked_for_and_is_recorded(admin, superuser):  # noqa: F811
+    from accounts.models import ProtectionEvent, SelfExclusion
+    from accounts.services import account_deposit
+    from balance_project.errors import ApplicationError
+    from tests.tables.helpers import new_key
+
+    user, wallet = new_player()
+    assert b"Start a self-exclusion" in admin.get("/admin/accounts/selfexclusion/").content
+    assert b'name="token"' in admin.get(START).content
+    response = start_form(admin, user)
+    assert response.status_code == 302
+    assert start_form(admin, user).status_code == 302  # the same form again starts nothing more
+    exclusion = SelfExclusion.objects.get(owner_ref=user)
+    assert (exclusion.kind, exclusion.actor) == ("time_out", superuser.username)
+    assert ProtectionEvent.objects.get(owner_ref=user).actor == superuser.username
+    with pytest.raises(ApplicationError) as caught:
+        account_deposit(client="c", idempotency_key=new_key(), account_id=wallet, amount=1)
+    assert caught.value.code == "self_excluded"
+
+
+def test_a_bad_exclusion_form_is_an_error_and_starts_nothing(admin):  # noqa: F811
+    from accounts.models import SelfExclusion
+
+    user, _ = new_player()
+    for kind, days in (("self_exclusion", 30), ("time_out", 43)):
+        page = start_form(admin, user, kind=kind, days=days, token=f"bad-{kind}")
+        assert page.status_code == 200 and b"lasts" in page.content
+    assert start_form(admin, "not a player id!", token="bad-owner").status_code == 200
+    assert not SelfExclusion.objects.exists()
+
+
+def test_starting_needs_its_permission(staff):  # noqa: F811
+    user, _ = new_player()
+    viewer = staff("accounts.view_selfexclusion")
+    assert b"Start a self-exclusion" not in viewer.get("/admin/accounts/selfexclusion/").content
+    assert viewer.get(START).status_code == 403
+    assert start_form(viewer, user).status_code == 403
+    support = staff("accounts.view_selfexclusion", "accounts.add_selfexclusion", username="support-2")
+    assert start_form(support, user).status_code == 302
