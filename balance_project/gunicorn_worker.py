@@ -13,11 +13,13 @@ better; this keeps the service standing without one.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -69,7 +71,30 @@ class DeadlineSocket:
         return getattr(self._sock, name)
 
 
+def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's answer to a request it cannot parse (a bad request line or header, an oversized
+    header), in the service's JSON envelope instead of gunicorn's HTML page. What the client sent is
+    not repeated back."""
+    code = "internal_error" if status_int >= 500 else "invalid_request"
+    body = json.dumps(
+        {"error": {"code": code, "message": reason.lower(), "details": {"status": status_int}}},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
 class DeadlineThreadWorker(ThreadWorker):
+    def init_process(self):
+        # gunicorn writes its own error pages through this one function; the service's clients
+        # (and its schema) expect JSON everywhere.
+        gunicorn_util.write_error = write_json_error
+        super().init_process()
+
     def handle(self, conn):
         if not isinstance(conn.sock, DeadlineSocket):
             conn.sock = DeadlineSocket(conn.sock)

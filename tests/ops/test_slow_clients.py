@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -17,14 +18,23 @@ import time
 
 import pytest
 
-from tests.ops.test_service_e2e import BASE_DIR, embedded_env, free_port  # noqa: F401  (fixture)
+from tests.ops.test_service_e2e import BASE_DIR, free_port
 
 THREADS = 2
 READ_TIMEOUT = 2
 
 
-@pytest.fixture
-def gunicorn(embedded_env):  # noqa: F811
+@pytest.fixture(scope="module")
+def embedded_env(tmp_path_factory) -> dict[str, str]:
+    drop = {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(BALANCE_VAR_DIR=str(tmp_path_factory.mktemp("slow") / "var"), PYTHONUNBUFFERED="1")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=BASE_DIR, env=env, check=True, timeout=240)
+    return env
+
+
+@pytest.fixture(scope="module")
+def gunicorn(embedded_env):
     key = subprocess.run(
         [sys.executable, "manage.py", "create_api_key", "--client", "slow", "--all-scopes"],
         cwd=BASE_DIR,
@@ -126,3 +136,21 @@ def test_a_body_shorter_than_its_content_length_is_refused(gunicorn):
     assert b'"invalid_request"' in answer
     status, body = request(port, "GET", f"/api/v1/accounts/{account_id}/balance", key=key)
     assert status == 200 and json.loads(body)["balance"] == 0, body
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"GARBAGE\r\n\r\n", b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"],
+)
+def test_what_gunicorn_cannot_parse_is_answered_in_the_json_envelope(gunicorn, raw):
+    port, _key = gunicorn
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split()[1] in (b"400", b"414", b"431"), head
+    assert b"Content-Type: application/json" in head
+    error = json.loads(body)["error"]
+    assert error["code"] == "invalid_request" and b"GARBAGE" not in body and b"aaaa" not in body
