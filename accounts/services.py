@@ -73,7 +73,9 @@ def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency:
 def account_deposit(
     *, client: str, idempotency_key: str, account_id: int, amount: Any, metadata: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Credit a user wallet from the external-funds account (money arriving from a payment)."""
+    """Credit a user wallet from the external-funds account (money arriving from a payment).
+    Refused during a self-exclusion or time-out, above the operator's maximum single deposit and
+    beyond the player's deposit limits (accounts/protection.py)."""
     amount = parse_amount(amount)
     return _external_movement(
         client=client,
@@ -109,7 +111,8 @@ def account_transfer(
     amount: Any,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Move money between two user wallets of one currency."""
+    """Move money between two user wallets of one currency: ``transfers_disabled`` unless the
+    operator allows it (settings.PLAYER_TRANSFERS_ENABLED)."""
     amount = parse_amount(amount)
     if from_account_id == to_account_id:
         raise ApplicationError(

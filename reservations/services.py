@@ -74,7 +74,8 @@ def reservation_reserve(
 
     Locks the table (so a reserve and a close of the table do not cross), then the wallet.
     Refuses table_not_found, table_closed, currency_mismatch, account_not_found,
-    account_frozen, insufficient_funds; invalid_request for a TTL outside the configured bounds."""
+    account_frozen, insufficient_funds; self_excluded, buy_in_limit_exceeded, loss_limit_exceeded
+    (accounts/protection.py); invalid_request for a TTL outside the configured bounds."""
     user_id = user_id_check(user_id)
     table_id = table_id_check(table_id)
     amount = parse_amount(amount)
@@ -122,7 +123,7 @@ def reservation_commit(
     Locks the table, the seat, the reservation, then the wallet and seat accounts (one round trip),
     opening the seat on a first buy-in (one more). Refuses reservation_not_found,
     reservation_expired, reservation_not_pending, table_closed, insufficient_funds (more than held),
-    account_frozen."""
+    account_frozen, self_excluded (an exclusion started since the reserve)."""
     reservation_id = reservation_id_check(reservation_id)
     amount = None if amount is None else parse_amount(amount)
 

@@ -173,7 +173,8 @@ def table_buy_in(
 
     Locks the table, the seat (opened on a first buy-in), the wallet and seat accounts. Refuses
     table_not_found, table_closed, currency_mismatch, account_not_found, account_frozen,
-    insufficient_funds."""
+    insufficient_funds; self_excluded, buy_in_limit_exceeded, loss_limit_exceeded
+    (accounts/protection.py)."""
     user_id = user_id_check(user_id)
     table_id = table_id_check(table_id)
     amount = parse_amount(amount)
