@@ -10,14 +10,6 @@ from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_project.errors import ApplicationError
 from balance_project.grpc.caller import caller_client
 from balance_project.grpc.messages import optional_field
-from balance_project.grpc.policies import MethodPolicy
-
-# What each of these RPCs needs (for balance_project/grpc/policies.py METHOD_POLICIES).
-PROTECTION_METHOD_POLICIES: dict[str, MethodPolicy] = {
-    "GetPlayerProtection": MethodPolicy(("accounts:read",), mutating=False),
-    "SetPlayerLimit": MethodPolicy(("protection:write",), mutating=True),
-    "StartSelfExclusion": MethodPolicy(("protection:write",), mutating=True),
-}
 
 
 def limit_pb(result: dict[str, Any]) -> pb.PlayerLimit:

@@ -34,6 +34,9 @@ METHOD_POLICIES: dict[str, MethodPolicy] = {
     "BuyIn": MethodPolicy(("tables:write",), mutating=True),
     "SettleHand": MethodPolicy(("tables:write",), mutating=True),
     "CashOut": MethodPolicy(("tables:write",), mutating=True),
+    "GetPlayerProtection": MethodPolicy(_READ, mutating=False),
+    "SetPlayerLimit": MethodPolicy(("protection:write",), mutating=True),
+    "StartSelfExclusion": MethodPolicy(("protection:write",), mutating=True),
 }
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from accounts.protection_grpc import PROTECTION_METHOD_POLICIES
 from balance_client._pb.balance.v1 import balance_pb2 as pb
-from balance_project.grpc import policies
 from tests.grpc.conftest import (  # noqa: F401  (fixtures)
     auth,
     channels,
@@ -25,14 +23,6 @@ from tests.grpc.conftest import (  # noqa: F401  (fixtures)
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _protection_policies(monkeypatch):
-    # Until balance_project/grpc/policies.py lists the RPCs (PROTECTION_METHOD_POLICIES), a method
-    # missing there is refused; the tests add them as that file will.
-    for method, policy in PROTECTION_METHOD_POLICIES.items():
-        monkeypatch.setitem(policies.METHOD_POLICIES, method, policy)
 
 
 @pytest.fixture
