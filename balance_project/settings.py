@@ -86,6 +86,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Every request's database waits end by its budget (balance_project/deadlines.py).
+    "balance_project.deadlines.CallBudgetMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -154,6 +156,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3))
+    # A transaction left open by a stuck process ends, and its locks go, after this long idle.
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "options", f"-c idle_in_transaction_session_timeout={env_int('DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 10_000)}"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -231,6 +237,9 @@ ADJUSTMENT_FOUR_EYES_ABOVE_BY_CURRENCY: dict[str, int] = {
     for currency, _, amount in (item.partition(":") for item in env_list("ADJUSTMENT_FOUR_EYES_ABOVE_BY_CURRENCY", ""))
 }
 ADJUSTMENT_PROPOSAL_TTL_SECONDS = env_int("ADJUSTMENT_PROPOSAL_TTL_SECONDS", 72 * 60 * 60)
+
+# Every HTTP call's time budget: its database waits end by then, and nothing commits after it.
+HTTP_CALL_SECONDS = float(os.environ.get("HTTP_CALL_SECONDS", "10"))
 
 # Bodies over 64 KiB are refused before any view runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
@@ -343,6 +352,8 @@ if METRICS_TOKEN and len(METRICS_TOKEN.encode()) < secrecy.MIN_KEY_BYTES:
 # --- gRPC sidecar ---------------------------------------------------------------------------------
 GRPC_BIND = os.environ.get("GRPC_BIND", "127.0.0.1:50051")
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
+# A call's time budget (balance_project/deadlines.py): the caller's deadline, or this when it sent none.
+GRPC_DEFAULT_CALL_SECONDS = float(os.environ.get("GRPC_DEFAULT_CALL_SECONDS", "10"))
 # Calls a sidecar process holds at once, running or queued for a worker; one more is answered
 # RESOURCE_EXHAUSTED at once (a client backs off and retries) instead of waiting behind them all.
 GRPC_MAX_CONCURRENT_RPCS = env_int("GRPC_MAX_CONCURRENT_RPCS", 4 * GRPC_MAX_WORKERS)
@@ -356,6 +367,7 @@ GRPC_INTERCEPTORS = [
     "balance_project.grpc.interceptors.MetricsInterceptor",
     "balance_project.grpc.interceptors.DatabaseConnectionsInterceptor",
     "balance_project.grpc.interceptors.ErrorsInterceptor",
+    "balance_project.grpc.interceptors.CallBudgetInterceptor",
     "balance_project.grpc.interceptors.AuthInterceptor",
     "balance_project.grpc.interceptors.RequestDecodingInterceptor",
     "balance_project.grpc.interceptors.MutationGuardInterceptor",

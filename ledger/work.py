@@ -34,12 +34,26 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, overload
 
-from django.db import DEFAULT_DB_ALIAS, DataError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, OperationalError, connections, transaction
 from django.utils.dateparse import parse_datetime
+
+from balance_project.deadlines import deadline_exceeded, time_left
 
 log = logging.getLogger(__name__)
 
 _savepoint_names = itertools.count(1)
+# Less than this left of a call's budget, and no round trip starts: it could not finish in time.
+MIN_TIME_FOR_ROUND_TRIP_SECONDS = 0.002
+# SQLSTATEs of a statement ended by statement_timeout (query_canceled) or lock_timeout
+# (lock_not_available).
+_TIMEOUT_SQLSTATES = {"57014", "55P03"}
+# SQLite's wait for the write lock when a call has no budget (settings: the connection's timeout).
+SQLITE_BUSY_TIMEOUT_MS = 20_000
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) in _TIMEOUT_SQLSTATES or "database is locked" in str(exc)
 
 
 class Result:
@@ -188,20 +202,53 @@ class Work:
         return f"RELEASE SAVEPOINT {self._savepoint}" if self._savepoint else "COMMIT"
 
     def _run(self, statements: list[tuple[str, Sequence[Any], Result | None]]) -> None:
+        statements = self._bounded(statements)
         self.round_trips += 1
-        with self.connection.cursor() as cursor:
-            if self.postgres:
-                cursor.execute("; ".join(self._rendered(sql, params) for sql, params, _ in statements))
-                for position, (_, _, result) in enumerate(statements):
-                    if position:
-                        cursor.nextset()
-                    if result is not None:
-                        result.rows = cursor.fetchall()
-            else:
-                for sql, params, result in statements:
-                    cursor.execute(sql, params)
-                    if result is not None:
-                        result.rows = cursor.fetchall()
+        try:
+            with self.connection.cursor() as cursor:
+                if self.postgres:
+                    cursor.execute("; ".join(self._rendered(sql, params) for sql, params, _ in statements))
+                    for position, (_, _, result) in enumerate(statements):
+                        if position:
+                            cursor.nextset()
+                        if result is not None:
+                            result.rows = cursor.fetchall()
+                else:
+                    for sql, params, result in statements:
+                        cursor.execute(sql, params)
+                        if result is not None:
+                            result.rows = cursor.fetchall()
+        except OperationalError as exc:
+            if _is_timeout(exc):
+                raise deadline_exceeded("while the database was waiting") from exc
+            raise
+
+    def _bounded(
+        self, statements: list[tuple[str, Sequence[Any], Result | None]]
+    ) -> list[tuple[str, Sequence[Any], Result | None]]:
+        """The batch with the call's time left as its statement and lock timeouts (a call with no
+        budget is sent as it is); none is sent once no time is left, so no COMMIT lands late."""
+        left = time_left()
+        if left is not None and left <= MIN_TIME_FOR_ROUND_TRIP_SECONDS:
+            raise deadline_exceeded("before the database was asked")
+        milliseconds = None if left is None else max(int(left * 1000), 1)
+        opens = bool(statements) and statements[0][0] in ("BEGIN", "BEGIN IMMEDIATE")
+        if not self.postgres:
+            if not opens:
+                return statements
+            # How long BEGIN IMMEDIATE waits for another writer (the connection keeps it: a call
+            # with no budget sets the default back).
+            wait = milliseconds if milliseconds is not None else SQLITE_BUSY_TIMEOUT_MS
+            return [(f"PRAGMA busy_timeout = {wait}", [], None), *statements]
+        if milliseconds is None:
+            return statements
+        # SET LOCAL holds until the transaction ends; it comes after the BEGIN or SAVEPOINT.
+        limits: list[tuple[str, Sequence[Any], Result | None]] = [
+            (f"SET LOCAL statement_timeout = {milliseconds}", [], None),
+            (f"SET LOCAL lock_timeout = {milliseconds}", [], None),
+        ]
+        at = 1 if opens or (statements and statements[0][0].startswith("SAVEPOINT")) else 0
+        return statements[:at] + limits + statements[at:]
 
     def _rendered(self, sql: str, params: Sequence[Any]) -> str:
         """``sql`` with its parameters as SQL literals (``%s`` each, ``%%`` a percent sign), as

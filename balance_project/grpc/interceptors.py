@@ -15,9 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
 from accounts.keys import ApiKeyCache, api_key_require
+from balance_project.deadlines import call_budget
 from balance_project.errors import ApplicationError
 from balance_project.grpc import metrics
 from balance_project.grpc.caller import current_key
@@ -121,6 +123,17 @@ class ErrorsInterceptor(UnaryInterceptor):
                 raise
             log.exception("unexpected error in %s", full_method)
             abort_with(context, ApplicationError("internal_error", "internal error"))
+
+
+class CallBudgetInterceptor(UnaryInterceptor):
+    """The call's deadline bounds its database waits (balance_project/deadlines.py); a caller that
+    sent none gets GRPC_DEFAULT_CALL_SECONDS."""
+
+    def around(self, full_method, request, context, proceed):
+        remaining = context.time_remaining()
+        seconds = settings.GRPC_DEFAULT_CALL_SECONDS if remaining is None else min(remaining, 10**6)
+        with call_budget(seconds):
+            return proceed(request, context)
 
 
 class AuthInterceptor(UnaryInterceptor):

@@ -8,9 +8,11 @@ import time
 import grpc
 import pytest
 
+from accounts.models import Account
 from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client._pb.balance.v1 import balance_pb2_grpc
 from tests.grpc.conftest import Gate, new_key
+from tests.ledger.test_deadlines import RowHolder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,3 +83,20 @@ def test_the_client_backs_off_and_retries_a_sidecar_at_its_cap(settings, start_s
     with BalanceClient(server.address, token, retry=policy, sleep=pause_then_free, timeout=30) as client:
         assert client.get_balance(account_id=wallet).account.balance == 10
     assert pauses  # refused at the cap at least once, then served (the server frees its slot just after answering)
+
+
+def test_a_grpc_buy_in_that_timed_out_for_its_caller_does_not_commit_after(stub, md, player):
+    user, wallet = player(funded=1000)
+    table_id = f"t-{new_key()[:12]}"
+    stub.OpenTable(pb.OpenTableRequest(idempotency_key=new_key(), table_id=table_id, currency="EUR"), metadata=md)
+    with RowHolder(wallet):
+        with pytest.raises(grpc.RpcError) as failed:
+            stub.BuyIn(
+                pb.BuyInRequest(idempotency_key=new_key(), user_id=user, table_id=table_id, amount=300),
+                metadata=md,
+                timeout=1,
+            )
+        assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        time.sleep(1)  # the server's own refusal comes at the same deadline
+    time.sleep(0.5)
+    assert Account.objects.get(pk=wallet).balance == 1000 and Account.objects.get(pk=wallet).held == 0

@@ -161,9 +161,12 @@ def test_a_mutation_whose_deadline_expired_before_it_started_is_refused_and_leav
     assert Account.objects.get(pk=wallet).balance == 700
 
 
-def test_a_deadline_expiring_during_a_mutation_leaves_it_whole_and_a_retry_gets_its_answer(
+def test_a_mutation_held_past_its_deadline_never_lands_and_a_retry_applies_it_once(
     start_server, channels, md, player, table
 ):
+    """The caller was told DEADLINE_EXCEEDED: the call must not commit after that (its database
+    round trips are bounded by the deadline, and no COMMIT is sent past it). A retry with the same
+    key then moves the money exactly once."""
     gate = Gate("BuyIn")
     running = start_server(inner=[gate])  # past the guard: the mutation has been admitted
     stub = balance_pb2_grpc.BalanceServiceStub(channels(running.address))
@@ -178,7 +181,7 @@ def test_a_deadline_expiring_during_a_mutation_leaves_it_whole_and_a_retry_gets_
     gate.release.set()
     assert gate.finished.wait(10)
 
-    assert Account.objects.get(pk=wallet).balance == 700  # landed whole, with its key
+    assert Account.objects.get(pk=wallet).balance == 1000  # nothing landed after the deadline
     first = stub.BuyIn(buy_in_request(key, user, table_id), metadata=md, timeout=10)
     again = stub.BuyIn(buy_in_request(key, user, table_id), metadata=md, timeout=10)
     assert first == again and first.seat.chips == 300
