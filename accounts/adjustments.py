@@ -5,8 +5,8 @@ A staff member's manual adjustment whose size is above the threshold for its cur
 post: it becomes an ``AdjustmentProposal``. A second staff member, never the proposer, approves or
 rejects it before it expires (``ADJUSTMENT_PROPOSAL_TTL_SECONDS``). Only approval posts, through
 ``accounts.services.account_adjust`` keyed by the proposal's id, so a proposal posts at most once
-whatever is submitted twice; the ledger transaction's reason names the proposal, the proposer and
-the approver, and its actor is the approver. At or below the threshold the direct adjustment stays.
+whatever is submitted twice; the ledger transaction's metadata names the proposal, the proposer and
+the approver (``approval``), and its actor is the approver. At or below the threshold the direct adjustment stays.
 
 Each function here is the whole rule; the admin only adapts forms to them. Every decision is
 recorded on the proposal row (who, when, note) in the same database transaction as its effect.
@@ -22,13 +22,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Account, AdjustmentProposal
-from accounts.services import account_adjust
+from accounts.services import account_adjust, adjustment_amount_check, adjustment_reason_check
 from balance_project.errors import ApplicationError
-from balance_project.money import INT64_MAX
+from balance_project.text import free_text_check
 
 # The idempotency scope of every admin action (account_adjust's default).
 ADMIN_SCOPE = "admin"
-MAX_REASON_LENGTH = 500
 MAX_NOTE_LENGTH = 500
 
 
@@ -56,8 +55,8 @@ def adjustment_propose(
     with the code account_adjust would give for an amount, a missing reason, an unknown account, a
     seat or house account, or a closed wallet, so a proposal that can never post is never made.
     """
-    amount = _amount_check(amount)
-    reason = _text_check(reason, field="reason", limit=MAX_REASON_LENGTH)
+    amount = adjustment_amount_check(amount)
+    reason = adjustment_reason_check(reason)
     now = now or timezone.now()
     existing = AdjustmentProposal.objects.filter(request_key=request_key).first()
     if existing is not None:
@@ -112,11 +111,9 @@ def adjustment_approve(*, proposal_id: int, approver: Any, now: datetime | None 
                 idempotency_key=adjustment_posting_key(proposal.pk),
                 account_id=proposal.account_id,
                 amount=proposal.amount,
-                reason=(
-                    f"{proposal.reason} [four-eyes proposal #{proposal.pk}: "
-                    f"proposed by {proposer_name}, approved by {approver_name}]"
-                ),
+                reason=proposal.reason,
                 scope=ADMIN_SCOPE,
+                approval={"proposal_id": proposal.pk, "proposed_by": proposer_name, "approved_by": approver_name},
             )
             proposal.status = AdjustmentProposal.Status.APPROVED
             proposal.decided_by = approver
@@ -129,7 +126,9 @@ def adjustment_approve(*, proposal_id: int, approver: Any, now: datetime | None 
 
 def adjustment_reject(*, proposal_id: int, rejecter: Any, note: Any, now: datetime | None = None) -> AdjustmentProposal:
     """Reject a pending proposal with a note; nothing moves. The same refusals as approval."""
-    note = _text_check(note, field="note", limit=MAX_NOTE_LENGTH)
+    note = free_text_check(note or "", field="note", max_length=MAX_NOTE_LENGTH)
+    if not note:
+        raise ApplicationError("invalid_request", "a rejection needs a note", {"field": "note"})
     now = now or timezone.now()
     with transaction.atomic():
         proposal = _locked_pending(proposal_id, decider=rejecter, now=now)
@@ -199,18 +198,3 @@ def _same_proposal(
             "idempotency_conflict", "this form was already used for a different proposal", {"id": existing.pk}
         )
     return existing
-
-
-def _amount_check(amount: Any) -> int:
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > INT64_MAX:
-        raise ApplicationError(
-            "invalid_amount", "an adjustment is a non-zero 64-bit integer of minor units", {"field": "amount"}
-        )
-    return amount
-
-
-def _text_check(value: Any, *, field: str, limit: int) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text or len(text) > limit or "\x00" in text:
-        raise ApplicationError("invalid_request", f"{field} must be 1 to {limit} characters", {"field": field})
-    return text

@@ -154,23 +154,27 @@ def account_transfer(
 
 
 def account_adjust(
-    *, actor: str, idempotency_key: str, account_id: int, amount: int, reason: str, scope: str = "admin"
+    *,
+    actor: str,
+    idempotency_key: str,
+    account_id: int,
+    amount: int,
+    reason: str,
+    scope: str = "admin",
+    approval: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A manual reconciliation adjustment (signed ``amount``) of a user wallet against the
     external-funds account.
 
     Allowed on a frozen wallet (support fixes what froze it); refused on a closed one, and on seats
     and house accounts (their figures follow from the play and the wallets). The reason and the
-    actor are recorded on the transaction, in the same database transaction as the move.
+    actor are recorded on the transaction, in the same database transaction as the move, and so is
+    ``approval`` when a second person approved it (accounts/adjustments.py: the proposal's id, who
+    proposed and who approved).
     """
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
-        raise ApplicationError(
-            "invalid_amount", "an adjustment is a non-zero integer of minor units", {"field": "amount"}
-        )
-    parse_amount(abs(amount))
-    reason = free_text_check(reason or "", field="reason", max_length=MAX_ADJUSTMENT_REASON)
-    if not reason:
-        raise ApplicationError("invalid_request", "an adjustment needs a reason", {"field": "reason"})
+    amount = adjustment_amount_check(amount)
+    reason = adjustment_reason_check(reason)
+    metadata = {"reason": reason, "actor": actor, **metadata_check(approval or {}, field="approval")}
 
     def execute(work: Work) -> dict[str, Any]:
         return _post_against_external(
@@ -179,7 +183,7 @@ def account_adjust(
             amount=amount,
             kind=Transaction.Kind.ADJUSTMENT,
             actor=actor,
-            metadata={"reason": reason, "actor": actor},
+            metadata=metadata,
             allow_frozen=True,
         )
 
@@ -187,9 +191,26 @@ def account_adjust(
         scope=scope,
         key=idempotency_key,
         operation="adjust",
-        params={"account_id": account_id, "amount": amount, "reason": reason},
+        params={"account_id": account_id, "amount": amount, "reason": reason, "approval": approval or {}},
         execute=execute,
     )
+
+
+def adjustment_amount_check(amount: Any) -> int:
+    """A signed, non-zero integer of minor units, at most MAX_AMOUNT either way."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        raise ApplicationError(
+            "invalid_amount", "an adjustment is a non-zero integer of minor units", {"field": "amount"}
+        )
+    parse_amount(abs(amount))
+    return amount
+
+
+def adjustment_reason_check(reason: Any) -> str:
+    reason = free_text_check(reason or "", field="reason", max_length=MAX_ADJUSTMENT_REASON)
+    if not reason:
+        raise ApplicationError("invalid_request", "an adjustment needs a reason", {"field": "reason"})
+    return reason
 
 
 def account_freeze(*, client: str, idempotency_key: str, account_id: int) -> dict[str, Any]:
