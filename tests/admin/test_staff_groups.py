@@ -24,6 +24,11 @@ SUPPORT = {
     "tables.view_table",
     "tables.view_seat",
     "tables.view_hand",
+    # 0007: player protection
+    "accounts.view_playerlimit",
+    "accounts.view_selfexclusion",
+    "accounts.view_protectionevent",
+    "accounts.add_selfexclusion",
 }
 FINANCE = {
     "accounts.view_account",
@@ -33,6 +38,9 @@ FINANCE = {
     "ledger.export_ledger",
     "ledger.view_checkpoint",
     "ledger.view_integrityrun",
+    "accounts.view_playerlimit",
+    "accounts.view_selfexclusion",
+    "accounts.view_protectionevent",
 }
 SUPERVISOR = {
     "accounts.view_account",
@@ -69,7 +77,10 @@ def test_neither_support_nor_finance_has_both_duties():
     assert "accounts.approve_adjustment" not in group_perms("support") | group_perms("finance")
     for name in ("support", "finance", "supervisor"):
         perms = group_perms(name)
-        assert not any(p.split(".")[1].startswith(("add_", "change_", "delete_")) for p in perms)
+        # No raw model edits; add_selfexclusion gates the admin's form that starts one through the
+        # service (accounts/admin_protection.py), as the player asked, and nothing can remove one.
+        writes = {p for p in perms if p.split(".")[1].startswith(("add_", "change_", "delete_"))}
+        assert writes <= {"accounts.add_selfexclusion"}, writes
         assert not {"accounts.view_apikey", "ledger.view_idempotencyrecord"} & perms
 
 
