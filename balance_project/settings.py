@@ -36,6 +36,27 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_amounts_by_currency(name: str) -> dict[str, int]:
+    """``CUR=amount,CUR=amount`` (e.g. ``EUR=500000,JPY=1000000000``): minor units per currency,
+    each from 1 to 2**63-1; anything else refuses to start, naming the setting."""
+    amounts: dict[str, int] = {}
+    for item in env_list(name, ""):
+        code, _, amount = item.partition("=")
+        code, amount = code.strip(), amount.strip()
+        if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
+            amounts = {}
+            break
+        if not (amount.isascii() and amount.isdigit() and 0 < int(amount) < 2**63):
+            amounts = {}
+            break
+        amounts[code] = int(amount)
+    else:
+        return amounts
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"{name} is CUR=amount,... with amounts in minor units from 1 to 2**63-1")
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # A debug page shows settings: connection URLs carry passwords, so they are hidden like keys.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "balance_project.debug_filter.SecretSafeExceptionReporterFilter"
@@ -232,10 +253,7 @@ if ADMIN_TRUSTED_PROXY_COUNT:
 # minor units is a proposal that a second staff member approves. Per currency:
 # "JPY:10000,EUR:50000"; other currencies use the default.
 ADJUSTMENT_FOUR_EYES_ABOVE = env_int("ADJUSTMENT_FOUR_EYES_ABOVE", 10_000)
-ADJUSTMENT_FOUR_EYES_ABOVE_BY_CURRENCY: dict[str, int] = {
-    currency.strip().upper(): int(amount)
-    for currency, _, amount in (item.partition(":") for item in env_list("ADJUSTMENT_FOUR_EYES_ABOVE_BY_CURRENCY", ""))
-}
+ADJUSTMENT_FOUR_EYES_ABOVE_BY_CURRENCY = env_amounts_by_currency("ADJUSTMENT_FOUR_EYES_ABOVE_BY_CURRENCY")
 ADJUSTMENT_PROPOSAL_TTL_SECONDS = env_int("ADJUSTMENT_PROPOSAL_TTL_SECONDS", 72 * 60 * 60)
 
 # Every HTTP call's time budget: its database waits end by then, and nothing commits after it.
@@ -272,10 +290,7 @@ LEDGER_HMAC_KEY = os.environ.get("LEDGER_HMAC_KEY", secrecy.EMBEDDED_LEDGER_HMAC
 # The most one call may move or hold, in minor units (balance_project/money.py): MAX_AMOUNT for every
 # currency, except those MAX_AMOUNT_BY_CURRENCY names ("JPY=100000000000,KRW=...").
 MAX_AMOUNT = env_int("MAX_AMOUNT", 10**15)
-MAX_AMOUNT_BY_CURRENCY = {
-    code.strip(): int(limit)
-    for code, _, limit in (item.partition("=") for item in env_list("MAX_AMOUNT_BY_CURRENCY", ""))
-}
+MAX_AMOUNT_BY_CURRENCY = env_amounts_by_currency("MAX_AMOUNT_BY_CURRENCY")
 if not all(0 < limit < 2**63 for limit in [MAX_AMOUNT, *MAX_AMOUNT_BY_CURRENCY.values()]):
     from django.core.exceptions import ImproperlyConfigured
 
@@ -302,16 +317,7 @@ EXTERNAL_ACCOUNT_SHARDS = env_int("EXTERNAL_ACCOUNT_SHARDS", 16)
 # wallets are off unless the operator turns them on (NJ 13:69O-1.3).
 PLAYER_TRANSFERS_ENABLED = env_bool("PLAYER_TRANSFERS_ENABLED", False)
 # The largest single deposit per currency, "EUR=500000,USD=500000" (minor units); none by default.
-MAX_SINGLE_DEPOSIT: dict[str, int] = {
-    currency.strip(): int(amount) if amount.strip().isdigit() else 0
-    for currency, _, amount in (item.partition("=") for item in env_list("MAX_SINGLE_DEPOSIT", ""))
-}
-if not all(
-    len(code) == 3 and code.isalpha() and code.isupper() and 0 < v < 2**63 for code, v in MAX_SINGLE_DEPOSIT.items()
-):
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured("MAX_SINGLE_DEPOSIT is CUR=amount,... with amounts from 1 to 2**63-1")
+MAX_SINGLE_DEPOSIT = env_amounts_by_currency("MAX_SINGLE_DEPOSIT")
 # A higher limit (or a removal) applies only after this cooling-off (UKGC RTS 12: 24 hours).
 LIMIT_INCREASE_COOLING_OFF_SECONDS = env_int("LIMIT_INCREASE_COOLING_OFF_SECONDS", 24 * 60 * 60)
 # Lengths a player may choose, in days: a time-out is short, a self-exclusion at least six months.
