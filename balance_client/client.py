@@ -232,6 +232,56 @@ class BalanceClient:
         )
         return self._call("CashOut", request, timeout)
 
+    # ---- player protection (docs/player-protection.md) -------------------------------------------
+
+    def get_player_protection(
+        self, *, owner_ref: str, currency: str | None = None, timeout: float | None = None
+    ) -> pb.GetPlayerProtectionResponse:
+        request = pb.GetPlayerProtectionRequest(owner_ref=owner_ref, currency=currency)
+        return self._call("GetPlayerProtection", request, timeout)
+
+    def set_player_limit(
+        self,
+        *,
+        owner_ref: str,
+        currency: str,
+        kind: str,
+        period: str = "",
+        value: int | None = None,
+        remove: bool = False,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.SetPlayerLimitResponse:
+        """A new or lower limit applies at once; a higher one, or ``remove``, after the cooling-off."""
+        request = pb.SetPlayerLimitRequest(
+            idempotency_key=idempotency_key or _key("set_limit", f"{kind}-{period or 'table'}", owner_ref),
+            owner_ref=owner_ref,
+            currency=currency,
+            kind=kind,
+            period=period,
+            value=value,
+            remove=remove,
+        )
+        return self._call("SetPlayerLimit", request, timeout)
+
+    def start_self_exclusion(
+        self,
+        *,
+        owner_ref: str,
+        kind: str,
+        days: int,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.StartSelfExclusionResponse:
+        """``kind``: "time_out" or "self_exclusion"; nothing shortens or lifts one once started."""
+        request = pb.StartSelfExclusionRequest(
+            idempotency_key=idempotency_key or _key("exclude", kind, owner_ref),
+            owner_ref=owner_ref,
+            kind=kind,
+            days=days,
+        )
+        return self._call("StartSelfExclusion", request, timeout)
+
     # ---- the one place calls are made -----------------------------------------------------------
 
     def _call(self, method: str, request: Any, timeout: float | None) -> Any:

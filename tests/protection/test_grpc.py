@@ -110,3 +110,20 @@ def test_the_poker_token_cannot_set_limits(stub, md, player):  # noqa: F811
     user, _ = player()
     request = pb.StartSelfExclusionRequest(idempotency_key=new_key(), owner_ref=user, kind="time_out", days=1)
     assert failure_of(stub.StartSelfExclusion, request, md).code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_the_python_client_sets_reads_and_excludes(server, make_token, player):  # noqa: F811
+    from balance_client import BalanceClient, BalanceError
+
+    user, _ = player(funded=5000)
+    token = make_token("protection:write", "accounts:read", "tables:write", "reservations:write", client="cashier")
+    with BalanceClient(server.address, token) as client:
+        limit = client.set_player_limit(owner_ref=user, currency="EUR", kind="deposit", period="24h", value=700)
+        assert limit.limit.value == 700
+        read = client.get_player_protection(owner_ref=user, currency="EUR")
+        assert [(each.kind, each.period, each.value) for each in read.limits] == [("deposit", "24h", 700)]
+        started = client.start_self_exclusion(owner_ref=user, kind="time_out", days=1)
+        assert started.exclusion.kind == "time_out"
+        with pytest.raises(BalanceError) as refused:
+            client.reserve(user_id=user, table_id="t-none", amount=10)
+        assert refused.value.reason in ("self_excluded", "table_not_found")

@@ -50,8 +50,10 @@ export type ErrorReason =
   | "idempotency_conflict" | "idempotency_in_progress"
   | "reservation_not_pending" | "reservation_expired" | "hand_conflict" | "table_closed" | "table_not_empty"
   | "insufficient_funds" | "account_frozen" | "account_closed" | "currency_mismatch" | "settlement_invalid"
-  | "player_not_seated" | "insufficient_chips" | "invalid_state"
-  | "unavailable" | "deadline_exceeded" | "internal_error";
+  | "player_not_seated" | "insufficient_chips" | "invalid_state" | "account_not_empty" | "account_not_wallet"
+  | "deposit_limit_exceeded" | "loss_limit_exceeded" | "buy_in_limit_exceeded" | "deposit_too_large"
+  | "self_excluded" | "transfers_disabled"
+  | "rate_limited" | "unavailable" | "deadline_exceeded" | "internal_error";
 
 // Answers that say nothing about the request: the service was not reached, or not to the end.
 const UNREACHABLE_CODES: ReadonlySet<Code> = new Set([
