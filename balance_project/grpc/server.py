@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from accounts.grpc_servicer import AccountsServicer
 from accounts.keys import ApiKeyCache
 from balance_client._pb.balance.v1 import balance_pb2, balance_pb2_grpc
+from balance_project.grpc.health_watch import DatabaseHealthWatch
 from reservations.grpc_servicer import ReservationsServicer
 from tables.grpc_servicer import TablesServicer
 
@@ -142,14 +143,18 @@ def serve(
         stop_requested.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Health follows the database: NOT_SERVING while it does not answer (health_watch.py).
+    watch = DatabaseHealthWatch(running.health, ("", BALANCE_SERVICE))
     try:
         running.start()
+        watch.start()
         log.info("gRPC server listening on %s (%s workers)", running.address, max_workers)
         if on_started is not None:
             on_started(running)
         while not stop_requested.wait(0.5):
             pass
     finally:
+        watch.stop()
         running.stop(grace)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
