@@ -116,8 +116,8 @@ def test_the_python_client_sets_reads_and_excludes(server, make_token, player): 
     from balance_client import BalanceClient, BalanceError
 
     user, _ = player(funded=5000)
-    token = make_token("protection:write", "accounts:read", "tables:write", "reservations:write", client="cashier")
-    with BalanceClient(server.address, token) as client:
+    cashier = make_token("protection:write", "accounts:read", "tables:write", "reservations:write", client="cashier")
+    with BalanceClient(server.address, cashier) as client:
         limit = client.set_player_limit(owner_ref=user, currency="EUR", kind="deposit", period="24h", value=700)
         assert limit.limit.value == 700
         read = client.get_player_protection(owner_ref=user, currency="EUR")
