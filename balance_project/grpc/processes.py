@@ -98,6 +98,9 @@ def _reserve_port(host: str, port: int) -> socket.socket:
     )[0]
     reserved = socket.socket(family, kind, proto)
     reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    # A connection the last sidecar on this port closed sits in TIME_WAIT for a minute; without
+    # SO_REUSEADDR the bind fails (Errno 98) until it is gone, so a quick restart could not bind.
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     reserved.bind(sockaddr)
     return reserved
 

@@ -127,3 +127,27 @@ def test_two_processes_serve_calls_on_one_port_and_stop_on_sigterm(tmp_path):
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_the_port_is_reserved_though_a_closed_connection_lingers_in_time_wait():
+    """A sidecar restarted right after the last one closed connections on its port binds anyway."""
+    import socket
+
+    from balance_project.grpc.processes import _reserve_port
+
+    listener = socket.socket()  # as grpc listens (SO_REUSEADDR, which its TIME_WAIT sockets keep)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first: its end of the connection goes to TIME_WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+    reserved = _reserve_port("127.0.0.1", port)
+    try:
+        assert reserved.getsockname()[1] == port
+    finally:
+        reserved.close()
