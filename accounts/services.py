@@ -207,10 +207,10 @@ def adjustment_amount_check(amount: Any) -> int:
 
 
 def adjustment_reason_check(reason: Any) -> str:
-    reason = free_text_check(reason or "", field="reason", max_length=MAX_ADJUSTMENT_REASON)
-    if not reason:
+    text = free_text_check(reason or "", field="reason", max_length=MAX_ADJUSTMENT_REASON)
+    if not text:
         raise ApplicationError("invalid_request", "an adjustment needs a reason", {"field": "reason"})
-    return reason
+    return text
 
 
 def account_freeze(*, client: str, idempotency_key: str, account_id: int) -> dict[str, Any]:

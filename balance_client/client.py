@@ -132,13 +132,18 @@ class BalanceClient:
         *,
         reservation_id: int,
         amount: int | None = None,
+        whole: bool = False,
         table_id: str = "",
         user_id: str = "",
         idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> pb.CommitReservationResponse:
+        """Commit ``amount``, or everything held with ``whole=True`` (one of the two: the service
+        never reads a missing amount as "all")."""
         key = idempotency_key or _key("commit_reservation", table_id or f"reservation-{reservation_id}", user_id)
-        request = pb.CommitReservationRequest(idempotency_key=key, reservation_id=reservation_id, amount=amount)
+        request = pb.CommitReservationRequest(
+            idempotency_key=key, reservation_id=reservation_id, amount=amount, all=whole
+        )
         return self._call("CommitReservation", request, timeout)
 
     def release_reservation(
@@ -220,15 +225,19 @@ class BalanceClient:
         user_id: str,
         amount: int | None = None,
         leave: bool = False,
+        whole: bool = False,
         idempotency_key: str | None = None,
         timeout: float | None = None,
     ) -> pb.CashOutResponse:
+        """Cash out ``amount``, or every chip with ``whole=True`` (keeping the seat) or ``leave=True``
+        (closing it): one of the three."""
         request = pb.CashOutRequest(
             idempotency_key=idempotency_key or _key("cash_out", table_id, user_id),
             table_id=table_id,
             user_id=user_id,
             amount=amount,
             leave=leave,
+            all=whole,
         )
         return self._call("CashOut", request, timeout)
 

@@ -106,10 +106,11 @@ class BalanceGate:
         user_id: str,
         amount: int | None = None,
         leave: bool = False,
+        whole: bool = False,
         idempotency_key: str | None = None,
         expected_allowed: bool = True,
     ) -> Decision:
-        request = {"table_id": table_id, "user_id": user_id, "amount": amount, "leave": leave}
+        request = {"table_id": table_id, "user_id": user_id, "amount": amount, "leave": leave, "whole": whole}
         key = idempotency_key or make_key("cash_out", table_id, user_id)
         return self._decide("cash_out", request, key, expected_allowed)
 

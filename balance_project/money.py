@@ -76,3 +76,15 @@ def _invalid(field: str, value: Any, why: str) -> ApplicationError:
     if isinstance(shown, str) and len(shown) > 40:
         shown = shown[:40] + "..."
     return ApplicationError("invalid_amount", f"{field} {why}", {"field": field, "value": shown})
+
+
+def amount_or_all(amount: Any, whole: Any, *, field: str = "amount") -> int | None:
+    """The amount a call names, or None when it asks for everything with ``all: true``: one of the
+    two, never neither (a missing amount never means "all"), never both."""
+    if not isinstance(whole, bool):
+        raise ApplicationError("invalid_request", "all must be true or false", {"field": "all"})
+    if whole and amount is not None:
+        raise ApplicationError("invalid_request", f"give {field} or all: true, not both", {"field": field})
+    if not whole and amount is None:
+        raise ApplicationError("invalid_request", f"name the {field}, or all: true for everything", {"field": field})
+    return None if whole else parse_amount(amount, field=field)

@@ -185,7 +185,7 @@ def round_trips(url: str) -> dict[str, int]:
         if name == "Reserve":
             reservation = answer["reservation"]["id"]
             with CaptureQueriesContext(connection) as queries:
-                reservation_commit(client=tag, idempotency_key=next(keys), reservation_id=reservation)
+                reservation_commit(client=tag, idempotency_key=next(keys), reservation_id=reservation, whole=True)
             counts["CommitReservation"] = len(queries.captured_queries)
             held = reservation_reserve(client=tag, idempotency_key=next(keys), user_id=a, table_id=table, amount=100)
             with CaptureQueriesContext(connection) as queries:

@@ -121,7 +121,7 @@ class Session:
 
             return method, reserve
         if method == "CommitReservation":
-            return method, lambda: client.commit_reservation(reservation_id=self.reservation_id)
+            return method, lambda: client.commit_reservation(reservation_id=self.reservation_id, whole=True)
         if method == "SettleHand":
             hand = f"h-{self.cycle}-{step}"
             winner, loser = (a, b) if step % 2 else (b, a)

@@ -87,7 +87,11 @@ class ReservationCommitView(ApiView):
         key = idempotency_key_of(request)
         data = validated(s.CommitInputSerializer, request.data or {})
         result = services.reservation_commit(
-            client=client_of(request), idempotency_key=key, reservation_id=reservation_id, amount=data.get("amount")
+            client=client_of(request),
+            idempotency_key=key,
+            reservation_id=reservation_id,
+            amount=data.get("amount"),
+            whole=data.get("all", False),
         )
         return render(s.CommitOutputSerializer, result)
 

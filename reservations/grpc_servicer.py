@@ -27,6 +27,7 @@ class ReservationsServicer:
             idempotency_key=request.idempotency_key,
             reservation_id=request.reservation_id,
             amount=optional_field(request, "amount"),
+            whole=request.all,
         )
         return pb.CommitReservationResponse(
             reservation=reservation_pb(result["reservation"]),

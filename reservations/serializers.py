@@ -14,7 +14,7 @@ from accounts.serializers import (
     StrictSerializer,
     TransactionOutputSerializer,
 )
-from tables.serializers import SeatOutputSerializer, TtlField
+from tables.serializers import SeatOutputSerializer, StrictBooleanField, TtlField
 
 
 class ReserveInputSerializer(StrictSerializer):
@@ -25,7 +25,8 @@ class ReserveInputSerializer(StrictSerializer):
 
 
 class CommitInputSerializer(StrictSerializer):
-    amount = AmountField(required=False, help_text="Default: all of the held amount; the rest is released.")
+    amount = AmountField(required=False, help_text="What to commit (at most the hold; the rest is released).")
+    all = StrictBooleanField(required=False, help_text="true: commit everything held. Exactly one of amount and all.")
 
 
 class ReleaseInputSerializer(StrictSerializer):

@@ -33,7 +33,7 @@ from accounts.identifiers import user_id_check
 from accounts.protection import ProtectionQuery, buy_in_check, exclusion_check, protection_of, protection_select
 from accounts.results import transaction_result
 from balance_project.errors import ApplicationError
-from balance_project.money import parse_amount
+from balance_project.money import amount_or_all, parse_amount
 from balance_project.text import free_text_check
 from ledger.chain import format_timestamp
 from ledger.idempotency import idempotent
@@ -115,17 +115,18 @@ def reservation_reserve(
 
 
 def reservation_commit(
-    *, client: str, idempotency_key: str, reservation_id: int, amount: Any | None = None
+    *, client: str, idempotency_key: str, reservation_id: int, amount: Any | None = None, whole: Any = False
 ) -> dict[str, Any]:
-    """Commit all (or ``amount`` <= held) into the player's seat at the reservation's table; the
-    rest is released. -> {"reservation": ..., "seat": seat_result, "transaction": transaction_result}
+    """Commit ``amount`` (<= held), or everything held with ``whole`` (one of the two), into the
+    player's seat at the reservation's table; the rest is released.
+    -> {"reservation": ..., "seat": seat_result, "transaction": transaction_result}
 
     Locks the table, the seat, the reservation, then the wallet and seat accounts (one round trip),
     opening the seat on a first buy-in (one more). Refuses reservation_not_found,
     reservation_expired, reservation_not_pending, table_closed, insufficient_funds (more than held),
     account_frozen, self_excluded (an exclusion started since the reserve)."""
     reservation_id = reservation_id_check(reservation_id)
-    amount = None if amount is None else parse_amount(amount)
+    amount = amount_or_all(amount, whole)
 
     def execute(work: Work) -> dict[str, Any]:
         of_reservation = _OF_RESERVATION.format

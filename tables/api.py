@@ -157,5 +157,6 @@ class TableCashOutView(ApiView):
             user_id=data["user_id"],
             amount=data.get("amount"),
             leave=data.get("leave", False),
+            whole=data.get("all", False),
         )
         return render(s.CashOutOutputSerializer, result)

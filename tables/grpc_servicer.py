@@ -65,6 +65,7 @@ class TablesServicer:
             user_id=request.user_id,
             amount=optional_field(request, "amount"),
             leave=request.leave,
+            whole=request.all,
         )
         return pb.CashOutResponse(
             seat=seat_pb(result["seat"]),

@@ -101,8 +101,11 @@ class HandInputSerializer(StrictSerializer):
 
 class CashOutInputSerializer(StrictSerializer):
     user_id = IdentifierField(max_length=MAX_USER_ID)
-    amount = AmountField(required=False, help_text="Default: all the seat's chips.")
+    amount = AmountField(required=False, help_text="What to cash out.")
     leave = StrictBooleanField(required=False, help_text="Cash out everything and leave the seat.")
+    all = StrictBooleanField(
+        required=False, help_text="true: cash out everything and keep the seat. Exactly one of amount, all and leave."
+    )
 
 
 # --- Outputs --------------------------------------------------------------------------------------

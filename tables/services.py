@@ -27,7 +27,7 @@ from accounts.models import Account
 from accounts.protection import buy_in_check, protection_of
 from accounts.results import account_result, transaction_result
 from balance_project.errors import ApplicationError
-from balance_project.money import parse_amount, parse_currency
+from balance_project.money import amount_or_all, parse_amount, parse_currency
 from ledger.idempotency import idempotent, request_hash
 from ledger.models import Transaction
 from ledger.services import (
@@ -375,10 +375,18 @@ def hand_settle(
 
 
 def seat_cash_out(
-    *, client: str, idempotency_key: str, table_id: str, user_id: str, amount: Any | None = None, leave: bool = False
+    *,
+    client: str,
+    idempotency_key: str,
+    table_id: str,
+    user_id: str,
+    amount: Any | None = None,
+    leave: bool = False,
+    whole: Any = False,
 ) -> dict[str, Any]:
-    """Move ``amount`` (default all) of the seat's chips back to the wallet; ``leave`` cashes out
-    everything and closes the seat. -> {"seat": ..., "transaction": transaction_result | None,
+    """Move ``amount`` of the seat's chips back to the wallet, or all of them with ``whole``;
+    ``leave`` cashes out everything and closes the seat (one of the three; leave may name the
+    amount, which must then be all the chips). -> {"seat": ..., "transaction": transaction_result | None,
     "account": account_result}
 
     A frozen wallet still receives its chips back (they stay frozen there). Refuses
@@ -386,9 +394,9 @@ def seat_cash_out(
     amount other than all the chips). Locks the table, the seat, then the seat account and wallet."""
     table_id = table_id_check(table_id)
     user_id = user_id_check(user_id)
-    amount = None if amount is None else parse_amount(amount)
     if not isinstance(leave, bool):
         raise ApplicationError("invalid_request", "leave must be true or false", {"field": "leave"})
+    amount = (None if amount is None else parse_amount(amount)) if leave else amount_or_all(amount, whole)
 
     def execute(work: Work) -> dict[str, Any]:
         tx_ids = work.next_ids("ledger_transaction")

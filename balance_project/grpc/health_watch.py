@@ -49,7 +49,7 @@ class DatabaseHealthWatch:
         self.servicer, self.services, self.probe = servicer, tuple(services), probe
         self.interval, self.stale_after = interval, stale_after
         self.last_success = time.monotonic()  # SERVING at start, as the server is built
-        self.status = SERVING
+        self.status: int = SERVING
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._probe_loop, name="grpc-health-probe", daemon=True),

@@ -94,7 +94,7 @@ def test_additions_are_not_breaking(buf, tmp_path):
         ([("int64 chips = 5;", "int64 stack = 5;")], 'on message "Seat" changed name from "chips" to "stack"'),
         ([("repeated Seat seats = 5;", "Seat seats = 5;")], 'on message "Table" changed cardinality'),
         (
-            [("optional int64 amount = 4;    // unset", "int64 amount = 4;    // unset")],
+            [("optional int64 amount = 4;    // what", "int64 amount = 4;    // what")],
             'on message "CashOutRequest" changed cardinality from "optional with explicit presence"',
         ),
         (

@@ -68,7 +68,9 @@ def test_release_drops_the_hold_and_a_retry_answers_the_same(stub, md, player, t
     assert Account.objects.get(pk=wallet).held == 0
 
     failure = failure_of(
-        stub.CommitReservation, pb.CommitReservationRequest(idempotency_key=new_key(), reservation_id=held.id), md
+        stub.CommitReservation,
+        pb.CommitReservationRequest(idempotency_key=new_key(), reservation_id=held.id, all=True),
+        md,
     )
     assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "reservation_not_pending")
 
@@ -133,7 +135,7 @@ def test_reservation_errors(stub, md, player, table):
         ),
         (
             stub.CommitReservation,
-            pb.CommitReservationRequest(idempotency_key=new_key(), reservation_id=987654),
+            pb.CommitReservationRequest(idempotency_key=new_key(), reservation_id=987654, all=True),
             grpc.StatusCode.NOT_FOUND,
             "reservation_not_found",
         ),
@@ -142,6 +144,12 @@ def test_reservation_errors(stub, md, player, table):
             pb.CommitReservationRequest(reservation_id=1),
             grpc.StatusCode.INVALID_ARGUMENT,
             "idempotency_key_missing",
+        ),
+        (  # neither an amount nor all: never read as "all"
+            stub.CommitReservation,
+            pb.CommitReservationRequest(idempotency_key=new_key(), reservation_id=987654),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid_request",
         ),
         (
             stub.ReleaseReservation,

@@ -219,13 +219,18 @@ def test_settle_cash_out_and_table_errors(stub, md, player, table):
             grpc.StatusCode.FAILED_PRECONDITION,
             "insufficient_chips",
         ),
+        (  # neither an amount nor all: never read as "all"
+            pb.CashOutRequest(idempotency_key=new_key(), table_id=table_id, user_id=alice),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid_request",
+        ),
         (
-            pb.CashOutRequest(idempotency_key=new_key(), table_id=table_id, user_id="stranger"),
+            pb.CashOutRequest(idempotency_key=new_key(), table_id=table_id, user_id="stranger", all=True),
             grpc.StatusCode.FAILED_PRECONDITION,
             "player_not_seated",
         ),
         (
-            pb.CashOutRequest(idempotency_key=new_key(), table_id="missing", user_id=alice),
+            pb.CashOutRequest(idempotency_key=new_key(), table_id="missing", user_id=alice, all=True),
             grpc.StatusCode.NOT_FOUND,
             "table_not_found",
         ),

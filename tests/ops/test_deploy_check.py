@@ -54,8 +54,15 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
     assert "WARNING" not in result.stderr
 
 
+def embedded_env() -> dict[str, str]:
+    """This process's environment as the embedded default: no DJANGO_ settings, no servers (a
+    PostgreSQL run sets DATABASE_URL, which would make it production)."""
+    servers = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+    return {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_") and k not in servers}
+
+
 def test_check_deploy_fails_on_the_embedded_default(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
+    env = embedded_env()
     result = check_deploy({**env, "BALANCE_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "security.W004" in result.stderr  # no HSTS without DJANGO_SECURE
@@ -93,11 +100,7 @@ def test_a_configured_database_is_production_even_without_the_secure_flag(tmp_pa
 
 
 def test_check_deploy_names_the_public_keys_of_the_embedded_default(tmp_path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DJANGO_") and k not in ("LEDGER_HMAC_KEY", "DATABASE_URL")
-    }
+    env = {k: v for k, v in embedded_env().items() if k != "LEDGER_HMAC_KEY"}
     result = check_deploy({**env, "BALANCE_VAR_DIR": str(tmp_path)})
     assert "(balance.W001) DJANGO_SECRET_KEY must be set" in result.stderr
     assert "(balance.W001) LEDGER_HMAC_KEY must be set" in result.stderr

@@ -127,7 +127,9 @@ def test_no_sequence_deposits_or_loses_more_than_the_lowest_limit_in_any_window(
                         client="p", idempotency_key=new_key(), user_id=user, table_id=table, amount=amount
                     )
                     moment[0] += timedelta(minutes=1)
-                    reservation_commit(client="p", idempotency_key=new_key(), reservation_id=held["reservation"]["id"])
+                    reservation_commit(
+                        client="p", idempotency_key=new_key(), reservation_id=held["reservation"]["id"], whole=True
+                    )
                 elif action == "cash_out":
                     seat_cash_out(client="p", idempotency_key=new_key(), table_id=table, user_id=user, amount=amount)
                 else:

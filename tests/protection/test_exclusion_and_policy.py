@@ -48,7 +48,7 @@ def test_a_commit_after_the_exclusion_started_is_refused_and_the_hold_can_be_rel
     table = open_table()
     held = reserve(user, table, 300)["reservation"]["id"]
     exclude(user)
-    error = refusal(reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=held)
+    error = refusal(reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=held, whole=True)
     assert error.code == "self_excluded"
     reservation_release(client="poker", idempotency_key=new_key(), reservation_id=held)
 

@@ -27,7 +27,14 @@ def buy_in(user, table, amount):
 
 
 def cash_out(user, table, amount=None):
-    return seat_cash_out(client="poker", idempotency_key=new_key("out"), table_id=table, user_id=user, amount=amount)
+    return seat_cash_out(
+        client="poker",
+        idempotency_key=new_key("out"),
+        table_id=table,
+        user_id=user,
+        amount=amount,
+        whole=amount is None,
+    )
 
 
 def refusal(call, *args, **kwargs) -> ApplicationError:
@@ -247,7 +254,7 @@ def test_pending_reservations_count_as_lost_until_they_end(clock):
     assert (error.code, error.details["allowance"]) == ("loss_limit_exceeded", 200)
     reservation_release(client="poker", idempotency_key=new_key(), reservation_id=held["reservation"]["id"])
     again = reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=1000)
-    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=again["reservation"]["id"])
+    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=again["reservation"]["id"], whole=True)
     assert refusal(buy_in, user, table, 1).code == "loss_limit_exceeded"
 
 

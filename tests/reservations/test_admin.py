@@ -31,7 +31,7 @@ def stuck():
     user, wallet = new_player(funded=1000)
     pending = [reserve(user, table, 100), reserve(user, table, 200)]
     done = reserve(user, table, 300)
-    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=done)
+    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=done, whole=True)
     return wallet, pending, done
 
 

@@ -72,7 +72,12 @@ def test_commit_racing_the_expiry_sweep_has_exactly_one_winner():
         r = reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=100)[
             "reservation"
         ]
-        commit = lambda: reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=r["id"])  # noqa: E731, B023
+        commit = lambda: reservation_commit(  # noqa: E731
+            client="poker",
+            idempotency_key=new_key(),
+            reservation_id=r["id"],  # noqa: B023
+            whole=True,
+        )
         # A cutoff past the expiry makes the sweep a real contender while the commit still sees it in time.
         sweep = lambda: reservation_expire_overdue(now=timezone.now() + timedelta(hours=2))  # noqa: E731
         (commit_code, _), (sweep_code, swept) = run_threads([commit, sweep])
@@ -96,7 +101,12 @@ def test_commit_racing_release_has_exactly_one_winner():
         r = reservation_reserve(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=100)[
             "reservation"
         ]
-        commit = lambda: reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=r["id"])  # noqa: E731, B023
+        commit = lambda: reservation_commit(  # noqa: E731
+            client="poker",
+            idempotency_key=new_key(),
+            reservation_id=r["id"],  # noqa: B023
+            whole=True,
+        )
         release = lambda: reservation_release(client="poker", idempotency_key=new_key(), reservation_id=r["id"])  # noqa: E731, B023
         (commit_code, _), (release_code, _) = run_threads([commit, release])
         assert sorted([commit_code, release_code]) == ["ok", "reservation_not_pending"]

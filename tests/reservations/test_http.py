@@ -108,13 +108,15 @@ def test_commit_and_release_refusals(api, setup):
     assert (over.status_code, error_code(over)) == (422, "insufficient_funds")
     negative = api.post(f"reservations/{r['id']}/commit", {"amount": -1})
     assert (negative.status_code, error_code(negative)) == (400, "invalid_amount")
-    assert api.post(f"reservations/{r['id']}/commit").status_code == 200
-    again = api.post(f"reservations/{r['id']}/commit")
+    assert api.post(f"reservations/{r['id']}/commit", {"all": True}).status_code == 200
+    again = api.post(f"reservations/{r['id']}/commit", {"all": True})
     assert (again.status_code, error_code(again)) == (409, "reservation_not_pending")
     release = api.post(f"reservations/{r['id']}/release")
     assert (release.status_code, error_code(release)) == (409, "reservation_not_pending")
     for path in ("reservations/999999", "reservations/999999/commit", "reservations/999999/release"):
-        response = api.get(path) if path.count("/") == 1 else api.post(path)
+        response = (
+            api.get(path) if path.count("/") == 1 else api.post(path, {"all": True} if "commit" in path else None)
+        )
         assert (response.status_code, error_code(response)) == (404, "reservation_not_found")
     assert (account(wallet).balance, account(wallet).held, seat_chips(table, user)) == (900, 0, 100)
 
@@ -123,7 +125,7 @@ def test_commit_after_expiry(api, setup):
     table, user, wallet = setup
     r = reserve(api, table, user, 100).json()["reservation"]
     Reservation.objects.filter(pk=r["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
-    response = api.post(f"reservations/{r['id']}/commit")
+    response = api.post(f"reservations/{r['id']}/commit", {"all": True})
     assert (response.status_code, error_code(response)) == (409, "reservation_expired")
     assert api.get(f"reservations/{r['id']}").json()["reservation"]["status"] == "expired"
     assert account(wallet).held == 0
@@ -148,11 +150,11 @@ def test_credentials_scopes_and_the_idempotency_key(setup):
 def test_expiry_rate(api, setup):
     table, user, _ = setup
     ids = [reserve(api, table, user, 10).json()["reservation"]["id"] for _ in range(4)]
-    api.post(f"reservations/{ids[0]}/commit")
+    api.post(f"reservations/{ids[0]}/commit", {"all": True})
     api.post(f"reservations/{ids[1]}/release")
-    api.post(f"reservations/{ids[2]}/commit")
+    api.post(f"reservations/{ids[2]}/commit", {"all": True})
     Reservation.objects.filter(pk=ids[3]).update(expires_at=timezone.now() - timedelta(seconds=1))
-    api.post(f"reservations/{ids[3]}/commit")
+    api.post(f"reservations/{ids[3]}/commit", {"all": True})
     response = api.get("reservations/expiry-rate")
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -173,12 +175,28 @@ def test_the_outcome_counter_is_exported_on_metrics(client):
         assert f'balance_reservations_total{{outcome="{outcome}"}}'.encode() in response.content
 
 
-def test_an_explicit_null_amount_commits_nothing(api, setup):
-    """Leaving the amount out commits all of the hold; a null is not leaving it out."""
+def test_a_missing_amount_never_means_all(api, setup):
+    """Commit names the amount, or asks for everything with all: true. Nothing else commits the
+    hold: leaving the amount out, a null, an empty or non-object body (the fuzz findings)."""
     table, user, _ = setup
     r = reserve(api, table, user).json()["reservation"]
     before = money_snapshot()
-    refused = api.post(f"reservations/{r['id']}/commit", {"amount": None})
-    assert refused.status_code == 400 and error_code(refused) == "invalid_amount"
+    for body, code in [
+        ({}, "invalid_request"),
+        ({"amount": None}, "invalid_amount"),
+        ({"all": False}, "invalid_request"),
+        ({"all": True, "amount": 5}, "invalid_request"),
+        ({"all": "true"}, "invalid_request"),
+    ]:
+        refused = api.post(f"reservations/{r['id']}/commit", body)
+        assert refused.status_code == 400 and error_code(refused) == code, (body, refused.json())
+    for raw in ("[]", "null", "0", "false", '""'):
+        refused = api.http.post(
+            f"/api/v1/reservations/{r['id']}/commit",
+            raw,
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=new_key(),
+        )
+        assert refused.status_code == 400, (raw, refused.json())
     assert money_snapshot() == before and Reservation.objects.get(pk=r["id"]).status == "pending"
-    assert api.post(f"reservations/{r['id']}/commit", {}).json()["reservation"]["committed_amount"] == 300
+    assert api.post(f"reservations/{r['id']}/commit", {"all": True}).json()["reservation"]["committed_amount"] == 300

@@ -1,3 +1,4 @@
+import functools
 from datetime import timedelta
 
 import pytest
@@ -29,6 +30,9 @@ from tests.tables.helpers import (
     seat_chips,
     table_row,
 )
+
+# Commit everything held, as all: true asks (a missing amount never means all).
+commit_all = functools.partial(reservation_commit, whole=True)
 
 pytestmark = pytest.mark.django_db
 
@@ -139,7 +143,7 @@ def test_commit_moves_the_hold_into_the_seat(django_capture_on_commit_callbacks)
     r = reserve(user, table, 400)
     committed_before = outcome_count("committed")
     with django_capture_on_commit_callbacks(execute=True):
-        out = reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=r["id"])
+        out = reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=r["id"], whole=True)
     assert outcome_count("committed") == committed_before + 1
     assert out["reservation"]["status"] == "committed" and out["reservation"]["committed_amount"] == 400
     assert out["seat"]["chips"] == 400 and out["seat"]["user_id"] == user and out["seat"]["status"] == "active"
@@ -195,7 +199,7 @@ def test_transitions_are_legal_only_from_pending():
     assert account(wallet).held == 0
     refused(
         "reservation_not_pending",
-        reservation_commit,
+        commit_all,
         client="poker",
         idempotency_key=new_key(),
         reservation_id=released["id"],
@@ -209,7 +213,7 @@ def test_transitions_are_legal_only_from_pending():
     )
 
     committed = reserve(user, table, 200)
-    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=committed["id"])
+    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=committed["id"], whole=True)
     # Releasing a committed reservation moves nothing.
     refused(
         "reservation_not_pending",
@@ -220,14 +224,12 @@ def test_transitions_are_legal_only_from_pending():
     )
     refused(
         "reservation_not_pending",
-        reservation_commit,
+        commit_all,
         client="poker",
         idempotency_key=new_key(),
         reservation_id=committed["id"],
     )
-    refused(
-        "reservation_not_found", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=10**9
-    )
+    refused("reservation_not_found", commit_all, client="poker", idempotency_key=new_key(), reservation_id=10**9)
     refused(
         "reservation_not_found", reservation_release, client="poker", idempotency_key=new_key(), reservation_id=10**9
     )
@@ -239,8 +241,8 @@ def test_same_key_replays_the_commit_and_the_release():
     user, wallet = new_player(funded=1000)
     r = reserve(user, table, 100)
     k = new_key()
-    first = reservation_commit(client="poker", idempotency_key=k, reservation_id=r["id"])
-    assert reservation_commit(client="poker", idempotency_key=k, reservation_id=r["id"]) == first
+    first = reservation_commit(client="poker", idempotency_key=k, reservation_id=r["id"], whole=True)
+    assert reservation_commit(client="poker", idempotency_key=k, reservation_id=r["id"], whole=True) == first
     r2 = reserve(user, table, 50)
     k2 = new_key()
     first = reservation_release(client="poker", idempotency_key=k2, reservation_id=r2["id"])
@@ -268,7 +270,7 @@ def test_the_sweep_expires_only_overdue_pending_reservations():
     table = open_table()
     user, wallet = new_player(funded=1000)
     late, fresh, done = reserve(user, table, 100), reserve(user, table, 200), reserve(user, table, 300)
-    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=done["id"])
+    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=done["id"], whole=True)
     overdue(late["id"])
     overdue(done["id"])
     assert reservation_expire_overdue() == 1
@@ -298,16 +300,14 @@ def test_commit_or_release_after_expiry_is_refused():
     r = reserve(user, table, 100)
     overdue(r["id"])
     reservation_expire_overdue()
-    refused(
-        "reservation_expired", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=r["id"]
-    )
+    refused("reservation_expired", commit_all, client="poker", idempotency_key=new_key(), reservation_id=r["id"])
     refused(
         "reservation_expired", reservation_release, client="poker", idempotency_key=new_key(), reservation_id=r["id"]
     )
     assert (account(wallet).balance, account(wallet).held, seat_chips(table, user)) == (1000, 0, 0)
 
 
-@pytest.mark.parametrize("call", [reservation_commit, reservation_release])
+@pytest.mark.parametrize("call", [commit_all, reservation_release])
 def test_an_overdue_reservation_not_yet_swept_is_refused_and_expired_on_the_spot(call):
     table = open_table()
     user, wallet = new_player(funded=1000)
@@ -328,7 +328,7 @@ def test_commit_on_a_frozen_wallet_is_refused_and_the_hold_can_still_be_released
     user, wallet = new_player(funded=1000)
     r = reserve(user, table, 100)
     account_freeze(client="tests", idempotency_key=key(), account_id=wallet)
-    refused("account_frozen", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=r["id"])
+    refused("account_frozen", commit_all, client="poker", idempotency_key=new_key(), reservation_id=r["id"])
     reservation_release(client="poker", idempotency_key=new_key(), reservation_id=r["id"])
     assert account(wallet).held == 0
 
@@ -340,9 +340,7 @@ def test_closing_the_table_releases_its_pending_reservations(key):
     table_close(client="tests", idempotency_key=key(), table_id=table)
     row = Reservation.objects.get(pk=r["id"])
     assert (row.status, row.end_reason, account(wallet).held) == ("released", "table closed", 0)
-    refused(
-        "reservation_not_pending", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=r["id"]
-    )
+    refused("reservation_not_pending", commit_all, client="poker", idempotency_key=new_key(), reservation_id=r["id"])
 
 
 def test_commit_for_a_table_closed_behind_its_back_is_refused_as_closed():
@@ -351,7 +349,7 @@ def test_commit_for_a_table_closed_behind_its_back_is_refused_as_closed():
     r = reserve(user, table, 100)
     # Only possible by a write that skips table_close (which releases pending reservations).
     Table.objects.filter(table_id=table).update(status="closed", closed_at=timezone.now())
-    refused("table_closed", reservation_commit, client="poker", idempotency_key=new_key(), reservation_id=r["id"])
+    refused("table_closed", commit_all, client="poker", idempotency_key=new_key(), reservation_id=r["id"])
     assert Reservation.objects.get(pk=r["id"]).status == "pending"
 
 
@@ -399,8 +397,8 @@ def test_expiry_rate_is_a_rounded_decimal_string():
     user, _ = new_player(funded=1000)
     start = timezone.now()
     ids = [reserve(user, table, 10)["id"] for _ in range(3)]
-    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=ids[0])
-    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=ids[1])
+    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=ids[0], whole=True)
+    reservation_commit(client="poker", idempotency_key=new_key(), reservation_id=ids[1], whole=True)
     overdue(ids[2])
     reservation_expire_overdue()
     end = timezone.now() + timedelta(seconds=1)

@@ -52,7 +52,7 @@ def test_a_table_from_open_to_close(api):
     left = api.post("tables/nl-holdem-7/cash-out", {"user_id": a, "leave": True})
     assert left.json()["seat"]["status"] == "left" and account(wallet_a).balance == 1090
     expect(api.post("tables/nl-holdem-7/close"), 409, "table_not_empty")
-    api.post("tables/nl-holdem-7/cash-out", {"user_id": b})
+    api.post("tables/nl-holdem-7/cash-out", {"user_id": b, "all": True})
     closed = api.post("tables/nl-holdem-7/close")
     assert closed.status_code == 200 and closed.json()["table"]["status"] == "closed"
     assert account(wallet_b).balance == 900
@@ -120,8 +120,13 @@ def test_bad_cash_outs(api, seated):
     expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "amount": -1}), 400, "invalid_amount")
     expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "amount": None}), 400, "invalid_amount")  # not "all"
     expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "leave": "yes"}), 400, "invalid_request")
-    expect(api.post(f"tables/{table}/cash-out", {"user_id": outsider}), 422, "player_not_seated")
+    expect(api.post(f"tables/{table}/cash-out", {"user_id": a}), 400, "invalid_request")  # never "all"
+    expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "all": False}), 400, "invalid_request")
+    expect(api.post(f"tables/{table}/cash-out", {"user_id": a, "all": True, "amount": 5}), 400, "invalid_request")
+    expect(api.post(f"tables/{table}/cash-out", {"user_id": outsider, "all": True}), 422, "player_not_seated")
     assert money_snapshot() == before
+    kept = api.post(f"tables/{table}/cash-out", {"user_id": a, "all": True})
+    assert kept.status_code == 200 and kept.json()["seat"] == {**kept.json()["seat"], "chips": 0, "status": "active"}
 
 
 def test_scopes(seated):

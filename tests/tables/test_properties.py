@@ -96,7 +96,9 @@ class BuyInBooks(RuleBasedStateMachine):
             return
         held = Reservation.objects.get(pk=reservation_id).amount
         amount = None if part == 0 else max(1, held * part // 100)
-        self.attempt({"table_closed"}, reservation_commit, reservation_id=reservation_id, amount=amount)
+        self.attempt(
+            {"table_closed"}, reservation_commit, reservation_id=reservation_id, amount=amount, whole=amount is None
+        )
 
     @rule(pick=picks)
     def commit_too_much(self, pick):
@@ -121,16 +123,22 @@ class BuyInBooks(RuleBasedStateMachine):
             assert reservation_expire_overdue() == 1
         else:
             # Refused, and expired on the spot: the hold goes, so the balances are not "unchanged".
-            self.attempt({"reservation_expired"}, reservation_commit, unchanged=False, reservation_id=reservation_id)
+            self.attempt(
+                {"reservation_expired"}, reservation_commit, unchanged=False, reservation_id=reservation_id, whole=True
+            )
         assert Reservation.objects.get(pk=reservation_id).status == "expired"
 
     @rule(pick=picks)
     def act_on_an_ended_reservation(self, pick):
         ended = list(Reservation.objects.exclude(status="pending").values_list("pk", flat=True))
         if ended:
-            call = reservation_commit if pick % 2 else reservation_release
+            reservation_id = ended[pick % len(ended)]
+            if pick % 2:
+                call, extra = reservation_commit, {"whole": True}
+            else:
+                call, extra = reservation_release, {}
             self.attempt(
-                {"reservation_not_pending", "reservation_expired"}, call, reservation_id=ended[pick % len(ended)]
+                {"reservation_not_pending", "reservation_expired"}, call, reservation_id=reservation_id, **extra
             )
 
     @rule(player=st.sampled_from(PLAYERS), table=st.sampled_from(TABLES), amount=amounts)
@@ -189,6 +197,7 @@ class BuyInBooks(RuleBasedStateMachine):
             user_id=player,
             amount=amount,
             leave=leave,
+            whole=amount is None and not leave,
         )
 
     @rule(table=st.sampled_from(TABLES), chance=st.integers(0, 9))

@@ -51,6 +51,9 @@ def settle(table, hand_id, contributions, payouts, rake, key=None):
 
 
 def cash_out(table, user, **kwargs):
+    """Every chip unless an amount (or leave) is named, as ``all: true`` asks."""
+    if "amount" not in kwargs and not kwargs.get("leave"):
+        kwargs.setdefault("whole", True)
     return seat_cash_out(client="poker", idempotency_key=new_key(), table_id=table, user_id=user, **kwargs)
 
 

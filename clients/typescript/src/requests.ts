@@ -59,8 +59,10 @@ export interface ReserveFields {
 
 export interface CommitReservationFields {
   reservationId: Amount;
-  /** Unset: commit everything held (the rest of a partial commit is released). */
+  /** What to commit (the rest of the hold is released). Exactly one of `amount` and `all`. */
   amount?: Amount | undefined;
+  /** Commit everything held: a missing amount never means "all". */
+  all?: boolean | undefined;
   /** Only for the default key: `commit_reservation:{tableId or reservation-<id>}:{userId}:{timestamp}`. */
   tableId?: string | undefined;
   userId?: string | undefined;
@@ -97,10 +99,12 @@ export interface SettleHandFields {
 export interface CashOutFields {
   tableId: string;
   userId: string;
-  /** Unset: all the seat's chips. */
+  /** What to cash out. Exactly one of `amount`, `all` and `leave`. */
   amount?: Amount | undefined;
   /** Cash out everything and close the seat. */
   leave?: boolean | undefined;
+  /** Cash out everything and keep the seat. */
+  all?: boolean | undefined;
 }
 
 /** What each operation takes, and the request message it becomes. */
@@ -162,7 +166,7 @@ const BUILDERS: Builders = {
   }),
   commit_reservation: (f, key) => create(CommitReservationRequestSchema, {
     idempotencyKey: key, reservationId: toInt64(f.reservationId, "reservationId"),
-    amount: optionalInt64(f.amount, "amount"),
+    amount: optionalInt64(f.amount, "amount"), all: f.all ?? false,
   }),
   release_reservation: (f, key) => create(ReleaseReservationRequestSchema, {
     idempotencyKey: key, reservationId: toInt64(f.reservationId, "reservationId"), reason: f.reason ?? "",
@@ -180,7 +184,7 @@ const BUILDERS: Builders = {
   }),
   cash_out: (f, key) => create(CashOutRequestSchema, {
     idempotencyKey: key, tableId: f.tableId, userId: f.userId, amount: optionalInt64(f.amount, "amount"),
-    leave: f.leave ?? false,
+    leave: f.leave ?? false, all: f.all ?? false,
   }),
 };
 

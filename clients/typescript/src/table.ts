@@ -149,7 +149,7 @@ export class TableAdapter {
       await this.release(hold, keys.release);
       return result(false, "declined", { reservation: hold });
     }
-    const commitRequest = buildRequest("commit_reservation", { reservationId: hold?.id ?? 0n }, keys.commit);
+    const commitRequest = buildRequest("commit_reservation", { reservationId: hold?.id ?? 0n, all: true }, keys.commit);
     const committed = await this.gate.attempt("commit_reservation", commitRequest);
     if (committed.kind === "ok") {
       this.gate.noteDisagreement("join_seat", keys.commit, request.expectedAllowed ?? true);

@@ -93,7 +93,7 @@ describe("NOT_FOUND", () => {
     await refused(client.getBalance({ accountId: 987_654n }), "NOT_FOUND", "account_not_found");
     await refused(client.buyIn({ userId: "nobody", tableId: "err-1", amount: 10n }), "NOT_FOUND", "account_not_found");
     await refused(client.getReservation({ reservationId: 987_654n }), "NOT_FOUND", "reservation_not_found");
-    await refused(client.commitReservation({ reservationId: 987_654n }), "NOT_FOUND", "reservation_not_found");
+    await refused(client.commitReservation({ reservationId: 987_654n, all: true }), "NOT_FOUND", "reservation_not_found");
     await refused(client.releaseReservation({ reservationId: 987_654n }), "NOT_FOUND", "reservation_not_found");
     await refused(client.getTable({ tableId: "missing" }), "NOT_FOUND", "table_not_found");
     await refused(client.settleHand({ tableId: "missing", handId: "h", contributions: { alice: 1n }, payouts: { bob: 1n } }),
@@ -123,7 +123,7 @@ describe("FAILED_PRECONDITION", () => {
                                       payouts: { alice: 150n } }), "FAILED_PRECONDITION", "settlement_invalid");
     await refused(client.settleHand({ tableId: "err-1", handId: "h0", contributions: { stranger: 10n }, payouts: { alice: 10n } }),
                   "FAILED_PRECONDITION", "player_not_seated");
-    await refused(client.cashOut({ tableId: "err-1", userId: "stranger" }), "FAILED_PRECONDITION", "player_not_seated");
+    await refused(client.cashOut({ tableId: "err-1", userId: "stranger", all: true }), "FAILED_PRECONDITION", "player_not_seated");
   });
 
   test("hand_conflict: a hand id settled before with other figures", async () => {
@@ -135,11 +135,11 @@ describe("FAILED_PRECONDITION", () => {
   test("reservations: reservation_not_pending, reservation_expired", async () => {
     const held = (await client.reserve({ userId: "bob", tableId: "err-1", amount: 50n })).reservation;
     await client.releaseReservation({ reservationId: held?.id ?? 0n });
-    await refused(client.commitReservation({ reservationId: held?.id ?? 0n }), "FAILED_PRECONDITION", "reservation_not_pending");
+    await refused(client.commitReservation({ reservationId: held?.id ?? 0n, all: true }), "FAILED_PRECONDITION", "reservation_not_pending");
     // 5 s is the shortest TTL the service takes.
     const brief = (await client.reserve({ userId: "bob", tableId: "err-1", amount: 50n, ttlSeconds: 5 })).reservation;
     await delay(5_300);
-    await refused(client.commitReservation({ reservationId: brief?.id ?? 0n }), "FAILED_PRECONDITION", "reservation_expired");
+    await refused(client.commitReservation({ reservationId: brief?.id ?? 0n, all: true }), "FAILED_PRECONDITION", "reservation_expired");
   });
 
   test("accounts and tables: account_frozen, account_closed, currency_mismatch, table_not_empty, table_closed", async () => {

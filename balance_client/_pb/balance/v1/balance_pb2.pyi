@@ -237,14 +237,16 @@ class ReserveRequest(_message.Message):
     def __init__(self, idempotency_key: _Optional[str] = ..., user_id: _Optional[str] = ..., table_id: _Optional[str] = ..., amount: _Optional[int] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class CommitReservationRequest(_message.Message):
-    __slots__ = ("idempotency_key", "reservation_id", "amount")
+    __slots__ = ("idempotency_key", "reservation_id", "amount", "all")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     reservation_id: int
     amount: int
-    def __init__(self, idempotency_key: _Optional[str] = ..., reservation_id: _Optional[int] = ..., amount: _Optional[int] = ...) -> None: ...
+    all: bool
+    def __init__(self, idempotency_key: _Optional[str] = ..., reservation_id: _Optional[int] = ..., amount: _Optional[int] = ..., all: _Optional[bool] = ...) -> None: ...
 
 class ReleaseReservationRequest(_message.Message):
     __slots__ = ("idempotency_key", "reservation_id", "reason")
@@ -373,18 +375,20 @@ class SettleHandResponse(_message.Message):
     def __init__(self, hand_id: _Optional[str] = ..., table: _Optional[_Union[Table, _Mapping]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ...) -> None: ...
 
 class CashOutRequest(_message.Message):
-    __slots__ = ("idempotency_key", "table_id", "user_id", "amount", "leave")
+    __slots__ = ("idempotency_key", "table_id", "user_id", "amount", "leave", "all")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TABLE_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     LEAVE_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     table_id: str
     user_id: str
     amount: int
     leave: bool
-    def __init__(self, idempotency_key: _Optional[str] = ..., table_id: _Optional[str] = ..., user_id: _Optional[str] = ..., amount: _Optional[int] = ..., leave: _Optional[bool] = ...) -> None: ...
+    all: bool
+    def __init__(self, idempotency_key: _Optional[str] = ..., table_id: _Optional[str] = ..., user_id: _Optional[str] = ..., amount: _Optional[int] = ..., leave: _Optional[bool] = ..., all: _Optional[bool] = ...) -> None: ...
 
 class CashOutResponse(_message.Message):
     __slots__ = ("seat", "transaction", "account")
