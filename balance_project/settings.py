@@ -360,6 +360,8 @@ GRPC_BIND = os.environ.get("GRPC_BIND", "127.0.0.1:50051")
 GRPC_MAX_WORKERS = env_int("GRPC_MAX_WORKERS", 16)
 # A call's time budget (balance_project/deadlines.py): the caller's deadline, or this when it sent none.
 GRPC_DEFAULT_CALL_SECONDS = float(os.environ.get("GRPC_DEFAULT_CALL_SECONDS", "10"))
+# How much sooner than the caller's deadline the server gives up (covers the request's way in).
+GRPC_DEADLINE_MARGIN_SECONDS = float(os.environ.get("GRPC_DEADLINE_MARGIN_SECONDS", "0.1"))
 # Calls a sidecar process holds at once, running or queued for a worker; one more is answered
 # RESOURCE_EXHAUSTED at once (a client backs off and retries) instead of waiting behind them all.
 GRPC_MAX_CONCURRENT_RPCS = env_int("GRPC_MAX_CONCURRENT_RPCS", 4 * GRPC_MAX_WORKERS)

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.cache import cache_writes_after_commit
+from balance_project.deadlines import deadline_exceeded, time_left
 from balance_project.errors import ApplicationError
 from balance_project.shared_cache import shared_cache
 from ledger.models import IdempotencyRecord
@@ -110,6 +111,10 @@ def idempotent(
                 raise
             _record(work, record, response, is_error=False)
             work.commit()
+            if orm and (left := time_left()) is not None and left <= 0:
+                # The work was a savepoint: the transaction.atomic above commits it on the way out,
+                # unless the call's time is up, in which case it rolls back instead.
+                raise deadline_exceeded("before the commit")
             return response
     except IntegrityError as clash:
         # The key is taken (a concurrent call or an earlier one); our attempt rolled back whole.

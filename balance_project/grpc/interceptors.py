@@ -127,11 +127,16 @@ class ErrorsInterceptor(UnaryInterceptor):
 
 class CallBudgetInterceptor(UnaryInterceptor):
     """The call's deadline bounds its database waits (balance_project/deadlines.py); a caller that
-    sent none gets GRPC_DEFAULT_CALL_SECONDS."""
+    sent none gets GRPC_DEFAULT_CALL_SECONDS. The server learns the deadline as a timeout relative
+    to when the request arrived, so it ends a little later than the caller's own: the budget stops
+    GRPC_DEADLINE_MARGIN_SECONDS short of it, so the server gives up first."""
 
     def around(self, full_method, request, context, proceed):
         remaining = context.time_remaining()
-        seconds = settings.GRPC_DEFAULT_CALL_SECONDS if remaining is None else min(remaining, 10**6)
+        if remaining is None:
+            seconds = settings.GRPC_DEFAULT_CALL_SECONDS
+        else:
+            seconds = min(remaining, 10**6) - settings.GRPC_DEADLINE_MARGIN_SECONDS
         with call_budget(seconds):
             return proceed(request, context)
 
