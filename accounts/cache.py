@@ -11,6 +11,7 @@ import logging
 import threading
 from typing import Any
 
+from balance_project import redis_breaker
 from balance_project.shared_cache import shared_cache
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ def _redis_client():
 
 def balance_cache_get(account_id: int) -> dict[str, Any] | None:
     client = _redis_client()
+    if not redis_breaker.cache_trusted():
+        # Redis failed since the cache was last emptied, so it may hold older balances: the database
+        # answers. A ping (when the breaker lets one through) starts the recovery that empties it.
+        if client is not None and not redis_breaker.is_open():
+            try:
+                client.ping()
+            except Exception:
+                log.debug("Redis still does not answer", exc_info=True)
+        return None
     try:
         if client is not None:
             raw = client.get(shared_cache().make_key(_key(account_id)))
@@ -88,6 +98,26 @@ def balance_cache_put_many(rows: list[dict[str, Any]]) -> None:
         log.warning("balance cache write failed for accounts %s", [data.get("id") for data in rows], exc_info=True)
         for data in rows:
             balance_cache_forget(data["id"])
+
+
+def balance_cache_forget_all() -> None:
+    """Drop every cached balance (redis_breaker's recovery hook): after Redis missed writes, or came
+    back from an older snapshot, any of them may be older than the database."""
+    client = _redis_client()
+    if client is None:
+        return
+    pattern = shared_cache().make_key(_key(0)).removesuffix("0") + "*"
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+
+
+redis_breaker.on_recovery(balance_cache_forget_all)
 
 
 def balance_cache_forget(account_id: int) -> None:

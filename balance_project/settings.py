@@ -199,12 +199,18 @@ if REDIS_URL:
                 "SOCKET_TIMEOUT": 0.5,
                 # Redis is a fast path only: when it is down, reads fall back to the database.
                 "IGNORE_EXCEPTIONS": True,
+                # A Redis that stops answering is skipped at once for a while, and cached balances
+                # are dropped when it answers again (balance_project/redis_breaker.py).
+                "CONNECTION_POOL_CLASS": "balance_project.redis_breaker.CircuitBreakerConnectionPool",
             },
         }
     }
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    # The breaker logs one warning per outage; a traceback per failed command flooded the log.
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": CACHE_KEY_PREFIX}}
+# How long the cache is skipped after Redis stopped answering (balance_project/redis_breaker.py).
+REDIS_BREAKER_SECONDS = float(os.environ.get("REDIS_BREAKER_SECONDS", "5"))
 
 # --- Auth, i18n, static ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

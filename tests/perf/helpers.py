@@ -29,7 +29,10 @@ def reserve(table, user, amount, **kwargs):
 
 
 def commit(reservation, amount=None):
-    return reservation_commit(client=CLIENT, idempotency_key=new_key(), reservation_id=reservation, amount=amount)
+    """``amount``, or everything held (``all: true``) when none is named."""
+    return reservation_commit(
+        client=CLIENT, idempotency_key=new_key(), reservation_id=reservation, amount=amount, whole=amount is None
+    )
 
 
 def release(reservation, reason=""):

@@ -1,0 +1,133 @@
+"""A circuit breaker on the service's Redis connections, and what happens when Redis comes back
+(part of #10). settings.CACHES gives django-redis this connection class.
+
+Redis is a fast path only. When it stops answering (down, frozen, restarting), the first command
+to notice waits out its socket timeout; the breaker then opens for ``REDIS_BREAKER_SECONDS`` and
+every command in that time fails at once, so a frozen Redis costs calls nothing instead of a socket
+timeout each, and the log gets one warning per opening instead of a traceback per command.
+
+When it closes again (a command after the pause succeeds), the cache may hold balances older than
+the database: writes made while it was unreachable failed, and a Redis restored from an older
+snapshot holds old values. The hooks registered with ``on_recovery`` run then, once:
+accounts/cache.py forgets every cached balance, so no stale balance is served.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_open_until = 0.0
+_tripped = False  # opened since the last recovery: the hooks run when it closes
+_recovering = False
+_hooks: list[Callable[[], None]] = []
+
+
+def on_recovery(hook: Callable[[], None]) -> None:
+    _hooks.append(hook)
+
+
+def is_open() -> bool:
+    return time.monotonic() < _open_until
+
+
+def trip(reason: BaseException) -> None:
+    """Open the breaker (a command failed with a connection error or a timeout)."""
+    global _open_until, _tripped
+    with _lock:
+        first = not is_open()
+        _open_until = time.monotonic() + settings.REDIS_BREAKER_SECONDS
+        _tripped = True
+    if first:
+        log.warning(
+            "Redis does not answer (%s); the cache is skipped for %ss",
+            type(reason).__name__,
+            settings.REDIS_BREAKER_SECONDS,
+        )
+
+
+def cache_trusted() -> bool:
+    """False from the first failure until the recovery hooks have run: what the cache holds then
+    may be older than the database, so balance reads skip it."""
+    return not _tripped
+
+
+def succeeded() -> None:
+    """A command got through: after an opening, run the recovery hooks once, in the background (a
+    call does not wait for them; reads skip the cache until they are done)."""
+    global _recovering
+    with _lock:
+        if not _tripped or _recovering:
+            return
+        _recovering = True
+    threading.Thread(target=_recover, name="redis-recovery", daemon=True).start()
+
+
+def _recover() -> None:
+    global _tripped, _recovering
+    try:
+        for hook in _hooks:
+            hook()
+        with _lock:
+            _tripped = False
+        log.warning("Redis answers again; cached balances that may be stale were dropped")
+    except Exception:  # still failing: stay tripped, the next success tries again
+        log.warning("Redis recovery did not complete; will try again", exc_info=True)
+    finally:
+        _recovering = False
+
+
+_FAILURES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+class CircuitBreakerConnection(redis.connection.Connection):
+    """redis-py's connection, failing at once while the breaker is open and opening it on a
+    connection error or timeout."""
+
+    def connect(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse_if_open()
+        try:
+            super().connect(*args, **kwargs)
+        except _FAILURES as exc:
+            trip(exc)
+            raise
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._refuse_if_open()
+        try:
+            super().send_packed_command(command, check_health)
+        except _FAILURES as exc:
+            trip(exc)
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = super().read_response(*args, **kwargs)
+        except _FAILURES as exc:
+            trip(exc)
+            raise
+        if _tripped:
+            succeeded()
+        return response
+
+    def _refuse_if_open(self) -> None:
+        if is_open():
+            raise redis.exceptions.ConnectionError("Redis circuit breaker open (balance_project/redis_breaker.py)")
+
+
+class CircuitBreakerConnectionPool(redis.ConnectionPool):
+    """settings.CACHES' CONNECTION_POOL_CLASS: redis-py's pool, handing out breaker connections."""
+
+    def __init__(self, connection_class: type = redis.connection.Connection, **kwargs: Any) -> None:
+        if connection_class is redis.connection.Connection:
+            connection_class = CircuitBreakerConnection
+        super().__init__(connection_class=connection_class, **kwargs)
