@@ -5,7 +5,6 @@ every refusal is the service's."""
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers
 
@@ -18,6 +17,7 @@ from balance_project.api import (
     READ_ERRORS,
     WRITE_ERRORS,
     ApiView,
+    BodyRequiredSchema,
     client_of,
     idempotency_key_of,
     render,
@@ -138,16 +138,6 @@ class SelfExclusionStartInputSerializer(StrictSerializer):
     )
 
 
-class _BodyRequiredSchema(AutoSchema):
-    """The body of these calls is required (the generator cannot tell from a oneOf of variants)."""
-
-    def _get_request_body(self, direction="request"):
-        body = super()._get_request_body(direction)
-        if body is not None:
-            body["required"] = True
-        return body
-
-
 _LIMIT_SET_SCHEMA = PolymorphicProxySerializer(
     component_name="LimitSetInput",
     serializers=[WindowLimitSetInputSerializer, BuyInLimitSetInputSerializer],
@@ -226,7 +216,7 @@ class LimitSetView(ApiView):
     """Set, lower, raise or remove one limit."""
 
     required_scopes = {"POST": "protection:write"}
-    schema = _BodyRequiredSchema()
+    schema = BodyRequiredSchema()
 
     @extend_schema(
         operation_id="protection_limit_set",
@@ -254,7 +244,7 @@ class ExclusionStartView(ApiView):
     """Start a self-exclusion or a time-out."""
 
     required_scopes = {"POST": "protection:write"}
-    schema = _BodyRequiredSchema()
+    schema = BodyRequiredSchema()
 
     @extend_schema(
         operation_id="protection_exclusion_start",

@@ -17,6 +17,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse, UnreadablePostError
 from django.utils.encoding import force_str
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, parsers, renderers, serializers
 from rest_framework.response import Response
@@ -320,6 +321,16 @@ def idempotency_key_of(request) -> str:
 
 
 # --- OpenAPI pieces every view can share ----------------------------------------------------------
+
+
+class BodyRequiredSchema(AutoSchema):
+    """A view whose body is required (the generator cannot tell from a oneOf of variants)."""
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        if body is not None:
+            body["required"] = True
+        return body
 
 
 class ErrorBodySerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ from balance_project.api import (
     READ_ERRORS,
     WRITE_ERRORS,
     ApiView,
+    BodyRequiredSchema,
     client_of,
     idempotency_key_of,
     render,
@@ -75,11 +76,12 @@ class ReservationCommitView(ApiView):
     """Turn the hold into chips on the player's seat (all of it, or part; the rest is released)."""
 
     required_scopes = {"POST": "reservations:write"}
+    schema = BodyRequiredSchema()
 
     @extend_schema(
         operation_id="reservations_commit",
         summary="Commit a reservation into the player's seat",
-        request=s.CommitInputSerializer,
+        request=s.COMMIT_SCHEMA,
         parameters=[_RESERVATION_ID, IDEMPOTENCY_KEY_PARAMETER],
         responses={200: s.CommitOutputSerializer, **WRITE_ERRORS},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from accounts.identifiers import MAX_TABLE_ID, MAX_USER_ID
@@ -14,7 +15,7 @@ from accounts.serializers import (
     StrictSerializer,
     TransactionOutputSerializer,
 )
-from tables.serializers import SeatOutputSerializer, StrictBooleanField, TtlField
+from tables.serializers import FalseOnlyField, SeatOutputSerializer, StrictBooleanField, TrueOnlyField, TtlField
 
 
 class ReserveInputSerializer(StrictSerializer):
@@ -22,6 +23,24 @@ class ReserveInputSerializer(StrictSerializer):
     table_id = IdentifierField(max_length=MAX_TABLE_ID)
     amount = AmountField()
     ttl_seconds = TtlField(required=False, help_text="Default RESERVATION_DEFAULT_TTL_SECONDS.")
+
+
+# The commit body as the schema states it: exactly one of amount and all (money.amount_or_all).
+class CommitAmountInputSerializer(StrictSerializer):
+    amount = AmountField(help_text="What to commit (at most the hold; the rest is released).")
+    all = FalseOnlyField(required=False)
+
+
+class CommitAllInputSerializer(StrictSerializer):
+    all = TrueOnlyField(help_text="Commit everything held.")
+
+
+COMMIT_SCHEMA = PolymorphicProxySerializer(
+    component_name="CommitInput",
+    serializers=[CommitAmountInputSerializer, CommitAllInputSerializer],
+    resource_type_field_name=None,
+    many=False,
+)
 
 
 class CommitInputSerializer(StrictSerializer):

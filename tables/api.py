@@ -14,6 +14,7 @@ from balance_project.api import (
     READ_ERRORS,
     WRITE_ERRORS,
     ApiView,
+    BodyRequiredSchema,
     client_of,
     idempotency_key_of,
     render,
@@ -139,11 +140,12 @@ class TableCashOutView(ApiView):
     """Move a seat's chips (all, or an amount) back to the wallet; ``leave`` also closes the seat."""
 
     required_scopes = {"POST": "tables:write"}
+    schema = BodyRequiredSchema()
 
     @extend_schema(
         operation_id="tables_cash_out",
         summary="Cash a player out",
-        request=s.CashOutInputSerializer,
+        request=s.CASH_OUT_SCHEMA,
         parameters=[_TABLE_ID, IDEMPOTENCY_KEY_PARAMETER],
         responses={200: s.CashOutOutputSerializer, **WRITE_ERRORS},
     )

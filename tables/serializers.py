@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from accounts.identifiers import MAX_HAND_ID, MAX_TABLE_ID, MAX_USER_ID
@@ -78,6 +78,19 @@ class StrictBooleanField(_RawField):
     pass
 
 
+# For the variants of a body in the schema (oneOf): a flag that must be true in one variant, and
+# may only be false (or left out) in the others. ("not", rather than an enum of one boolean, which
+# the enum post-processing would turn into colliding components.)
+@extend_schema_field({"type": "boolean", "not": {"enum": [False]}})
+class TrueOnlyField(_RawField):
+    pass
+
+
+@extend_schema_field({"type": "boolean", "not": {"enum": [True]}})
+class FalseOnlyField(_RawField):
+    pass
+
+
 # --- Inputs ---------------------------------------------------------------------------------------
 
 
@@ -106,6 +119,35 @@ class CashOutInputSerializer(StrictSerializer):
     all = StrictBooleanField(
         required=False, help_text="true: cash out everything and keep the seat. Exactly one of amount, all and leave."
     )
+
+
+# The cash-out body as the schema states it: exactly one of amount, all and leave (one rule of the
+# service, seat_cash_out), as mutually exclusive variants, since OpenAPI 3.0 cannot tie fields.
+class CashOutAmountInputSerializer(StrictSerializer):
+    user_id = IdentifierField(max_length=MAX_USER_ID)
+    amount = AmountField(help_text="What to cash out.")
+    all = FalseOnlyField(required=False)
+    leave = FalseOnlyField(required=False)
+
+
+class CashOutAllInputSerializer(StrictSerializer):
+    user_id = IdentifierField(max_length=MAX_USER_ID)
+    all = TrueOnlyField(help_text="Cash out every chip and keep the seat.")
+    leave = FalseOnlyField(required=False)
+
+
+class CashOutLeaveInputSerializer(StrictSerializer):
+    user_id = IdentifierField(max_length=MAX_USER_ID)
+    leave = TrueOnlyField(help_text="Cash out every chip and close the seat.")
+    all = FalseOnlyField(required=False)
+
+
+CASH_OUT_SCHEMA = PolymorphicProxySerializer(
+    component_name="CashOutInput",
+    serializers=[CashOutAmountInputSerializer, CashOutAllInputSerializer, CashOutLeaveInputSerializer],
+    resource_type_field_name=None,
+    many=False,
+)
 
 
 # --- Outputs --------------------------------------------------------------------------------------

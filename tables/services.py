@@ -385,9 +385,8 @@ def seat_cash_out(
     whole: Any = False,
 ) -> dict[str, Any]:
     """Move ``amount`` of the seat's chips back to the wallet, or all of them with ``whole``;
-    ``leave`` cashes out everything and closes the seat (one of the three; leave may name the
-    amount, which must then be all the chips). -> {"seat": ..., "transaction": transaction_result | None,
-    "account": account_result}
+    ``leave`` cashes out everything and closes the seat (exactly one of the three).
+    -> {"seat": ..., "transaction": transaction_result | None, "account": account_result}
 
     A frozen wallet still receives its chips back (they stay frozen there). Refuses
     player_not_seated, insufficient_chips (above the seat's chips), invalid_request (leave with an
@@ -396,7 +395,9 @@ def seat_cash_out(
     user_id = user_id_check(user_id)
     if not isinstance(leave, bool):
         raise ApplicationError("invalid_request", "leave must be true or false", {"field": "leave"})
-    amount = (None if amount is None else parse_amount(amount)) if leave else amount_or_all(amount, whole)
+    if leave and (amount is not None or whole):
+        raise ApplicationError("invalid_request", "leave cashes out every chip: give leave alone", {"field": "leave"})
+    amount = None if leave else amount_or_all(amount, whole)
 
     def execute(work: Work) -> dict[str, Any]:
         tx_ids = work.next_ids("ledger_transaction")
@@ -414,10 +415,6 @@ def seat_cash_out(
                 "insufficient_chips",
                 f"the seat holds {chips}, {amount} requested",
                 {"table_id": table_id, "user_id": user_id, "chips": chips, "requested": amount},
-            )
-        if leave and amount is not None and amount != chips:
-            raise ApplicationError(
-                "invalid_request", "leaving cashes out all the chips: omit amount", {"field": "amount", "chips": chips}
             )
         moved = chips if amount is None else amount
         tx = None
