@@ -45,7 +45,8 @@ export function testEnvironment(): TestEnvironment {
 
 /** The environment of every Python process: the embedded default on `varDir`, whatever the caller's. */
 export function pythonEnv(varDir: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, BALANCE_VAR_DIR: varDir };
+  // MAX_AMOUNT at int64: the tests carry amounts above 2^53, past the operator's default cap (10^15).
+  const env: NodeJS.ProcessEnv = { ...process.env, BALANCE_VAR_DIR: varDir, MAX_AMOUNT: "9223372036854775807" };
   delete env["DATABASE_URL"];
   delete env["REDIS_URL"];
   delete env["CELERY_BROKER_URL"];
