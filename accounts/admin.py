@@ -25,9 +25,14 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.adjustments import adjustment_needs_approval, adjustment_propose, adjustment_threshold
 from accounts.models import Account, AdjustmentProposal, ApiKey
-from accounts.services import account_adjust, account_freeze, account_unfreeze
+from accounts.services import (
+    account_adjust,
+    account_freeze,
+    account_unfreeze,
+    adjustment_amount_check,
+    adjustment_reason_check,
+)
 from balance_project.errors import ApplicationError
-from balance_project.money import INT64_MAX
 from ledger.admin import ReadOnlyAdmin, numeric_term
 from ledger.chain import format_timestamp
 
@@ -61,18 +66,17 @@ class AdjustmentForm(forms.Form):
                 "Enter a whole number of minor units, such as 250 or -250: no decimal point, "
                 "no exponent, no currency sign."
             )
-        amount = int(text)
-        if amount == 0:
-            raise forms.ValidationError("An adjustment must not be zero.")
-        if abs(amount) > INT64_MAX:
-            raise forms.ValidationError("The amount is larger than a 64-bit integer.")
-        return amount
+        # The service's own rule (non-zero, at most MAX_AMOUNT either way), shown on the form.
+        try:
+            return adjustment_amount_check(int(text))
+        except ApplicationError as refusal:
+            raise forms.ValidationError(refusal.message) from None
 
     def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
+        try:
+            return adjustment_reason_check(self.cleaned_data["reason"])
+        except ApplicationError as refusal:
+            raise forms.ValidationError(refusal.message) from None
 
 
 def adjust_token_issue(*, account_id: int, user_id: int) -> str:
