@@ -126,7 +126,7 @@ def adjustment_approve(*, proposal_id: int, approver: Any, now: datetime | None 
 
 def adjustment_reject(*, proposal_id: int, rejecter: Any, note: Any, now: datetime | None = None) -> AdjustmentProposal:
     """Reject a pending proposal with a note; nothing moves. The same refusals as approval."""
-    note = free_text_check(note or "", field="note", max_length=MAX_NOTE_LENGTH)
+    note = free_text_check(note or "", field="note", max_length=MAX_NOTE_LENGTH, multiline=True)
     if not note:
         raise ApplicationError("invalid_request", "a rejection needs a note", {"field": "note"})
     now = now or timezone.now()

@@ -207,7 +207,7 @@ def adjustment_amount_check(amount: Any) -> int:
 
 
 def adjustment_reason_check(reason: Any) -> str:
-    text = free_text_check(reason or "", field="reason", max_length=MAX_ADJUSTMENT_REASON)
+    text = free_text_check(reason or "", field="reason", max_length=MAX_ADJUSTMENT_REASON, multiline=True)
     if not text:
         raise ApplicationError("invalid_request", "an adjustment needs a reason", {"field": "reason"})
     return text

@@ -53,7 +53,24 @@ def test_each_form_gets_a_new_token_so_two_forms_move_money_twice(admin, wallet)
 
 
 @pytest.mark.parametrize(
-    "amount", ["10.5", "10.0", "1e3", "abc", "0", "-0", "", " ", "12,50", "€5", "99999999999999999999", "0x10", "1_000"]
+    "amount",
+    [
+        "10.5",
+        "10.0",
+        "1e3",
+        "abc",
+        "0",
+        "-0",
+        "",
+        " ",
+        "12,50",
+        "€5",
+        "99999999999999999999",
+        "0x10",
+        "1_000",
+        "1000000000000001",
+        "-1000000000000001",
+    ],  # over MAX_AMOUNT (10^15) either way
 )
 def test_garbage_floats_and_zero_are_refused_without_moving_money(admin, wallet, amount):
     alice = wallet("alice", funded=1000)
@@ -65,7 +82,7 @@ def test_garbage_floats_and_zero_are_refused_without_moving_money(admin, wallet,
     assert not adjustments(alice).exists() and not LogEntry.objects.exists()
 
 
-@pytest.mark.parametrize("reason", ["", "   "])
+@pytest.mark.parametrize("reason", ["", "   ", "tab\there", "\u202ehidden"])
 def test_a_reason_is_required(admin, wallet, reason):
     alice = wallet("alice", funded=1000)
     token = form_token(admin.get(adjust_url(alice)).content.decode())
@@ -159,3 +176,10 @@ def test_concurrent_double_submit_moves_money_once(superuser, wallet):
     assert Account.objects.get(pk=alice).balance == 700
     assert adjustments(alice).count() == 1
     assert LogEntry.objects.filter(object_id=str(alice)).count() == 1
+
+
+def test_a_reason_may_span_lines(admin, wallet):
+    alice = wallet("alice", funded=1000)
+    token = form_token(admin.get(adjust_url(alice)).content.decode())
+    admin.post(adjust_url(alice), {"amount": "5", "reason": "chargeback\r\nticket 42", "token": token})
+    assert adjustments(alice).get().metadata["reason"] == "chargeback\nticket 42"
