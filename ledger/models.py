@@ -121,6 +121,12 @@ class IntegrityRun(models.Model):
         related_name="+",
         help_text="The checkpoint the chains were compared against.",
     )
+    through_seal = models.BigIntegerField(
+        null=True, blank=True, help_text="The newest seal this run verified (the next incremental run starts after it)."
+    )
+    signature = models.CharField(
+        max_length=64, blank=True, default="", help_text="HMAC of the run's findings: a forged row does not verify."
+    )
 
     class Meta:
         constraints = [
@@ -134,3 +140,72 @@ class IntegrityRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} run #{self.pk} {'ok' if self.ok else f'{self.problem_count} problems'}"
+
+
+class JournalRecord(models.Model):  # noqa: DJ008 (shown by id in the admin)
+    """One committed operation, written in the transaction of its effect (ledger/journal.py).
+
+    ``rows`` is the canonical JSON of every money row the operation wrote, as it wrote it (accounts,
+    transactions, entries, reservations, tables, seats, hands); with the idempotency scope, key,
+    request hash and answer, it is what the verifier holds the tables to. ``mac`` is HMAC-SHA-256
+    over all of it with LEDGER_HMAC_KEY, computed in Python from what Python decided. ``txid`` is the
+    PostgreSQL transaction id that wrote it (0 on SQLite): the sealer's horizon (ledger/sealing.py).
+    Append-only: a trigger refuses UPDATE and DELETE, the runtime role has neither.
+    """
+
+    txid = models.BigIntegerField(default=0)
+    scope = models.CharField(max_length=64, blank=True, default="")
+    key = models.CharField(max_length=255, blank=True, default="")
+    operation = models.CharField(max_length=64)
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    response = models.TextField(blank=True, default="", help_text="The answer as canonical JSON.")
+    is_error = models.BooleanField(default=False)
+    rows = models.TextField(help_text="Canonical JSON of every row written: {table: {id: {column: value}}}.")
+    created_at = models.DateTimeField()
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            # A second store of every key: an idempotency record deleted alone cannot let a retry
+            # run the operation again.
+            models.UniqueConstraint(
+                fields=["scope", "key"], condition=~Q(key=""), name="journal_key_unique_per_scope"
+            ),
+        ]
+        indexes = [models.Index(fields=["txid"], name="journal_txid")]
+
+
+class JournalSeal(models.Model):  # noqa: DJ008 (shown by id in the admin)
+    """One round of the sealer: records ``first_position``..``last_position`` chained.
+
+    ``head`` = the HMAC chain over the sealed records' macs in position order, from ``prev_head``;
+    ``totals`` the cumulative counts and per-currency sums; ``mac`` signs the seal itself. Each seal
+    is also appended outside the database (LEDGER_SEAL_SINK), and the verifier holds the database
+    to the newest seal there."""
+
+    first_position = models.BigIntegerField()
+    last_position = models.BigIntegerField()
+    prev_head = models.CharField(max_length=64, blank=True, default="")
+    head = models.CharField(max_length=64)
+    horizon = models.BigIntegerField(default=0, help_text="Every record with a smaller txid is sealed.")
+    totals = models.JSONField(default=dict)
+    sealed_at = models.DateTimeField()
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(first_position__gte=1) & Q(last_position__gte=models.F("first_position")),
+                name="journal_seal_positions",
+            ),
+            models.UniqueConstraint(fields=["last_position"], name="journal_seal_last_unique"),
+        ]
+
+
+class JournalPosition(models.Model):  # noqa: DJ008 (shown by position in the admin)
+    """A record's place in the one global order. Unique both ways: no record sealed twice, no
+    position given twice."""
+
+    position = models.BigIntegerField(primary_key=True)
+    record_id = models.BigIntegerField(unique=True)
+    seal_id = models.BigIntegerField(db_index=True)
