@@ -9,9 +9,11 @@ The generated messages live in balance_client._pb (``make proto``); ``balance_cl
 """
 
 from balance_client._pb.balance.v1 import balance_pb2 as pb
+from balance_client.cache import BalanceRead
 from balance_client.client import BalanceClient, RetryPolicy
 from balance_client.errors import BalanceError
 from balance_client.keys import idempotency_key
+from balance_client.outbox import Outbox
 from balance_client.reconciliation import ReconciliationLog
 from balance_client.rollout import BalanceGate, Decision, RolloutMode
 
@@ -19,7 +21,9 @@ __all__ = [
     "BalanceClient",
     "BalanceError",
     "BalanceGate",
+    "BalanceRead",
     "Decision",
+    "Outbox",
     "ReconciliationLog",
     "RetryPolicy",
     "RolloutMode",

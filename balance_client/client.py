@@ -1,10 +1,13 @@
 """BalanceClient: typed calls to balance.v1.BalanceService with deadlines and safe retries.
 
 Every call has a deadline (``timeout`` seconds, per call or the client's default) that covers all its
-attempts. UNAVAILABLE, ABORTED and RESOURCE_EXHAUSTED are retried with exponential backoff and full jitter, always with
-the same idempotency key, so a retry can never apply an operation twice; ABORTED with reason
+attempts. UNAVAILABLE, ABORTED, RESOURCE_EXHAUSTED and (with ``RetryPolicy.attempt_timeout``)
+DEADLINE_EXCEEDED are retried with exponential backoff and full jitter, always with the same
+idempotency key, so a retry can never apply an operation twice; ABORTED with reason
 ``idempotency_conflict`` is final (the key was used for a different request: retrying cannot help).
 Answers are the generated messages (balance_client.pb), whose .pyi stubs type them.
+``read_balance`` falls back to the last balance read (balance_client.cache) when the service cannot
+be reached, marked stale with its age, never older than ``max_staleness_seconds``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import grpc
 
 from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client._pb.balance.v1 import balance_pb2_grpc
+from balance_client.cache import DEFAULT_MAX_STALENESS_SECONDS, BalanceCache, BalanceRead, cache_key
 from balance_client.errors import BalanceError
 from balance_client.keys import idempotency_key
 
@@ -31,7 +35,15 @@ CHANNEL_OPTIONS = (
 )
 # RESOURCE_EXHAUSTED: the sidecar is at its cap of calls in flight (GRPC_MAX_CONCURRENT_RPCS); backing
 # off helps, and the same key makes the retry safe.
-_RETRYABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# DEADLINE_EXCEEDED: an attempt cut short by attempt_timeout, retried while the call's deadline lasts.
+_RETRYABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
 _FINAL_REASONS = frozenset({"idempotency_conflict"})
 
 
@@ -41,6 +53,9 @@ class RetryPolicy:
     initial_backoff: float = 0.05
     max_backoff: float = 1.0
     multiplier: float = 2.0
+    # Deadline of one attempt within the call's: an attempt lost in a hung connection ends
+    # DEADLINE_EXCEEDED and is retried (same key) while time remains. None: one attempt may use it all.
+    attempt_timeout: float | None = None
 
     def backoff(self, retry_number: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(max, initial * multiplier ** n)]."""
@@ -59,6 +74,7 @@ class BalanceClient:
         channel: grpc.Channel | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        max_staleness_seconds: float = DEFAULT_MAX_STALENESS_SECONDS,
     ):
         self.target = target
         self.timeout = timeout
@@ -68,6 +84,7 @@ class BalanceClient:
         self._stub = balance_pb2_grpc.BalanceServiceStub(self._channel)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.balance_cache = BalanceCache(max_staleness_seconds)
 
     def close(self) -> None:
         self._channel.close()
@@ -92,7 +109,29 @@ class BalanceClient:
             request = pb.GetBalanceRequest(account_id=account_id)
         else:
             request = pb.GetBalanceRequest(wallet=pb.WalletRef(user_id=user_id or "", currency=currency or ""))
-        return self._call("GetBalance", request, timeout)
+        response: pb.GetBalanceResponse = self._call("GetBalance", request, timeout)
+        self.balance_cache.store(response)
+        return response
+
+    def read_balance(
+        self,
+        *,
+        account_id: int | None = None,
+        user_id: str | None = None,
+        currency: str | None = None,
+        timeout: float | None = None,
+    ) -> BalanceRead:
+        """The balance from the service; when it cannot be reached, the last one read if it is at most
+        ``max_staleness_seconds`` old (``stale=True``, ``age_seconds``); else the error is raised."""
+        try:
+            return BalanceRead(
+                self.get_balance(account_id=account_id, user_id=user_id, currency=currency, timeout=timeout)
+            )
+        except BalanceError as error:
+            cached = self.balance_cache.lookup(cache_key(account_id, user_id, currency)) if error.unreachable else None
+            if cached is None:
+                raise
+            return cached
 
     def list_transactions(
         self, *, account_id: int, cursor: str = "", limit: int = 0, timeout: float | None = None
@@ -294,6 +333,10 @@ class BalanceClient:
     # ---- the one place calls are made -----------------------------------------------------------
 
     def _call(self, method: str, request: Any, timeout: float | None) -> Any:
+        if getattr(request, "idempotency_key", ""):
+            # A mutation (whatever its outcome) makes the players' cached balances older than a change
+            # this client could know of: they are not served again.
+            self.balance_cache.forget_players(_players_of(request))
         rpc = getattr(self._stub, method)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         attempt = 0
@@ -306,6 +349,8 @@ class BalanceClient:
                     "the call's deadline passed before an answer",
                     attempts=attempt - 1,
                 )
+            if self.retry.attempt_timeout is not None:
+                remaining = min(remaining, self.retry.attempt_timeout)
             try:
                 return rpc(request, timeout=remaining, metadata=self._metadata)
             except grpc.RpcError as rpc_error:
@@ -319,9 +364,18 @@ class BalanceClient:
                 self._sleep(pause)
 
     def _should_retry(self, error: BalanceError, attempt: int) -> bool:
+        if error.code is grpc.StatusCode.DEADLINE_EXCEEDED and self.retry.attempt_timeout is None:
+            return False  # the attempt had the whole budget: none is left
         return (
             attempt < self.retry.max_attempts and error.code in _RETRYABLE_CODES and error.reason not in _FINAL_REASONS
         )
+
+
+def _players_of(request: Any) -> set[str]:
+    players = {getattr(request, "user_id", "")}
+    for name in ("contributions", "payouts"):
+        players.update(getattr(request, name, {}))
+    return players
 
 
 def _key(operation: str, table_id: str, user_id: str = "") -> str:

@@ -1,11 +1,19 @@
-"""The reconciliation log: operations let through while the balance service could not be reached.
+"""The reconciliation log: every operation whose outcome the poker side does not have from the service.
+
+That is one let through while the service could not be reached (shadow, permissive fallback), one
+the poker side went ahead with though the service refused it (shadow), and one left pending in
+enforce mode (the caller was told "pending", not "refused"). The log is the client's durable
+outbox: each line is sent again with its own idempotency key until the service answers.
 
 One JSON object per line: ``{"id", "time", "mode", "operation", "request", "idempotency_key",
-"error"}``. Replaying (balance_client.replay) sends each line again with its own idempotency key, so
-a line that did reach the service before is answered from the stored response, never applied twice.
-Replayed lines are marked in a companion file ``<log>.replayed`` (one JSON object per line:
-``{"id", "idempotency_key", "outcome", "reason", "time"}``): the log itself is only ever appended to,
-so the poker service may keep writing while a replay runs.
+"error", "let_through"}`` (``let_through`` false: the poker side did not go ahead and waits for the
+answer; a line without the field was let through). Replaying (balance_client.replay, the outbox)
+sends each line again with its own idempotency key, so a line that did reach the service before is
+answered from the stored response, never applied twice. Answered lines are marked in a companion
+file ``<log>.replayed`` (one JSON object per line: ``{"id", "idempotency_key", "outcome",
+"reason", "time", "response", "let_through", "divergence"}``; ``divergence`` true: the poker side
+went ahead and the service refused): the log itself is only ever appended to, so the poker service
+may keep writing while a replay runs. Both clients (Python, TypeScript) read and write this format.
 """
 
 from __future__ import annotations
@@ -31,9 +39,17 @@ class ReconciliationLog:
         self._lock = threading.Lock()
 
     def append(
-        self, *, operation: str, request: dict[str, Any], idempotency_key: str, mode: str, error: dict[str, str]
+        self,
+        *,
+        operation: str,
+        request: dict[str, Any],
+        idempotency_key: str,
+        mode: str,
+        error: dict[str, str],
+        let_through: bool = True,
     ) -> dict[str, Any]:
         line = {
+            "let_through": let_through,
             "id": uuid.uuid4().hex,
             "time": _now(),
             "mode": mode,
@@ -51,17 +67,30 @@ class ReconciliationLog:
     def marked_ids(self) -> set[str]:
         return {mark["id"] for mark in _read(self.marks_path)}
 
-    def mark(self, entry: dict[str, Any], *, outcome: str, reason: str = "") -> None:
-        self._write(
-            self.marks_path,
-            {
-                "id": entry["id"],
-                "idempotency_key": entry["idempotency_key"],
-                "outcome": outcome,
-                "reason": reason,
-                "time": _now(),
-            },
-        )
+    def marks(self) -> dict[str, dict[str, Any]]:
+        """The answer recorded for each answered line, by line id (the first, if marked twice)."""
+        recorded: dict[str, dict[str, Any]] = {}
+        for mark in _read(self.marks_path):
+            recorded.setdefault(mark["id"], mark)
+        return recorded
+
+    def mark(
+        self, entry: dict[str, Any], *, outcome: str, reason: str = "", response: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Records the service's answer to a line: ``ok`` (with its response) or ``refused``."""
+        let_through = let_through_of(entry)
+        mark = {
+            "id": entry["id"],
+            "idempotency_key": entry["idempotency_key"],
+            "outcome": outcome,
+            "reason": reason,
+            "time": _now(),
+            "response": response,
+            "let_through": let_through,
+            "divergence": let_through and outcome == "refused",
+        }
+        self._write(self.marks_path, mark)
+        return mark
 
     def pending(self) -> list[dict[str, Any]]:
         done = self.marked_ids()
@@ -78,6 +107,11 @@ class ReconciliationLog:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def let_through_of(entry: dict[str, Any]) -> bool:
+    """Whether the poker side went ahead with a logged operation (lines from before the field: yes)."""
+    return bool(entry.get("let_through", True))
 
 
 def _read(path: Path) -> Iterator[dict[str, Any]]:

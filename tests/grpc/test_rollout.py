@@ -70,7 +70,11 @@ def test_shadow_calls_the_service_logs_disagreements_and_never_blocks(up_client,
     caplog.clear()
     gate.cash_out(table_id=table_id, user_id=user, amount=50, expected_allowed=False)
     assert "refused by the poker side, allowed by the balance service" in caplog.text
-    assert not (tmp_path / "recon.jsonl").exists()  # the service answered every time: nothing to reconcile
+    # Only the refused buy-in the poker side went ahead with is in the log, to be resent (and, refused
+    # again, reported as a divergence); what the service answered yes to is not.
+    [line] = ReconciliationLog(tmp_path / "recon.jsonl").entries()
+    assert (line["operation"], line["let_through"], line["error"]["reason"]) == ("buy_in", True, "insufficient_funds")
+    assert line["idempotency_key"] == refused.idempotency_key and refused.reconciliation_logged
     assert Account.objects.get(pk=wallet).balance == 350
 
 
@@ -78,37 +82,53 @@ def test_shadow_lets_everything_through_when_the_service_is_down_and_logs_it(dow
     log_path = tmp_path / "recon.jsonl"
     gate = BalanceGate(down_client, RolloutMode.SHADOW, reconciliation_log=str(log_path))
     decision = gate.buy_in(user_id="alice", table_id="t1", amount=500, idempotency_key="buy_in:t1:alice:1")
-    assert (decision.allowed, decision.outcome, decision.reconciliation_logged) == (True, "unreachable", True)
+    assert (decision.allowed, decision.outcome, decision.reconciliation_logged) == (True, "pending", True)
     [line] = [json.loads(text) for text in log_path.read_text().splitlines()]
     assert line["operation"] == "buy_in" and line["idempotency_key"] == "buy_in:t1:alice:1"
     assert line["request"] == {"user_id": "alice", "table_id": "t1", "amount": 500, "ttl_seconds": None}
     assert line["error"]["code"] in ("UNAVAILABLE", "DEADLINE_EXCEEDED") and line["time"] and line["mode"] == "shadow"
+    assert line["let_through"] is True
 
 
 def test_enforce_lets_the_service_decide(up_client, player, table, tmp_path):
     user, wallet = player(funded=500)
     table_id = table()
-    gate = BalanceGate(up_client, "enforce")
+    gate = BalanceGate(up_client, "enforce", reconciliation_log=str(tmp_path / "recon.jsonl"))
     assert gate.buy_in(user_id=user, table_id=table_id, amount=300).allowed
     refused = gate.buy_in(user_id=user, table_id=table_id, amount=300)
     assert (refused.allowed, refused.outcome, refused.reason) == (False, "refused", "insufficient_funds")
     refused = gate.settle_hand(table_id=table_id, hand_id="h1", contributions={user: 100}, payouts={user: 50})
     assert (refused.allowed, refused.reason) == (False, "settlement_invalid")
     assert Account.objects.get(pk=wallet).balance == 200
+    assert not (tmp_path / "recon.jsonl").exists()  # every refusal was the service's answer: nothing to resend
 
 
-def test_enforce_refuses_when_unreachable_unless_the_fallback_is_permissive(down_client, tmp_path):
-    strict = BalanceGate(down_client, "enforce")
+def test_enforce_unreachable_is_pending_and_queued_never_refused(down_client, tmp_path):
+    strict_log = ReconciliationLog(tmp_path / "strict.jsonl")
+    strict = BalanceGate(down_client, "enforce", reconciliation_log=strict_log)
     decision = strict.cash_out(table_id="t1", user_id="alice", leave=True)
-    assert (decision.allowed, decision.outcome, decision.reconciliation_logged) == (False, "unreachable", False)
+    assert (decision.allowed, decision.outcome, decision.pending, decision.reconciliation_logged) == (
+        False,
+        "pending",
+        True,
+        True,
+    )
+    [line] = strict_log.entries()
+    assert (line["operation"], line["let_through"], line["idempotency_key"]) == (
+        "cash_out",
+        False,
+        decision.idempotency_key,
+    )
 
     log = ReconciliationLog(tmp_path / "recon.jsonl")
     permissive = BalanceGate(down_client, "enforce", permissive_fallback=True, reconciliation_log=log)
     decision = permissive.cash_out(table_id="t1", user_id="alice", leave=True)
-    assert (decision.allowed, decision.reconciliation_logged) == (True, True)
-    assert [entry["operation"] for entry in log.entries()] == ["cash_out"]
+    assert (decision.allowed, decision.outcome, decision.reconciliation_logged) == (True, "pending", True)
+    assert [(entry["operation"], entry["let_through"]) for entry in log.entries()] == [("cash_out", True)]
     with pytest.raises(ValueError):
         BalanceGate(down_client, "enforce", permissive_fallback=True)  # nowhere to log what it lets through
+    with pytest.raises(ValueError):
+        BalanceGate(down_client, "enforce")  # nowhere to keep what it leaves pending
 
 
 def _replay_command(log_path, address, token):
