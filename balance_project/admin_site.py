@@ -5,6 +5,10 @@ Installed through ``balance_project.admin_apps.BalanceAdminConfig`` in place of
 second, unprotected site exists. With the flag on, a staff user who has not verified a TOTP device
 in this session is treated as not staff: every admin page sends them to the login form, which asks
 for the password and the token (docs/admin.md).
+
+Every page of the site carries ``integrity_alert`` (ledger/integrity_status.py) for a user who may
+see the admin: while the ledger is not known to verify, admin/base_site.html
+(balance_project/templates) shows it as a red banner naming the problems (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -44,6 +48,15 @@ class BalanceAdminSite(OTPAdminSite):
     @property
     def login_template(self):
         return OTPAdminSite.login_template if settings.ADMIN_OTP_REQUIRED else None
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        # Only for staff who may see the admin: the login page tells an anonymous visitor nothing.
+        if self.has_permission(request):
+            from ledger.integrity_status import integrity_alert
+
+            context["integrity_alert"] = integrity_alert()
+        return context
 
     def has_permission(self, request) -> bool:
         if settings.ADMIN_OTP_REQUIRED:

@@ -141,7 +141,9 @@ WSGI_APPLICATION = "balance_project.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The admin's base_site.html (the integrity banner): django.contrib.admin's own app
+        # templates come first among the app directories, so an override lives here.
+        "DIRS": [BASE_DIR / "balance_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from accounts.models import Account
 from balance_project.errors import ApplicationError
-from ledger import chain
+from ledger import chain, integrity_gauges, integrity_trust
 from ledger.integrity import Problem, VerificationReport, ledger_verify, read_snapshot
+from ledger.integrity_trust import integrity_run_latest_trusted
 from ledger.models import Checkpoint, IntegrityRun
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,8 @@ def balances_reconcile() -> dict[str, Any]:
 
 
 def integrity_run_latest(*, kind: str = IntegrityRun.Kind.VERIFY) -> IntegrityRun | None:
-    return IntegrityRun.objects.filter(kind=kind).order_by("-finished_at", "-pk").first()
+    """The latest run whose signature verifies (a forged row is never "the latest")."""
+    return integrity_run_latest_trusted(kind)
 
 
 def checkpoint_result(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -112,12 +114,16 @@ def integrity_run_result(run: IntegrityRun) -> dict[str, Any]:
         "entries_checked": run.entries_checked,
         "transactions_checked": run.transactions_checked,
         "checkpoint_id": run.checkpoint_id,
+        "through_seal": run.through_seal,
         "problems": run.problems,
     }
 
 
-def _record(kind: str, report: VerificationReport) -> IntegrityRun:
-    run = IntegrityRun.objects.create(
+def _record(kind: str, report: VerificationReport, *, scope: str | None = None) -> IntegrityRun:
+    """Store the run signed (ledger/integrity_trust.py) and publish it on this process's gauges
+    (ledger/integrity_gauges.py). ``scope``: ``full`` or ``incremental`` (by ``report.full``) for a
+    verification, ``reconcile`` for a reconciliation."""
+    run = IntegrityRun(
         kind=kind,
         started_at=report.started_at,
         finished_at=report.finished_at or timezone.now(),
@@ -127,8 +133,16 @@ def _record(kind: str, report: VerificationReport) -> IntegrityRun:
         accounts_checked=report.accounts_checked,
         entries_checked=report.entries_checked,
         transactions_checked=report.transactions_checked,
-        checkpoint_id=report.checkpoint_id,
+        # getattr: the seal-era report has no checkpoint, the checkpoint-era one no seal.
+        checkpoint_id=getattr(report, "checkpoint_id", None),
+        through_seal=getattr(report, "through_seal", None),
     )
+    run.signature = integrity_trust.run_signature(run)
+    run.save(force_insert=True)
+    if scope is None:
+        full = getattr(report, "full", True)
+        scope = "reconcile" if kind == IntegrityRun.Kind.RECONCILE else ("full" if full else "incremental")
+    integrity_gauges.verification_recorded(integrity_run_result(run), scope=scope)
     if report.ok:
         log.info(
             "ledger %s run #%s clean: %s accounts, %s entries",

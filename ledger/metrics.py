@@ -1,17 +1,20 @@
-"""Prometheus gauges of ledger integrity, read from the database at scrape time.
+"""Prometheus gauges of the *recorded* integrity runs, as far as their signatures vouch for them.
 
-A custom collector reads the latest IntegrityRun (kind ``verify``) and the latest checkpoint when
-Prometheus scrapes, so every process that serves /metrics tells the same truth, whichever worker
-ran the job. It is registered from ``LedgerConfig.ready``.
+The truth about the ledger's integrity is in the process that ran the check (ledger/integrity_gauges.py,
+the worker's /metrics). What any process can add from the database is which recorded runs are
+signed (ledger/integrity_trust.py) and how many rows claim to be runs but are not: a forged "ok" run
+dated 2036 shows here as ``balance_ledger_recorded_runs_forged`` 1, never as a clean ledger.
 
-- ``balance_ledger_integrity_ok``: 1 when the latest full verification found no problem, else 0.
-- ``balance_ledger_integrity_problems``: how many problems it found.
-- ``balance_ledger_last_verified_timestamp_seconds``: when it finished (alert when stale).
-- ``balance_ledger_entries_verified``: how many entries it walked (a drop says it checked less).
-- ``balance_ledger_last_checkpoint_timestamp_seconds``: when the latest signed checkpoint was taken.
+Per run kind (``verify``, ``reconcile``), read at scrape time:
+- ``balance_ledger_recorded_run_ok{kind}``: 1 when the latest trusted run found nothing, else 0.
+- ``balance_ledger_recorded_run_problems{kind}``: how many problems it found.
+- ``balance_ledger_recorded_run_timestamp_seconds{kind}``: when it finished (Unix time).
+- ``balance_ledger_recorded_runs_forged{kind}``: rows newer than it whose signature fails or that
+  are dated in the future (0 when none; always exported once the table exists).
 
-Registering queries nothing (``describe`` is static). No run yet means no samples (not a fake 1);
-a scrape before the tables exist (a fresh database, migrations running) yields no samples either.
+Registering queries nothing (``describe`` is static). No trusted run means no ok/problems/timestamp
+sample (not a fake 1); a scrape before the tables exist (migrations running) yields no samples.
+``register_collector`` also registers the in-process gauges of ledger/integrity_gauges.py.
 """
 
 from __future__ import annotations
@@ -19,81 +22,90 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import DatabaseError, connection
 from prometheus_client.core import REGISTRY, CollectorRegistry, GaugeMetricFamily
 
+from ledger import integrity_gauges
+
+if TYPE_CHECKING:
+    from ledger.integrity_trust import RunTrust
+
 log = logging.getLogger(__name__)
 
-OK = ("balance_ledger_integrity_ok", "1 when the latest full ledger verification found no problem, else 0.")
-PROBLEMS = ("balance_ledger_integrity_problems", "Problems found by the latest full ledger verification.")
-LAST_VERIFIED = (
-    "balance_ledger_last_verified_timestamp_seconds",
-    "When the latest full ledger verification finished (Unix time).",
+RUN_OK = (
+    "balance_ledger_recorded_run_ok",
+    "1 when the latest signed integrity run of this kind found nothing, else 0.",
 )
-ENTRIES = ("balance_ledger_entries_verified", "Entries walked by the latest full ledger verification.")
-LAST_CHECKPOINT = (
-    "balance_ledger_last_checkpoint_timestamp_seconds",
-    "When the latest signed checkpoint of the chain heads was taken (Unix time).",
+RUN_PROBLEMS = (
+    "balance_ledger_recorded_run_problems",
+    "Problems found by the latest signed integrity run of this kind.",
 )
+RUN_AT = (
+    "balance_ledger_recorded_run_timestamp_seconds",
+    "When the latest signed integrity run of this kind finished (Unix time).",
+)
+FORGED = (
+    "balance_ledger_recorded_runs_forged",
+    "Integrity run rows newer than the latest signed one that fail their signature or are dated in the future.",
+)
+FAMILIES = (RUN_OK, RUN_PROBLEMS, RUN_AT, FORGED)
 
 _registered = False
 _register_lock = threading.Lock()
 
 
-class LedgerVerificationCollector:
+class RecordedRunsCollector:
     def __init__(self) -> None:
         self._tables_ready = False
 
     def describe(self) -> list[GaugeMetricFamily]:
-        return [GaugeMetricFamily(name, doc) for name, doc in (OK, PROBLEMS, LAST_VERIFIED, ENTRIES, LAST_CHECKPOINT)]
+        return [GaugeMetricFamily(name, doc, labels=["kind"]) for name, doc in FAMILIES]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        run, checkpoint_at = self._read()
-        if run is not None:
-            yield GaugeMetricFamily(*OK, value=1 if run["ok"] else 0)
-            yield GaugeMetricFamily(*PROBLEMS, value=run["problem_count"])
-            yield GaugeMetricFamily(*LAST_VERIFIED, value=run["finished_at"].timestamp())
-            yield GaugeMetricFamily(*ENTRIES, value=run["entries_checked"])
-        if checkpoint_at is not None:
-            yield GaugeMetricFamily(*LAST_CHECKPOINT, value=checkpoint_at.timestamp())
+        trusts = self._read()
+        if trusts is None:
+            return
+        families = {name: GaugeMetricFamily(name, doc, labels=["kind"]) for name, doc in FAMILIES}
+        for trust in trusts:
+            families[FORGED[0]].add_metric([trust.kind], trust.forged_count)
+            if trust.latest is not None:
+                families[RUN_OK[0]].add_metric([trust.kind], 1 if trust.latest.ok else 0)
+                families[RUN_PROBLEMS[0]].add_metric([trust.kind], trust.latest.problem_count)
+                families[RUN_AT[0]].add_metric([trust.kind], trust.latest.finished_at.timestamp())
+        for family in families.values():
+            if family.samples:
+                yield family
 
-    def _read(self) -> tuple[Any, datetime | None]:
-        from ledger.models import Checkpoint, IntegrityRun
+    def _read(self) -> list[RunTrust] | None:
+        from ledger.integrity_trust import integrity_run_trust
+        from ledger.models import IntegrityRun
 
         # A scrape thread outside Django's request cycle (prometheus_client's own HTTP server)
         # would otherwise leave one open connection per scrape behind.
         opened_here = connection.connection is None
         try:
             if not self._tables_ready:
-                tables = set(connection.introspection.table_names())
-                self._tables_ready = {IntegrityRun._meta.db_table, Checkpoint._meta.db_table} <= tables
+                self._tables_ready = IntegrityRun._meta.db_table in connection.introspection.table_names()
                 if not self._tables_ready:
-                    return None, None
-            run = (
-                IntegrityRun.objects.filter(kind=IntegrityRun.Kind.VERIFY)
-                .order_by("-finished_at", "-pk")
-                .values("ok", "problem_count", "finished_at", "entries_checked")
-                .first()
-            )
-            checkpoint_at = Checkpoint.objects.order_by("-created_at").values_list("created_at", flat=True).first()
-            return run, checkpoint_at
+                    return None
+            return [integrity_run_trust(kind) for kind in IntegrityRun.Kind.values]
         except DatabaseError:
-            log.warning("ledger verification metrics: the database could not be read", exc_info=True)
-            return None, None
+            log.warning("integrity run metrics: the database could not be read", exc_info=True)
+            return None
         finally:
             if opened_here and not connection.in_atomic_block:
                 connection.close()
 
 
 def register_collector(registry: CollectorRegistry = REGISTRY) -> None:
-    """Register the collector once per process (AppConfig.ready may run more than once)."""
+    """Register the collectors once per process (AppConfig.ready may run more than once)."""
     global _registered
+    integrity_gauges.register(registry)
     with _register_lock:
         if registry is REGISTRY and _registered:
             return
-        registry.register(LedgerVerificationCollector())
+        registry.register(RecordedRunsCollector())
         if registry is REGISTRY:
             _registered = True
