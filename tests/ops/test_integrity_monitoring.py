@@ -238,11 +238,16 @@ def test_each_integrity_alert_exists_and_asks_for_an_exported_metric(alert, metr
     assert rule["labels"]["severity"] in ("page", "ticket") and rule["annotations"]["summary"]
 
 
-def test_promtool_accepts_the_rules():
+@pytest.mark.parametrize(
+    "args",
+    [["check", "rules", "prometheus-rules.yml"], ["test", "rules", "prometheus-rules.test.yml"]],
+    ids=["check", "unit-tests"],
+)
+def test_promtool_accepts_the_rules_and_their_unit_tests_pass(args):
+    """The unit tests (docker/prometheus-rules.test.yml) fire each integrity alert on the series
+    that should fire it, and not before."""
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
-    result = subprocess.run(
-        [promtool, "check", "rules", str(DOCKER / "prometheus-rules.yml")], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([promtool, *args], cwd=DOCKER, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
