@@ -6,12 +6,16 @@
  * exponential backoff and full jitter, always with the same idempotency key, so a retry can never
  * apply an operation twice; ABORTED `idempotency_conflict` is final. A failure is thrown as a
  * RefusedError (the service's verdict) or an UnreachableError (no verdict: the outcome is unknown).
+ * `readBalance` falls back to the last balance read (./cache.ts) when the service cannot be reached,
+ * marked stale with its age, never older than `maxStalenessMs`.
  */
 import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
+import { BalanceCache, DEFAULT_MAX_STALENESS_MS, playersOf } from "./cache.js";
+import type { BalanceRead } from "./cache.js";
 import { BalanceError } from "./errors.js";
 import {
   BalanceService,
@@ -46,6 +50,8 @@ export interface BalanceClientOptions {
   random?: () => number;
   /** Called before each retry (for logs and metrics); it must not throw. */
   onRetry?: (event: RetryEvent) => void;
+  /** How old a cached balance `readBalance` may serve while the service is unreachable (default 5000; 0: none). */
+  maxStalenessMs?: number;
 }
 
 export interface RetryEvent {
@@ -83,6 +89,7 @@ export class BalanceClient {
   readonly target: string;
   readonly timeoutMs: number;
   readonly retry: Readonly<RetryPolicy>;
+  readonly balanceCache: BalanceCache;
   private readonly transport: Transport;
   private readonly session: Http2SessionManager | undefined;
   private readonly headers: Record<string, string>;
@@ -96,6 +103,7 @@ export class BalanceClient {
     this.headers = { authorization: `Bearer ${options.token}` };
     this.random = options.random ?? Math.random;
     this.onRetry = options.onRetry;
+    this.balanceCache = new BalanceCache(options.maxStalenessMs ?? DEFAULT_MAX_STALENESS_MS);
     if (options.transport) {
       this.transport = options.transport;
       this.session = undefined;
@@ -117,7 +125,26 @@ export class BalanceClient {
     const request = "accountId" in target
       ? { target: { case: "accountId" as const, value: toInt64(target.accountId, "accountId") } }
       : { target: { case: "wallet" as const, value: { userId: target.userId, currency: target.currency } } };
-    return this.invoke(BalanceService.method.getBalance, request, options);
+    const response = await this.invoke(BalanceService.method.getBalance, request, options);
+    this.balanceCache.store(response);
+    return response;
+  }
+
+  /**
+   * The balance from the service; when it cannot be reached, the last one read if it is at most
+   * `maxStalenessMs` old (`stale: true`, `ageMs`); else the error is thrown.
+   */
+  async readBalance(target: WalletOrAccount, options: CallOptions = {}): Promise<BalanceRead> {
+    try {
+      return { response: await this.getBalance(target, options), stale: false, ageMs: 0 };
+    } catch (thrown) {
+      const key = "accountId" in target ? { accountId: toInt64(target.accountId, "accountId") } : target;
+      const cached = thrown instanceof BalanceError && thrown.unreachable ? this.balanceCache.lookup(key) : undefined;
+      if (cached === undefined) {
+        throw thrown;
+      }
+      return cached;
+    }
   }
 
   async listTransactions(fields: { accountId: Amount; cursor?: string; limit?: number },
@@ -188,6 +215,11 @@ export class BalanceClient {
   private async invoke<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>, request: MessageInitShape<I>, options: CallOptions,
   ): Promise<MessageShape<O>> {
+    if (typeof (request as { idempotencyKey?: unknown }).idempotencyKey === "string") {
+      // A mutation (whatever its outcome) makes its players' cached balances older than a change this
+      // client could know of: they are not served again.
+      this.balanceCache.forgetPlayers(playersOf(request));
+    }
     const deadline = performance.now() + (options.timeoutMs ?? this.timeoutMs);
     const signal = options.signal;
     for (let attempt = 1; ; attempt++) {

@@ -6,15 +6,21 @@
  *
  * The generated messages are exported from "@balance/client/pb" (and re-exported here as `pb`).
  */
+export { BalanceCache, DEFAULT_MAX_STALENESS_MS } from "./cache.js";
+export type { BalanceRead } from "./cache.js";
 export { BalanceClient } from "./client.js";
 export type { BalanceClientOptions, CallOptions, MutationOptions, RetryEvent, WalletOrAccount } from "./client.js";
 export { BalanceError, ERROR_DOMAIN, RefusedError, UnreachableError, isUnreachable, statusName } from "./errors.js";
 export type { ErrorReason, StatusName } from "./errors.js";
 export { idempotencyKey, uniqueTimestampNs } from "./keys.js";
-export { ReconciliationLog } from "./reconciliation.js";
+export { Outbox } from "./outbox.js";
+export type { OutboxStartOptions } from "./outbox.js";
+export { reconcile } from "./reconcile.js";
+export type { Disagreement, ReconcileReport } from "./reconcile.js";
+export { letThroughOf, ReconciliationLog } from "./reconciliation.js";
 export type { LogEntry, LoggedError, ReplayMark } from "./reconciliation.js";
-export { exitStatus, replay, summary } from "./replay.js";
-export type { RefusedLine, ReplayReport } from "./replay.js";
+export { exitStatus, follow, replay, summary } from "./replay.js";
+export type { RefusedLine, ReplayOptions, ReplayReport } from "./replay.js";
 export { buildRequest, defaultKey, OPERATIONS, toInt64 } from "./requests.js";
 export type {
   Amount, BuyInFields, CashOutFields, CloseTableFields, CommitReservationFields, OpenTableFields, Operation,

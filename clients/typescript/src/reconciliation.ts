@@ -1,20 +1,26 @@
 /**
- * The reconciliation log: operations let through while the balance service could not be reached.
+ * The reconciliation log: every operation whose outcome the poker side does not have from the
+ * service — let through while it could not be reached (shadow, permissive fallback), gone ahead with
+ * though it refused (shadow), or left pending (enforce). It is the client's durable outbox: each line
+ * is sent again with its own key until the service answers (`Outbox`, `balance-replay --follow`).
  *
  * One JSON object per line, the Python client's fields: `{"id", "time", "mode", "operation",
- * "request", "idempotency_key", "error"}`, where `request` is the request message in the protobuf
- * JSON mapping without its key (int64 as decimal strings, so no amount loses a unit). Replaying
- * (`balance-replay`) sends each line again with its own key, so a line that did reach the service
- * before is answered from the stored response, never applied twice. Replayed lines are marked in a
- * companion file `<log>.replayed` (`{"id", "idempotency_key", "outcome", "reason", "time"}` a line):
- * the log itself is only ever appended to, so the poker service may keep writing while a replay runs.
+ * "request", "idempotency_key", "error", "let_through"}`, where `request` is the request message in
+ * the protobuf JSON mapping without its key (int64 as decimal strings, so no amount loses a unit),
+ * and `let_through` false means the poker side did not go ahead and waits for the answer (a line
+ * without it was let through). Replaying sends each line again with its own key, so a line that did
+ * reach the service before is answered from the stored response, never applied twice. Answered lines
+ * are marked in a companion file `<log>.replayed` (`{"id", "idempotency_key", "outcome", "reason",
+ * "time", "response", "let_through", "divergence"}` a line; `divergence`: let through, then
+ * refused): the log itself is only ever appended to, so the poker service may keep writing while a
+ * replay runs.
  */
 import { randomUUID } from "node:crypto";
 import { mkdir, open, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 
 import { toJson } from "@bufbuild/protobuf";
-import type { JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 
 import type { BalanceError } from "./errors.js";
 import { requestSchema } from "./requests.js";
@@ -34,6 +40,8 @@ export interface LogEntry {
   request: JsonObject;
   idempotency_key: string;
   error: LoggedError;
+  /** False: the poker side held the operation back (pending); absent in older lines: true. */
+  let_through?: boolean;
 }
 
 export interface ReplayMark {
@@ -42,6 +50,11 @@ export interface ReplayMark {
   outcome: "ok" | "refused";
   reason: string;
   time: string;
+  /** The service's answer (protobuf JSON mapping) when `outcome` is ok. */
+  response?: JsonValue | null;
+  let_through?: boolean;
+  /** Let through by the poker side and refused by the service: the books disagree. */
+  divergence?: boolean;
 }
 
 export interface AppendFields<O extends Operation> {
@@ -49,6 +62,13 @@ export interface AppendFields<O extends Operation> {
   request: RequestOf<O>;
   mode: string;
   error: BalanceError | LoggedError;
+  /** Whether the poker side went ahead without the service's yes (default true). */
+  letThrough?: boolean;
+}
+
+/** Whether the poker side went ahead with a logged operation (lines from before the field: yes). */
+export function letThroughOf(entry: LogEntry): boolean {
+  return entry.let_through ?? true;
 }
 
 export class ReconciliationLog {
@@ -68,6 +88,7 @@ export class ReconciliationLog {
     const entry: LogEntry = {
       id: randomUUID().replaceAll("-", ""), time: now(), mode: fields.mode, operation: fields.operation,
       request, idempotency_key: String(idempotencyKey ?? fields.request.idempotencyKey), error,
+      let_through: fields.letThrough ?? true,
     };
     await appendLine(this.path, entry);
     return entry;
@@ -81,9 +102,25 @@ export class ReconciliationLog {
     return new Set((await readLines(this.marksPath)).map((mark) => String(mark["id"])));
   }
 
-  async mark(entry: LogEntry, outcome: ReplayMark["outcome"], reason = ""): Promise<void> {
-    const mark: ReplayMark = { id: entry.id, idempotency_key: entry.idempotency_key, outcome, reason, time: now() };
+  /** The answer recorded for each answered line, by line id (the first, if marked twice). */
+  async marks(): Promise<Map<string, ReplayMark>> {
+    const recorded = new Map<string, ReplayMark>();
+    for (const mark of await readLines(this.marksPath)) {
+      const id = String(mark["id"]);
+      if (!recorded.has(id)) {
+        recorded.set(id, mark as unknown as ReplayMark);
+      }
+    }
+    return recorded;
+  }
+
+  async mark(entry: LogEntry, outcome: ReplayMark["outcome"], reason = "",
+             response: JsonValue | null = null): Promise<ReplayMark> {
+    const letThrough = letThroughOf(entry);
+    const mark: ReplayMark = { id: entry.id, idempotency_key: entry.idempotency_key, outcome, reason, time: now(),
+                               response, let_through: letThrough, divergence: letThrough && outcome === "refused" };
     await appendLine(this.marksPath, mark);
+    return mark;
   }
 
   /** The lines not replayed yet, in log order. */

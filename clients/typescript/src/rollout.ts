@@ -3,19 +3,23 @@
  *
  * - `off`: no calls at all; every operation is allowed.
  * - `shadow`: the service is called and its verdict compared with the poker side's own
- *   (`expectedAllowed`); a disagreement is logged, but a seat is never blocked: an operation let
- *   through while the service was unreachable goes to the reconciliation log.
- * - `enforce`: the service decides. When it cannot be reached the operation is not allowed, unless
- *   `permissiveFallback` is on: then it is allowed and goes to the reconciliation log.
+ *   (`expectedAllowed`); a disagreement is logged, but a seat is never blocked. What the poker side
+ *   goes ahead with without the service's yes (no answer, or a refusal) goes to the reconciliation
+ *   log, to be resent until answered: a later refusal of it is a divergence.
+ * - `enforce`: the service decides. A definite refusal (the service answered) refuses. An unknown
+ *   outcome is never a refusal: the outcome is `pending` (the client has already retried with the
+ *   same key), the operation is queued in the reconciliation log, and it is not allowed yet (hold the
+ *   seat and wait for the outbox's answer), or, with `permissiveFallback`, allowed.
  *
- * An unreachable service is never reported as a refusal: the outcome is `pending` (the client has
- * already retried with the same key), and the operation is either queued for replay or left for the
- * caller to send again with the same key.
+ * The log is the durable outbox (`startOutbox()`), and an operation on a table with lines still
+ * pending is queued behind them rather than sent ahead. Contract: docs/clients.md.
  */
 import { Code } from "@connectrpc/connect";
 
 import type { BalanceClient, CallOptions } from "./client.js";
 import { BalanceError, UnreachableError } from "./errors.js";
+import { Outbox } from "./outbox.js";
+import type { OutboxStartOptions } from "./outbox.js";
 import type { BuyInResponse, CashOutResponse, SettleHandResponse } from "./gen/balance/v1/balance_pb.js";
 import { ReconciliationLog } from "./reconciliation.js";
 import type { LogEntry } from "./reconciliation.js";
@@ -57,7 +61,7 @@ export interface Decision<R = unknown> {
   readonly reason: string;
   readonly response?: R | undefined;
   readonly error?: BalanceError | undefined;
-  /** Appended to the reconciliation log, to be replayed with `balance-replay`. */
+  /** Appended to the reconciliation log (the outbox), to be resent until the service answers. */
   readonly queued: boolean;
 }
 
@@ -76,7 +80,7 @@ export interface BalanceGateOptions {
   /** Needed unless the mode is `off`. */
   client?: BalanceClient | undefined;
   permissiveFallback?: boolean | undefined;
-  /** Needed when operations may be let through: `shadow`, or `enforce` with the fallback. */
+  /** Needed unless the mode is `off`: what is let through or left pending is kept there (the outbox). */
   reconciliationLog?: ReconciliationLog | string | undefined;
   logger?: GateLogger | undefined;
 }
@@ -92,6 +96,8 @@ export class BalanceGate {
   readonly permissiveFallback: boolean;
   readonly reconciliationLog: ReconciliationLog | undefined;
   readonly logger: GateLogger;
+  /** Resends the log's lines until answered; undefined in mode off. */
+  readonly outbox: Outbox | undefined;
   private readonly client: BalanceClient | undefined;
 
   constructor(options: BalanceGateOptions) {
@@ -104,9 +110,23 @@ export class BalanceGate {
     if (this.mode !== "off" && this.client === undefined) {
       throw new TypeError(`mode ${this.mode} needs a BalanceClient`);
     }
-    if (this.letsThrough && this.reconciliationLog === undefined) {
-      throw new TypeError("operations let through while the service is down need a reconciliation log");
+    if (this.mode !== "off" && this.reconciliationLog === undefined) {
+      throw new TypeError("operations let through or left pending need a reconciliation log (the outbox)");
     }
+    this.outbox = this.client !== undefined && this.reconciliationLog !== undefined
+      ? new Outbox(this.reconciliationLog, this.client, (m) => this.logger.warn(m)) : undefined;
+  }
+
+  /** Resends the log's pending lines in the background; `onAnswer` gets each answer. */
+  startOutbox(options: OutboxStartOptions = {}): Outbox {
+    if (this.outbox === undefined) {
+      throw new TypeError("mode off has no outbox");
+    }
+    return this.outbox.start(options);
+  }
+
+  async stopOutbox(): Promise<void> {
+    await this.outbox?.stop();
   }
 
   /** Whether an operation is allowed while the service cannot be reached (and then queued). */
@@ -144,12 +164,22 @@ export class BalanceGate {
       return this.decision(true, "skipped", key);
     }
     const expectedAllowed = options.expectedAllowed ?? true;
+    const behind = await this.waitBehind(request, options);
+    if (behind !== undefined) {
+      return this.pending(operation, request, behind);
+    }
     const attempt = await this.attempt(operation, request, options);
     if (attempt.kind === "pending") {
       return this.pending(operation, request, attempt.error);
     }
     if (attempt.kind === "refused") {
       this.noteDisagreement(operation, key, expectedAllowed, attempt.error);
+      if (this.mode === "shadow" && expectedAllowed) {
+        // The poker side goes ahead against the service's no: logged and resent, so a lasting refusal
+        // is a divergence in the reconciliation report.
+        const queued = (await this.queue(operation, request, attempt.error, true)) !== undefined;
+        return this.decision(true, "refused", key, { error: attempt.error, queued });
+      }
       return this.decision(this.mode === "shadow", "refused", key, { error: attempt.error });
     }
     this.noteDisagreement(operation, key, expectedAllowed);
@@ -186,17 +216,35 @@ export class BalanceGate {
     }
   }
 
-  /** What follows a pending outcome: let through and queued, or not allowed (never "refused"). */
+  /**
+   * Earlier lines of this request's table wait in the log: they go first (one pass within the
+   * call's budget), or this one waits behind them. Returns the reason to wait, or undefined.
+   */
+  async waitBehind(request: { tableId?: string } | object, options: CallOptions = {}): Promise<BalanceError | undefined> {
+    const tableId = "tableId" in request && typeof request.tableId === "string" ? request.tableId : "";
+    if (this.outbox === undefined || !(await this.outbox.holds(tableId))) {
+      return undefined;
+    }
+    await this.outbox.drain(performance.now() + (options.timeoutMs ?? this.requireClient().timeoutMs));
+    if (!(await this.outbox.holds(tableId))) {
+      return undefined;
+    }
+    return new UnreachableError({ code: Code.Unavailable, reason: "queued_behind",
+                                  message: `queued behind earlier operations of table ${tableId} still pending` });
+  }
+
+  /** What follows a pending outcome: queued, and let through or held back (never "refused"). */
   async pending<O extends Operation>(operation: O, request: RequestOf<O>,
                                      error: BalanceError): Promise<Decision<ResponseOf<O>>> {
     const key = request.idempotencyKey;
     const reason = error.reason || error.status;
     if (!this.letsThrough) {
-      this.logger.warn(`balance ${operation} not allowed: service unreachable (${reason}), outcome pending; `
-                       + `send it again with key=${key}`);
-      return this.decision(false, "pending", key, { error });
+      const queued = (await this.queue(operation, request, error, false)) !== undefined;
+      this.logger.warn(`balance ${operation} pending: no answer from the service (${reason}); `
+                       + `${queued ? "queued for the outbox" : "NOT queued: send it again with"} key=${key}`);
+      return this.decision(false, "pending", key, { error, queued });
     }
-    const queued = (await this.queue(operation, request, error)) !== undefined;
+    const queued = (await this.queue(operation, request, error, true)) !== undefined;
     if (queued) {
       this.logger.warn(`balance ${operation} let through while the service is unreachable (${reason}); `
                        + `logged for reconciliation key=${key}`);
@@ -206,10 +254,15 @@ export class BalanceGate {
     return this.decision(queued || this.mode === "shadow", "pending", key, { error, queued });
   }
 
-  /** Appends a let-through operation to the reconciliation log; undefined if that failed. */
-  async queue<O extends Operation>(operation: O, request: RequestOf<O>, error: BalanceError): Promise<LogEntry | undefined> {
+  /** Appends an operation to the reconciliation log (the outbox); undefined if that failed. */
+  async queue<O extends Operation>(operation: O, request: RequestOf<O>, error: BalanceError,
+                                   letThrough = true): Promise<LogEntry | undefined> {
     try {
-      return await this.reconciliationLog?.append({ operation, request, mode: this.mode, error });
+      const entry = await this.reconciliationLog?.append({ operation, request, mode: this.mode, error, letThrough });
+      if (entry !== undefined) {
+        this.outbox?.added(entry);
+      }
+      return entry;
     } catch (failure) {
       this.logger.error(`balance ${operation} could not be written to the reconciliation log `
                         + `key=${request.idempotencyKey}`, failure);

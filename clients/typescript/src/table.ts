@@ -39,9 +39,10 @@ export interface JoinSeatRequest {
 /**
  * - `skipped`: mode off. `committed`: the buy-in is on the seat. `declined`: the poker side gave the
  *   seat up and the hold was released (or left to expire). `refused`: the service said no.
- * - `pending`: no verdict from the service. Queued for replay when the mode lets the join through;
- *   otherwise call joinSeat again with the same sessionId to learn the outcome (a hold that was
- *   never committed expires by itself).
+ * - `pending`: no verdict from the service. Queued for replay when the mode lets the join through,
+ *   and, in enforce mode, a commit without an answer is queued for the outbox (its answer comes to
+ *   `onAnswer`); a reserve without an answer is not (call joinSeat again with the same sessionId:
+ *   a hold that was never committed expires by itself, no money moved to the seat).
  */
 export type JoinOutcome = "skipped" | "committed" | "declined" | "refused" | "pending";
 
@@ -114,7 +115,10 @@ export class TableAdapter {
     }
     const fields = { tableId, userId, amount: request.amount, ttlSeconds: request.ttlSeconds };
     const reserveRequest = buildRequest("reserve", fields, keys.reserve);
-    const reserved = await this.gate.attempt("reserve", reserveRequest);
+    // Earlier lines of this table still in the log go first, or the join waits behind them.
+    const behind = await this.gate.waitBehind(reserveRequest);
+    const reserved = behind === undefined ? await this.gate.attempt("reserve", reserveRequest)
+      : { kind: "pending" as const, error: behind };
 
     if (reserved.kind === "refused") {
       if (this.gate.mode !== "shadow") {
@@ -122,7 +126,10 @@ export class TableAdapter {
       }
       this.gate.noteDisagreement("join_seat", keys.reserve, request.expectedAllowed ?? true, reserved.error);
       const seated = await confirm(undefined);
-      return result(seated, seated ? "refused" : "declined", { error: reserved.error });
+      // Seated against the service's no: the buy-in goes to the log, and a lasting refusal is a divergence.
+      const queued = seated
+        && (await this.gate.queue("buy_in", buildRequest("buy_in", fields, keys.buyIn), reserved.error, true)) !== undefined;
+      return result(seated, seated ? "refused" : "declined", { error: reserved.error, queued });
     }
     if (reserved.kind === "pending") {
       if (!this.gate.letsThrough) {
@@ -157,7 +164,9 @@ export class TableAdapter {
     }
     if (committed.kind === "refused") {
       this.gate.noteDisagreement("join_seat", keys.commit, request.expectedAllowed ?? true, committed.error);
-      return result(this.gate.mode === "shadow", "refused", { reservation: hold, error: committed.error });
+      const queued = this.gate.mode === "shadow"
+        && (await this.gate.queue("commit_reservation", commitRequest, committed.error, true)) !== undefined;
+      return result(this.gate.mode === "shadow", "refused", { reservation: hold, error: committed.error, queued });
     }
     // No verdict on the commit: queue the commit itself (a second buy-in could move the money twice).
     const decision = await this.gate.pending("commit_reservation", commitRequest, committed.error);

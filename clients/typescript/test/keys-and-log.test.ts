@@ -49,7 +49,9 @@ describe("reconciliation log", () => {
     assert.equal(lines.length, 2);
     assert.equal(lines[1], "");
     const written = JSON.parse(lines[0] ?? "") as Record<string, unknown>;
-    assert.deepEqual(Object.keys(written).sort(), ["error", "id", "idempotency_key", "mode", "operation", "request", "time"]);
+    assert.deepEqual(Object.keys(written).sort(),
+                     ["error", "id", "idempotency_key", "let_through", "mode", "operation", "request", "time"]);
+    assert.equal(written["let_through"], true);
     assert.deepEqual(written["request"], { tableId: "t1", handId: "h1", rake: "10",
       contributions: { alice: "9007199254740993", bob: "200" }, payouts: { alice: "9007199254741183" } });
     assert.equal(written["idempotency_key"], "k-1");

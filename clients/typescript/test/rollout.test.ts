@@ -42,10 +42,13 @@ function gate(mode: RolloutMode, permissiveFallback = false, logName = `${mode}-
 describe("with the sidecar up", () => {
   test("shadow: a refusal is logged as a disagreement, and the seat goes ahead", async () => {
     warnings.length = 0;
-    const decision = await gate("shadow").buyIn({ userId: "alice", tableId: "roll-1", amount: 5_000n });
+    const decision = await gate("shadow", false, "shadow-refused.jsonl").buyIn({ userId: "alice", tableId: "roll-1", amount: 5_000n });
+    // Gone ahead against the service's no: queued, so that a lasting refusal is reported as a divergence.
     assert.deepEqual([decision.allowed, decision.outcome, decision.reason, decision.queued],
-                     [true, "refused", "insufficient_funds", false]);
+                     [true, "refused", "insufficient_funds", true]);
     assert.match(warnings.join("\n"), /shadow disagreement: buy_in allowed by the poker side, refused .*insufficient_funds/);
+    const [line] = await new ReconciliationLog(join(dir, "shadow-refused.jsonl")).entries();
+    assert.deepEqual([line?.operation, line?.let_through, line?.error.reason], ["buy_in", true, "insufficient_funds"]);
   });
 
   test("shadow: the service allowing what the poker side refused is logged too", async () => {
@@ -75,6 +78,7 @@ describe("with the sidecar up", () => {
   test("a gate that could let operations through needs a log; modes other than off need a client", () => {
     assert.throws(() => new BalanceGate({ mode: "shadow", client }), /reconciliation log/);
     assert.throws(() => new BalanceGate({ mode: "enforce", client, permissiveFallback: true }), /reconciliation log/);
+    assert.throws(() => new BalanceGate({ mode: "enforce", client }), /reconciliation log/);
     assert.throws(() => new BalanceGate({ mode: "enforce" }), /needs a BalanceClient/);
     assert.throws(() => new BalanceGate({ mode: "loud" as RolloutMode, client }), /rollout mode/);
   });
@@ -101,10 +105,13 @@ describe("with the sidecar down", () => {
     assert.deepEqual(line?.request["contributions"], { alice: "50", bob: "50" });
   });
 
-  test("enforce: not allowed, but pending with its key, never a refusal; nothing queued", async () => {
+  test("enforce: not allowed yet, pending with its key, never a refusal; queued for the outbox", async () => {
     const decision = await gate("enforce").cashOut({ tableId: "roll-1", userId: "alice", leave: true });
     assert.deepEqual([decision.allowed, decision.outcome, decision.reason, decision.queued],
-                     [false, "pending", "UNAVAILABLE", false]);
+                     [false, "pending", "UNAVAILABLE", true]);
+    const lines = await new ReconciliationLog(join(dir, "enforce-false.jsonl")).entries();
+    assert.deepEqual(lines.map((l) => [l.operation, l.idempotency_key, l.let_through]),
+                     [["cash_out", decision.idempotencyKey, false]]);
     assert.equal(decision.error?.unreachable, true);
     assert.match(decision.idempotencyKey, /^cash_out:roll-1:alice:\d+$/);
   });

@@ -127,7 +127,9 @@ describe("joinSeat with the sidecar down", () => {
   test("before the hold: off seats, shadow and permissive seat and queue a buy-in, enforce waits", async () => {
     await sidecar.stop();
     const asked: string[] = [];
-    const sitDown = (mode: RolloutMode, user: string, permissive = false) => adapter(mode, permissive, "down.jsonl").joinSeat({
+    // The strict gate keeps its own log: on down.jsonl it would wait behind fay's queued buy-in (queued_behind).
+    const logOf = (mode: RolloutMode, permissive: boolean) => mode === "enforce" && !permissive ? "down-strict.jsonl" : "down.jsonl";
+    const sitDown = (mode: RolloutMode, user: string, permissive = false) => adapter(mode, permissive, logOf(mode, permissive)).joinSeat({
       tableId: "t1", userId: user, amount: 250n, sessionId: `s-${user}`,
       confirm: (hold) => { asked.push(`${user}:${hold === undefined}`); return true; },
     });
@@ -165,7 +167,11 @@ describe("joinSeat with the sidecar down", () => {
     await sidecar.restart();
     const strict = await adapter("enforce").joinSeat({
       tableId: "t1", userId: "carol", amount: 100n, sessionId: "s-c2", confirm: stopThenConfirm });
-    assert.deepEqual([strict.seated, strict.outcome, strict.queued], [false, "pending", false]);
+    // Held back, and queued for the outbox (let_through false): its answer will come to onAnswer.
+    assert.deepEqual([strict.seated, strict.outcome, strict.queued], [false, "pending", true]);
+    const held = await new ReconciliationLog(join(dir, "recon.jsonl")).pending();
+    assert.deepEqual(held.map((e) => [e.operation, e.idempotency_key, e.let_through]),
+                     [["commit_reservation", "commit_reservation:t1:carol:s-c2", false]]);
     await sidecar.restart();
 
     const log = new ReconciliationLog(join(dir, "commit.jsonl"));

@@ -6,8 +6,13 @@
  *   BALANCE_GRPC_TOKEN    service token (accounts:read, reservations:write, tables:write)
  *   BALANCE_ROLLOUT       off | shadow | enforce (default off)
  *   BALANCE_PERMISSIVE    1: in enforce mode, let seats through while the service is down
- *   BALANCE_RECON_LOG     the reconciliation log (default ./balance-recon.jsonl); replay it with
- *                         `npx balance-replay LOG --target HOST:PORT`
+ *   BALANCE_RECON_LOG     the reconciliation log (default ./balance-recon.jsonl): what was let through
+ *                         or left pending. The outbox started here resends it in the background;
+ *                         `npx balance-replay LOG --target HOST:PORT` does it by hand, and
+ *                         `npx balance-reconcile LOG --target HOST:PORT` reports disagreements.
+ *
+ * A decision with outcome "pending" is no refusal: the money may have moved. Hold the seat as
+ * pending; `onAnswer` below gets the service's verdict once the outbox learns it.
  */
 import { BalanceClient, parseRolloutMode, TableAdapter } from "@balance/client";
 
@@ -34,5 +39,12 @@ export function balanceFromEnv(env: NodeJS.ProcessEnv = process.env): Balance {
     permissiveFallback: env["BALANCE_PERMISSIVE"] === "1",
     reconciliationLog: env["BALANCE_RECON_LOG"] ?? "balance-recon.jsonl",
   });
-  return { client, tables, close: () => client.close() };
+  if (tables.mode !== "off") {
+    tables.gate.startOutbox({
+      intervalMs: 1_000,
+      // Where the poker side settles a seat it held as pending (here: only said).
+      onAnswer: (line, mark) => console.log(`balance ${line.operation} ${line.idempotency_key}: ${mark.outcome} ${mark.reason}`),
+    });
+  }
+  return { client, tables, close: () => { void tables.gate.stopOutbox(); client.close(); } };
 }
