@@ -228,3 +228,37 @@ def test_the_balance_cache_serves_a_marked_stale_read_only_within_its_bound(star
         with pytest.raises(BalanceError) as after_mutation:
             client.read_balance(user_id=user, currency="EUR")
     assert after_mutation.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class SlowFirst(UnaryInterceptor):
+    """Holds the first call to ``method`` for ``seconds`` before it runs: a stalled attempt."""
+
+    def __init__(self, method: str, seconds: float):
+        self.method, self.seconds = method, seconds
+        self.keys_seen: list[str] = []
+
+    def applies_to(self, full_method):
+        return full_method.endswith("/" + self.method)
+
+    def around(self, full_method, request, context, proceed):
+        self.keys_seen.append(request.idempotency_key)
+        if len(self.keys_seen) == 1:
+            time.sleep(self.seconds)
+        return proceed(request, context)
+
+
+def test_a_stalled_attempt_ends_at_its_attempt_timeout_and_is_retried_with_the_same_key(
+    start_server, token, player, table
+):
+    slow = SlowFirst("BuyIn", seconds=0.6)
+    running = start_server(inner=[slow])
+    user, wallet = player(funded=1_000)
+    table_id = table()
+    policy = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05, attempt_timeout=0.3)
+    with BalanceClient(running.address, token, timeout=10, retry=policy) as client:
+        answer = client.buy_in(user_id=user, table_id=table_id, amount=300)
+    assert answer.seat.chips == 300
+    assert len(slow.keys_seen) >= 2 and len(set(slow.keys_seen)) == 1
+    assert wait_for(lambda: Account.objects.get(pk=wallet).balance == 700)
+    time.sleep(0.5)  # the stalled first attempt has finished by now: it did not apply the buy-in again
+    assert Account.objects.get(pk=wallet).balance == 700
