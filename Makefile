@@ -16,9 +16,21 @@ $(STAMP): pyproject.toml requirements.lock
 
 # HTTP on 127.0.0.1:3002, gRPC on 127.0.0.1:50051, a Celery worker with embedded beat: one
 # supervisor (balance_project/runall.py) prefixes their output and stops them all on Ctrl-C.
+# On PostgreSQL (DATABASE_URL set) the migrations run as the owner role and the service as the
+# runtime role (docs/db-roles.md): with MIGRATION_DATABASE_URL set, those are the two URLs; without
+# it, DATABASE_URL is a role that may create roles (a local superuser) and `db_roles local` makes
+# <database>_owner and <database>_app, their URLs kept in $(DB_ROLES_ENV).
+DB_ROLES_ENV ?= $(or $(BALANCE_VAR_DIR),var)/db-roles.env
 run: install
+ifeq ($(strip $(DATABASE_URL)),)
 	$(PY) manage.py migrate --noinput
 	exec $(PY) -m balance_project.runall
+else
+	set -e; if [ -z "$${MIGRATION_DATABASE_URL:-}" ]; then \
+	    $(PY) manage.py db_roles local --env-file "$(DB_ROLES_ENV)"; . "$(DB_ROLES_ENV)"; fi; \
+	$(PY) manage.py db_roles migrate; \
+	exec env -u MIGRATION_DATABASE_URL -u DB_ADMIN_URL $(PY) -m balance_project.runall
+endif
 
 # The whole suite on whatever DATABASE_URL / REDIS_URL select (SQLite alone by default).
 # Narrow it with `make test PYTEST_ARGS="tests/ops -x"`.
@@ -88,7 +100,8 @@ fuzz-http: install
 # docker/.env with keys of its own for `docker compose` (a configured database refuses public keys).
 compose-env:
 	test -f docker/.env || $(PYTHON) -c "import secrets; t = lambda: secrets.token_urlsafe(48); \
-	print(f'DJANGO_SECRET_KEY={t()}\nLEDGER_HMAC_KEY={t()}\nPOSTGRES_PASSWORD={t()}')" > docker/.env
+	print(f'DJANGO_SECRET_KEY={t()}\nLEDGER_HMAC_KEY={t()}\nPOSTGRES_PASSWORD={t()}'); \
+	print(f'DB_OWNER_PASSWORD={t()}\nDB_APP_PASSWORD={t()}')" > docker/.env
 
 # The service against PostgreSQL's own ceiling in one run (bench/ceiling.py; figures in bench/README.md):
 # pgbench, the gRPC full mix (closed loop, then open loop at half its rate), round trips per call and

@@ -184,6 +184,13 @@ elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
         "options", f"-c idle_in_transaction_session_timeout={env_int('DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 10_000)}"
     )
 
+# Least-privilege roles on PostgreSQL (balance_project/db_roles.py, docs/db-roles.md): DATABASE_URL
+# is the service's runtime role; migrations run as the owner role of MIGRATION_DATABASE_URL
+# (`manage.py db_roles migrate`), never given to the service's processes; DB_ADMIN_URL, a role that
+# may create roles, is read by `db_roles create` alone.
+MIGRATION_DATABASE_URL = os.environ.get("MIGRATION_DATABASE_URL", "")
+DB_ADMIN_URL = os.environ.get("DB_ADMIN_URL", "")
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (Redis) --------------------------------------------------------------------------------

@@ -59,7 +59,12 @@ def test_every_part_is_a_service(compose):
 
 def test_app_services_wait_for_migrations_and_share_one_image(compose):
     services = compose["services"]
-    assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    # Roles first, then migrate as the owner and grant (tests/ops/test_db_roles.py checks the roles).
+    assert services["migrate"]["command"] == [
+        "sh",
+        "-c",
+        "python manage.py db_roles create && python manage.py db_roles migrate",
+    ]
     assert services["migrate"]["restart"] == "no"
     for name in APP_SERVICES:
         service = services[name]
