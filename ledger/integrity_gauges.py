@@ -11,6 +11,7 @@ Set by:
 - ``seal_recorded(seal_id, last_position, sealed_at)``: after each run of the sealer that succeeded,
   with the newest seal (also when the run found nothing new to seal: that is what says the sealer
   is alive on a quiet ledger).
+- ``sealer_succeeded()``: after a sealer run that did not refuse while there is no seal at all yet.
 - ``seal_refused()``: when the sealer refused to seal (the database does not extend the external seal).
 
 Families (a process that never ran a check exports no sample, not a fake 0 or 1):
@@ -107,6 +108,12 @@ def seal_recorded(seal_id: int, last_position: int, sealed_at: datetime) -> None
                 SEALER_OK_AT[0]: time.time(),
             }
         )
+
+
+def sealer_succeeded() -> None:
+    """The sealer ran without refusing and there is no seal yet (an empty journal): only says it is alive."""
+    with _lock:
+        _seal[SEALER_OK_AT[0]] = time.time()
 
 
 def seal_refused() -> None:

@@ -28,7 +28,7 @@ PROBLEMS_SHOWN = 5
 FORGED_SHOWN = 3
 # The incremental verification runs every minute: five minutes without one is not a hiccup.
 VERIFICATION_STALE_AFTER = timedelta(minutes=5)
-VERIFY_TASK = "ledger.verify_ledger"
+VERIFY_TASKS = "ledger.verify_ledger"  # the full and the incremental job
 
 
 @dataclass
@@ -43,11 +43,12 @@ class IntegrityAlert:
 
 def verification_stale_after() -> timedelta:
     """How old the latest trusted verification may be: VERIFICATION_STALE_AFTER, or two intervals
-    of the beat job that runs it when that is longer (one run missed is not yet an alarm)."""
+    of the most frequent beat job that verifies (``ledger.verify_ledger*``: the incremental one
+    every minute) when that is longer, since one run missed is not yet an alarm."""
     from balance_project.celery import PERIODIC_JOBS
 
-    every = [seconds for task, seconds in PERIODIC_JOBS.values() if task == VERIFY_TASK]
-    return max([VERIFICATION_STALE_AFTER] + [timedelta(seconds=2 * seconds) for seconds in every])
+    every = [seconds for task, seconds in PERIODIC_JOBS.values() if task.startswith(VERIFY_TASKS)]
+    return max(VERIFICATION_STALE_AFTER, timedelta(seconds=2 * min(every))) if every else VERIFICATION_STALE_AFTER
 
 
 def integrity_alert(*, now: datetime | None = None) -> IntegrityAlert:

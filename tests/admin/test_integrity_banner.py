@@ -110,3 +110,18 @@ def test_the_login_page_tells_a_visitor_nothing(db):
     insert_run_by_sql(ok=True, finished_at=FAR_FUTURE)
     response = Client().get("/admin/login/")
     assert response.status_code == 200 and b'id="integrity-alert"' not in response.content
+
+
+def test_staleness_follows_the_most_frequent_verifying_job(monkeypatch):
+    from balance_project import celery
+
+    monkeypatch.setattr(
+        celery,
+        "PERIODIC_JOBS",
+        {"full": ("ledger.verify_ledger", 86400.0), "incremental": ("ledger.verify_ledger_incremental", 60.0)},
+    )
+    assert integrity_status.verification_stale_after() == timedelta(minutes=5)
+    monkeypatch.setattr(celery, "PERIODIC_JOBS", {"only": ("ledger.verify_ledger", 600.0)})
+    assert integrity_status.verification_stale_after() == timedelta(minutes=20)
+    monkeypatch.setattr(celery, "PERIODIC_JOBS", {})
+    assert integrity_status.verification_stale_after() == timedelta(minutes=5)

@@ -200,6 +200,11 @@ def test_scopes_seals_and_refusals_are_gauged_in_process():
     integrity_gauges.seal_refused()
     assert registry.get_sample_value("balance_ledger_seal_refusals_total") == 1
 
+    integrity_gauges.reset()
+    integrity_gauges.sealer_succeeded()  # an empty journal: alive, with no seal to describe
+    assert registry.get_sample_value("balance_ledger_sealer_last_success_timestamp_seconds") >= before
+    assert registry.get_sample_value("balance_ledger_last_seal_id") is None
+
 
 # ---- alert rules ---------------------------------------------------------------------------------
 
@@ -240,11 +245,14 @@ def test_each_integrity_alert_exists_and_asks_for_an_exported_metric(alert, metr
 
 @pytest.mark.parametrize(
     "args",
-    [["check", "rules", "prometheus-rules.yml"], ["test", "rules", "prometheus-rules.test.yml"]],
+    [
+        ["check", "rules", "prometheus-rules.yml"],
+        ["test", "rules", "prometheus-rules.test.yml", "prometheus-rules.daily.test.yml"],
+    ],
     ids=["check", "unit-tests"],
 )
 def test_promtool_accepts_the_rules_and_their_unit_tests_pass(args):
-    """The unit tests (docker/prometheus-rules.test.yml) fire each integrity alert on the series
+    """The unit tests (docker/prometheus-rules*.test.yml) fire each integrity alert on the series
     that should fire it, and not before."""
     promtool = shutil.which("promtool")
     if promtool is None:
