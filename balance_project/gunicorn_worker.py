@@ -1,4 +1,5 @@
-"""gunicorn's threaded worker with a deadline on reading each request (gunicorn.conf.py selects it).
+"""gunicorn's threaded worker with a deadline on reading each request, probes that never wait for a
+busy thread, and a bounded drain (gunicorn.conf.py selects it).
 
 gunicorn's gthread worker hands a connection to a thread once its first byte arrives, and the thread
 then reads headers and body with blocking reads that each wait as long as the client likes. A client
@@ -9,22 +10,46 @@ fails, the body is refused (400 in balance_project/api.py) or the connection clo
 thread is free again. Writes of the answer get their own bound, so a client that stops reading
 does not hold a thread either. A buffering proxy in front (docker/compose.yaml) does the same job
 better; this keeps the service standing without one.
+
+Probes (``/health``, ``/ready``) get threads of their own (``PROBE_THREADS``): before a connection is
+handed to a thread its first bytes are peeked at, and a probe's request line sends it to the probe
+pool, so probes are answered while every request thread waits on the database. A connection with
+nothing to read yet waits on the poller, not on a thread. ``/ready`` itself answers within a second
+whatever the database does (balance_project/health.py).
+
+The drain: on SIGTERM gunicorn stops accepting and lets requests in flight finish; at
+``graceful_timeout - DRAIN_CANCEL_BEFORE_KILL_SECONDS`` the database work still in flight is
+cancelled (balance_project/drain.py: those requests answer an error, nothing they did commits), so
+the worker is gone before the arbiter kills it at ``graceful_timeout`` (a killed worker's backend
+would go on waiting on its lock, and commit once it got it). docs/processes.md.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import selectors
 import socket
+import threading
 import time
+from concurrent import futures
+from functools import partial
 from typing import Any
 
 from gunicorn import util as gunicorn_util
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import ThreadWorker
 
+from balance_project import drain
+
 REQUEST_READ_TIMEOUT_SECONDS = float(os.environ.get("HTTP_REQUEST_READ_TIMEOUT", "10"))
 RESPONSE_WRITE_TIMEOUT_SECONDS = float(os.environ.get("HTTP_RESPONSE_WRITE_TIMEOUT", "30"))
+PROBE_THREADS = 2
+# The request line of a probe, as the first bytes on the connection (query string allowed).
+PROBE_REQUEST = re.compile(rb"(GET|HEAD) /(health|ready)[ ?]")
+# At SIGTERM + graceful_timeout - this, what requests still do in the database is cancelled.
+DRAIN_CANCEL_BEFORE_KILL_SECONDS = 1.0
 
 
 class DeadlineSocket:
@@ -88,12 +113,64 @@ def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: st
     gunicorn_util.write_nonblock(sock, head + body)
 
 
+def _peek(sock: Any) -> bytes | None:
+    """The bytes waiting on ``sock``, left there; None when there are none yet (b"" at EOF)."""
+    try:
+        return sock.recv(16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
 class DeadlineThreadWorker(ThreadWorker):
     def init_process(self):
         # gunicorn writes its own error pages through this one function; the service's clients
         # (and its schema) expect JSON everywhere.
         gunicorn_util.write_error = write_json_error
+        self.probe_pool = futures.ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="http-probe")
+        drain.guard_connections()
         super().init_process()
+
+    def enqueue_req(self, conn):
+        if self.cfg.is_ssl or (conn.parser is not None and conn.parser.unreader.buf.getvalue()):
+            # Encrypted bytes say nothing; a request read ahead into the parser is past peeking.
+            return super().enqueue_req(conn)
+        first = _peek(conn.sock)
+        if first is None and not conn.initialized and self.alive and self.cfg.keepalive > 0:
+            # Nothing sent yet: wait on the poller (gthread's "pending" connections), not on a thread.
+            self._wait_for_first_bytes(conn)
+            return None
+        if first and PROBE_REQUEST.match(first):
+            future = self.probe_pool.submit(self.handle, conn)
+            future.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+            return None
+        return super().enqueue_req(conn)
+
+    def _wait_for_first_bytes(self, conn) -> None:
+        # As gthread defers a connection whose thread saw no data (the same timeout keeps its
+        # list of pending connections in order).
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+
+    def handle_exit(self, sig, frame):
+        if self.alive:
+            delay = max(0.0, self.cfg.graceful_timeout - DRAIN_CANCEL_BEFORE_KILL_SECONDS)
+            timer = threading.Timer(delay, self._cancel_database_work)
+            timer.daemon = True
+            timer.start()
+        super().handle_exit(sig, frame)
+
+    def _cancel_database_work(self) -> None:
+        cancelled = drain.cancel_database_work()
+        if cancelled:
+            self.log.warning("graceful timeout near: cancelled %s database statements in flight", cancelled)
+
+    def run(self):
+        super().run()
+        self.probe_pool.shutdown(wait=False)
 
     def handle(self, conn):
         if not isinstance(conn.sock, DeadlineSocket):

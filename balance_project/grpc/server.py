@@ -2,16 +2,24 @@
 
 ``create_server()`` only builds (tests start one on port 0 in-process); ``serve()`` runs it as the
 sidecar process: metrics endpoint, SIGTERM/SIGINT -> NOT_SERVING, drain in-flight calls within the
-grace period, exit.
+grace period, exit. The drain is bounded (docs/processes.md): at grace the database work of the
+calls still in flight is cancelled (balance_project/drain.py), grpcio aborts what is left
+ABORT_AFTER_CANCEL_SECONDS later, and the process is gone by grace + 1 s.
+
+Health checks run on threads of their own (``HEALTH_THREADS``), not on the workers: when every
+worker waits on the database, a health check is still answered at once, from the status the
+database watcher keeps (health_watch.py).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -25,6 +33,7 @@ from grpc_reflection.v1alpha import reflection
 from accounts.grpc_servicer import AccountsServicer
 from accounts.keys import ApiKeyCache
 from balance_client._pb.balance.v1 import balance_pb2, balance_pb2_grpc
+from balance_project.drain import cancel_database_work, guard_connections, in_flight
 from balance_project.grpc.health_watch import DatabaseHealthWatch
 from reservations.grpc_servicer import ReservationsServicer
 from tables.grpc_servicer import TablesServicer
@@ -32,6 +41,13 @@ from tables.grpc_servicer import TablesServicer
 log = logging.getLogger("balance.grpc")
 
 BALANCE_SERVICE = balance_pb2.DESCRIPTOR.services_by_name["BalanceService"].full_name
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+# Threads that answer health checks only: they read a status in memory, so two are plenty.
+HEALTH_THREADS = 2
+# At grace the calls' database work is cancelled; grpcio aborts what still runs this much later.
+ABORT_AFTER_CANCEL_SECONDS = 0.5
+# ...and the process exits this long after grace whatever its threads are doing.
+EXIT_AFTER_GRACE_SECONDS = 0.9
 
 
 class BalanceServicer(AccountsServicer, ReservationsServicer, TablesServicer, balance_pb2_grpc.BalanceServiceServicer):
@@ -43,6 +59,34 @@ def load_interceptors(paths: Sequence[str] | None = None) -> list[grpc.ServerInt
     return [import_string(path)() for path in (settings.GRPC_INTERCEPTORS if paths is None else paths)]
 
 
+class _OnPool:
+    """A unary behaviour grpcio runs on ``experimental_thread_pool`` instead of the server's workers."""
+
+    def __init__(self, behavior: Callable, pool: futures.ThreadPoolExecutor) -> None:
+        self.behavior, self.experimental_thread_pool = behavior, pool
+
+    def __call__(self, request, context):
+        return self.behavior(request, context)
+
+
+class HealthOnItsOwnThreads(grpc.ServerInterceptor):
+    """Outermost interceptor: health checks go to their own small pool, so calls blocked on the
+    database (every worker busy, more queued behind them) never delay one. grpcio picks the pool
+    from the behaviour it is handed, hence the outermost place. Watch streams stay on the workers.
+
+    One limit remains: grpcio refuses any call, a health check too, with RESOURCE_EXHAUSTED at once
+    while the process holds GRPC_MAX_CONCURRENT_RPCS calls (answered, not starved)."""
+
+    def __init__(self, pool: futures.ThreadPoolExecutor) -> None:
+        self.pool = pool
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler_call_details.method != HEALTH_CHECK:
+            return handler
+        return handler._replace(unary_unary=_OnPool(handler.unary_unary, self.pool))
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
@@ -50,6 +94,7 @@ class RunningServer:
     executor: futures.ThreadPoolExecutor
     host: str
     port: int
+    health_pool: futures.ThreadPoolExecutor | None = None
 
     @property
     def address(self) -> str:
@@ -58,11 +103,31 @@ class RunningServer:
     def start(self) -> None:
         self.server.start()
 
-    def stop(self, grace: float | None = 5.0) -> None:
-        """Report NOT_SERVING, refuse new calls, let in-flight calls finish within ``grace`` seconds."""
+    def stop(self, grace: float | None = 5.0) -> bool:
+        """Report NOT_SERVING, refuse new calls, let in-flight calls finish within ``grace`` seconds;
+        then cancel their database work, and ABORT_AFTER_CANCEL_SECONDS later abort them. Returns
+        whether every worker thread had ended by EXIT_AFTER_GRACE_SECONDS after grace (``grace``
+        None: cancel at once and wait for the threads as long as they take)."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
-        self.executor.shutdown(wait=True)
+        pools = [pool for pool in (self.executor, self.health_pool) if pool is not None]
+        if grace is None:
+            self.server.stop(None).wait()
+            for pool in pools:
+                pool.shutdown(wait=True)
+            return True
+        started = time.monotonic()
+        stopped = self.server.stop(grace + ABORT_AFTER_CANCEL_SECONDS)
+        if not stopped.wait(grace):
+            cancelled = cancel_database_work()
+            log.warning("grace over: cancelled %s database statements of the calls still in flight", cancelled)
+            # Again for a statement whose cancel reached the server just before the statement did.
+            while not stopped.wait(0.1) and time.monotonic() - started < grace + ABORT_AFTER_CANCEL_SECONDS:
+                if in_flight():
+                    cancel_database_work()
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        deadline = started + grace + EXIT_AFTER_GRACE_SECONDS
+        return all(_joined(pool, deadline) for pool in pools)
 
 
 def create_server(
@@ -82,6 +147,7 @@ def create_server(
     executor = futures.ThreadPoolExecutor(
         max_workers=max_workers or settings.GRPC_MAX_WORKERS, thread_name_prefix="grpc-worker"
     )
+    health_pool = futures.ThreadPoolExecutor(max_workers=HEALTH_THREADS, thread_name_prefix="grpc-health")
     interceptors = list(load_interceptors() if interceptors is None else interceptors)
     if auth_cache_seconds is not None:
         from balance_project.grpc.interceptors import AuthInterceptor
@@ -91,7 +157,7 @@ def create_server(
                 interceptor.keys = ApiKeyCache(auth_cache_seconds)
     server = grpc.server(
         executor,
-        interceptors=interceptors,
+        interceptors=[HealthOnItsOwnThreads(health_pool), *interceptors],
         options=[
             ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.max_receive_message_length", settings.GRPC_MAX_RECEIVE_MESSAGE_BYTES),
@@ -108,7 +174,17 @@ def create_server(
 
     port = server.add_insecure_port(bind)
     host = bind.rsplit(":", 1)[0]
-    return RunningServer(server=server, health=health_servicer, executor=executor, host=host, port=port)
+    return RunningServer(
+        server=server, health=health_servicer, executor=executor, host=host, port=port, health_pool=health_pool
+    )
+
+
+def _joined(pool: futures.ThreadPoolExecutor, deadline: float) -> bool:
+    """Wait for the pool's threads until ``deadline``; whether they all ended."""
+    threads = list(getattr(pool, "_threads", ()))  # CPython's ThreadPoolExecutor keeps them there
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    return not any(thread.is_alive() for thread in threads)
 
 
 def serve(
@@ -122,6 +198,8 @@ def serve(
     auth_cache_seconds: float | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain. ``metrics_port`` 0 leaves the metrics endpoint off."""
+    # Every connection opened from here on can be cancelled at grace (balance_project/drain.py).
+    guard_connections()
     running = create_server(
         bind=bind, max_workers=max_workers, reuse_port=reuse_port, auth_cache_seconds=auth_cache_seconds
     )
@@ -155,9 +233,16 @@ def serve(
             pass
     finally:
         watch.stop()
-        running.stop(grace)
+        ended = running.stop(grace)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if not ended:
+            # A thread still running Python code past grace (its statements were cancelled and
+            # no new one is sent): the interpreter would wait for it at exit, so leave without it.
+            log.error("gRPC server stopped with calls still running %ss after grace", EXIT_AFTER_GRACE_SECONDS)
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(1)
         log.info("gRPC server stopped")
 
 
