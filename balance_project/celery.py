@@ -53,3 +53,12 @@ def metrics_endpoint_start(sender=None, **kwargs) -> None:
         logging.getLogger(__name__).error(
             "worker metrics not served on %s:%s: %s", settings.WORKER_METRICS_ADDR, settings.WORKER_METRICS_PORT, exc
         )
+
+
+@worker_init.connect
+def tracing_start(sender=None, **kwargs) -> None:
+    """Spans for every task this worker runs (and the SQL and Redis calls inside), when OTEL_* switch
+    tracing on; a prefork pool's children inherit it (the span exporter's thread restarts after fork)."""
+    from balance_project import tracing
+
+    tracing.setup("worker")

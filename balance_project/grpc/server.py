@@ -33,6 +33,7 @@ from grpc_reflection.v1alpha import reflection
 from accounts.grpc_servicer import AccountsServicer
 from accounts.keys import ApiKeyCache
 from balance_client._pb.balance.v1 import balance_pb2, balance_pb2_grpc
+from balance_project import tracing
 from balance_project.drain import cancel_database_work, guard_connections, in_flight
 from balance_project.grpc.health_watch import DatabaseHealthWatch
 from reservations.grpc_servicer import ReservationsServicer
@@ -200,6 +201,8 @@ def serve(
     """Run until SIGTERM or SIGINT, then drain. ``metrics_port`` 0 leaves the metrics endpoint off."""
     # Every connection opened from here on can be cancelled at grace (balance_project/drain.py).
     guard_connections()
+    # Before the server is built: the gRPC instrumentation wraps grpc.server (when OTEL_* switch it on).
+    tracing.setup("grpc")
     running = create_server(
         bind=bind, max_workers=max_workers, reuse_port=reuse_port, auth_cache_seconds=auth_cache_seconds
     )
