@@ -53,6 +53,7 @@ def account_open(*, client: str, idempotency_key: str, owner_ref: str, currency:
         try:
             with transaction.atomic():
                 account = Account.objects.create(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency)
+            work.row("accounts_account", account.pk, account)
         except IntegrityError:
             existing = Account.objects.get(kind=Account.Kind.USER, owner_ref=owner_ref, currency=currency)
             raise ApplicationError(

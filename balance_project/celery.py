@@ -23,8 +23,9 @@ app.autodiscover_tasks()
 # work, so a backlog never piles up.
 PERIODIC_JOBS: dict[str, tuple[str, float]] = {
     "expire-overdue-reservations": ("reservations.expire_overdue_reservations", 15.0),
-    "ledger-checkpoint": ("ledger.checkpoint", 5 * 60.0),
-    "verify-ledger": ("ledger.verify_ledger", 10 * 60.0),
+    "seal-journal": ("ledger.seal_journal", 5.0),
+    "verify-ledger-incremental": ("ledger.verify_ledger_incremental", 60.0),
+    "verify-ledger": ("ledger.verify_ledger", 24 * 60 * 60.0),
     "reconcile-balances": ("ledger.reconcile_balances", 60 * 60.0),
     "expire-adjustment-proposals": ("accounts.expire_adjustment_proposals", 5 * 60.0),
 }

@@ -302,6 +302,11 @@ SPECTACULAR_SETTINGS = {
 # The HMAC key for the entry checksum chain lives outside the database, so a rewrite of a whole
 # chain by someone with database access alone is still detected.
 LEDGER_HMAC_KEY = os.environ.get("LEDGER_HMAC_KEY", secrecy.EMBEDDED_LEDGER_HMAC_KEY)
+# Where each seal of the journal is appended outside the database (ledger/seal_sink.py): in
+# production a file on another volume than PostgreSQL's. A database reset needs this file gone too.
+LEDGER_SEAL_SINK = os.environ.get("LEDGER_SEAL_SINK", f"file://{VAR_DIR / 'ledger-seals.jsonl'}")
+# Records older than this and still unsealed are a problem for the verifier (the sealer is down).
+LEDGER_SEAL_WINDOW_SECONDS = env_int("LEDGER_SEAL_WINDOW_SECONDS", 60)
 # The most one call may move or hold, in minor units (balance_project/money.py): MAX_AMOUNT for every
 # currency, except those MAX_AMOUNT_BY_CURRENCY names ("JPY=100000000000,KRW=...").
 MAX_AMOUNT = env_int("MAX_AMOUNT", 10**15)

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from balance_project.errors import ApplicationError
 from ledger.chain import format_timestamp
-from ledger.models import Checkpoint, Entry, IdempotencyRecord, IntegrityRun, Transaction
+from ledger.models import Entry, IdempotencyRecord, IntegrityRun, JournalRecord, JournalSeal, Transaction
 from ledger.reports import ledger_export_csv_lines, report_moment_parse, report_period_check
 
 
@@ -236,11 +236,33 @@ class IdempotencyRecordAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
-@admin.register(Checkpoint)
-class CheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("id", "created_at", "account_count", "entry_count", "signature")
-    list_filter = (("created_at", admin.DateFieldListFilter),)
-    fields = ("id", "created_at", "account_count", "entry_count", "signature", "heads")
+# The journal and its seals (ledger/journal.py, ledger/sealing.py): what the verifier holds the books to.
+@admin.register(JournalSeal)
+class JournalSealAdmin(ReadOnlyAdmin):
+    list_display = ("id", "first_position", "last_position", "sealed_at", "head")
+    list_filter = (("sealed_at", admin.DateFieldListFilter),)
+    fields = ("id", "first_position", "last_position", "prev_head", "head", "horizon", "totals", "sealed_at", "mac")
+    readonly_fields = fields
+
+
+@admin.register(JournalRecord)
+class JournalRecordAdmin(ReadOnlyAdmin):
+    list_display = ("id", "operation", "scope", "key", "is_error", "created_at")
+    list_filter = ("operation", "is_error", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=key", "=scope")
+    fields = (
+        "id",
+        "txid",
+        "operation",
+        "scope",
+        "key",
+        "request_hash",
+        "is_error",
+        "response",
+        "rows",
+        "created_at",
+        "mac",
+    )
     readonly_fields = fields
 
 

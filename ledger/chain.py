@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,11 +52,6 @@ def checksum_of(entry: Any, prev_checksum: str) -> str:
         balance_after=entry.balance_after,
         created_at=entry.created_at,
     )
-
-
-def sign_heads(heads: dict[str, list[Any]]) -> str:
-    payload = json.dumps(heads, sort_keys=True, separators=(",", ":")).encode()
-    return hmac.new(_key(), b"checkpoint|" + payload, hashlib.sha256).hexdigest()
 
 
 def _key() -> bytes:

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -23,7 +23,8 @@ from accounts.cache import cache_writes_after_commit
 from balance_project.deadlines import deadline_exceeded, time_left
 from balance_project.errors import ApplicationError
 from balance_project.shared_cache import shared_cache
-from ledger.models import IdempotencyRecord
+from ledger.journal import journal_answer, record_verifies
+from ledger.models import IdempotencyRecord, JournalRecord
 from ledger.work import Work
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,19 @@ def idempotent(
 
 
 def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, Any], *, is_error: bool) -> None:
-    # One plain INSERT, queued last: the constraint on (scope, key) refuses a second record.
-    scope, key, _, digest = record
+    # One plain INSERT, queued last: the constraint on (scope, key) refuses a second record. The
+    # journal record the COMMIT carries holds the same key, unique too, and the answer under its MAC.
+    scope, key, operation, digest = record
     work.execute(_INSERT_RECORD, [*record, json.dumps(response), is_error, work.time(timezone.now())])
+    journal_answer(
+        work.journal,
+        scope=scope,
+        key=key,
+        operation=operation,
+        request_hash=digest,
+        response=response,
+        is_error=is_error,
+    )
     entry = {"hash": digest, "response": response, "is_error": is_error}
     # With the balances the call changed, in one Redis round trip after the commit.
     cache_writes_after_commit(work).values.append(
@@ -143,10 +154,27 @@ def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, A
 
 
 def _stored_answer(scope: str, key: str, digest: str, clash: IntegrityError) -> dict[str, Any]:
+    """The first answer to the key, as the journal vouches for it: the idempotency record must agree
+    with the journal record of the key, whose MAC a database insider cannot forge. A record edited,
+    or a journal record missing, answers ``internal_error`` (never a forged answer); a record
+    deleted is answered from the journal (never a second run of the operation)."""
     existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
-    if existing is None:
+    journaled = JournalRecord.objects.filter(scope=scope, key=key).values().first()
+    if existing is None and journaled is None:
         raise clash  # the constraint refused something else than the key
-    return _replay(existing.request_hash, existing.response, existing.is_error, digest, key)
+    if journaled is None or not record_verifies(journaled):
+        _integrity_refusal(scope, key, "the journal record of this key is missing or does not verify")
+    first = (journaled["request_hash"], json.loads(journaled["response"]), bool(journaled["is_error"]))
+    if existing is None:
+        log.error("the idempotency record of key %r (scope %r) is missing; answered from the journal", key, scope)
+    elif (existing.request_hash, existing.response, existing.is_error) != first:
+        _integrity_refusal(scope, key, "the idempotency record of this key differs from its journal record")
+    return _replay(*first, digest, key)
+
+
+def _integrity_refusal(scope: str, key: str, why: str) -> NoReturn:
+    log.critical("idempotency key %r (scope %r): %s; ledger tampering?", key, scope, why)
+    raise ApplicationError("internal_error", "the stored answer of this idempotency key cannot be trusted")
 
 
 def _replay(stored_hash: str, response: dict[str, Any], is_error: bool, digest: str, key: str) -> dict[str, Any]:

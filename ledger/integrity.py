@@ -6,12 +6,12 @@ long the ledger grows. Writers are never blocked by it.
 
 Each problem names the account, the sequence number and the transaction where that makes sense:
 ``{"code", "account_id", "seq", "transaction_id", "message"}``. ``PROBLEM_CODES`` lists the codes.
-Checkpoints, the background jobs and the reconciliation live in ledger/checkpoints.py.
+The journal, its seals and the rows it wrote are checked by ledger/journal_verify.py; the background
+jobs and the reconciliation live in ledger/integrity_runs.py.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 from ledger import chain
-from ledger.models import Checkpoint, Entry
+from ledger.models import Entry
 
 PROBLEM_CODES = {
     "checksum_mismatch": "an entry's fields do not hash to its checksum (edited, inserted or relinked)",
@@ -39,9 +39,23 @@ PROBLEM_CODES = {
     "held_negative": "an account holds a negative amount",
     "available_negative": "balance - held is negative on an account that may not go negative",
     "account_missing": "entries exist for an account whose row is gone",
-    "checkpoint_mismatch": "a chain no longer reaches, or no longer matches, its checkpointed head",
-    "checkpoint_account_missing": "an account named in the checkpoint no longer exists",
-    "checkpoint_signature_invalid": "the latest checkpoint's signature does not verify",
+    # The journal, its seals and the rows it wrote (ledger/journal_verify.py).
+    "row_mismatch": "a row differs from the newest image the journal holds of it (table, row)",
+    "row_missing": "a row the journal wrote is gone (table, row)",
+    "row_not_journaled": "a row no journal record wrote (inserted, or its key changed)",
+    "journal_record_invalid": "a journal record does not verify against its MAC (edited or forged)",
+    "journal_record_missing": "a sealed position's journal record is gone",
+    "journal_record_unsealed": "a journal record older than the seal window is not sealed",
+    "journal_position_missing": "sealed positions are gone",
+    "journal_position_invalid": "a position names a seal that does not cover it",
+    "seal_invalid": "a seal does not verify against its MAC",
+    "seal_chain_broken": "a seal does not follow the one before it",
+    "seal_head_mismatch": "the links of a seal's records do not make its head",
+    "seal_totals_mismatch": "a seal's totals differ from its records",
+    "seal_missing": "a seal of the external sink is not in the database (rolled back, truncated, deleted)",
+    "seal_mismatch": "a seal in the database differs from the one in the external sink",
+    "seal_not_anchored": "a seal older than the seal window is not in the external sink",
+    "external_seal_invalid": "a line of the external sink is not a valid seal",
 }
 
 CHUNK_SIZE = 5000
@@ -56,11 +70,16 @@ _ENTRY_FIELDS = ("account_id", "seq", "transaction_id", "amount", "currency", "b
 
 @dataclass(frozen=True)
 class Problem:
+    """What is wrong and where: an account and seq, a transaction, a table and row, a journal position."""
+
     code: str
     message: str
     account_id: int | None = None
     seq: int | None = None
     transaction_id: int | None = None
+    table: str | None = None
+    row_id: str | None = None
+    position: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +87,9 @@ class Problem:
             "account_id": self.account_id,
             "seq": self.seq,
             "transaction_id": self.transaction_id,
+            "table": self.table,
+            "row_id": self.row_id,
+            "position": self.position,
             "message": self.message,
         }
 
@@ -79,11 +101,12 @@ class VerificationReport:
     accounts_checked: int = 0
     entries_checked: int = 0
     transactions_checked: int = 0
-    checkpoint_id: int | None = None
+    records_checked: int = 0
+    full: bool = True
+    # The newest seal this run verified through (the next incremental run starts there).
+    through_seal: int | None = None
     problem_count: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
-    # Chain heads seen (account id -> [seq, checksum]); what a checkpoint signs when the report is clean.
-    heads: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -102,18 +125,43 @@ class VerificationReport:
             "accounts_checked": self.accounts_checked,
             "entries_checked": self.entries_checked,
             "transactions_checked": self.transactions_checked,
-            "checkpoint_id": self.checkpoint_id,
+            "records_checked": self.records_checked,
+            "full": self.full,
+            "through_seal": self.through_seal,
             "problem_count": self.problem_count,
             "problems": list(self.problems),
         }
 
 
-def ledger_verify(*, account_ids: Iterable[int] | None = None) -> VerificationReport:
-    """Verify the chains of ``account_ids`` (all accounts when None) and the transactions touching
-    them, against the latest checkpoint. Read-only; takes no locks."""
+def ledger_verify(
+    *, account_ids: Iterable[int] | None = None, full: bool = True, since_seal: int | None = None
+) -> VerificationReport:
+    """Verify the ledger in one snapshot. Read-only; takes no locks.
+
+    ``full``: every chain, balance and transaction, and the journal, its seals and every journaled
+    row (ledger/journal_verify.py). Not ``full``: only what came after seal ``since_seal`` (the
+    journal's records, the rows they wrote and their entries' links), at a cost proportional to
+    it; with no ``since_seal`` it is a full run. ``account_ids``: only those accounts' chains and
+    transactions (the journal is not checked)."""
+    from ledger.journal_verify import journal_check
+
     ids = None if account_ids is None else sorted({int(account_id) for account_id in account_ids})
+    incremental = not full and since_seal is not None and ids is None
     with read_snapshot():
-        return _verify(ids)
+        report = VerificationReport(started_at=timezone.now(), full=not incremental)
+        if not incremental:
+            _verify(report, ids)
+        if ids is None:
+            report.through_seal = journal_check(report, _adder(report), since=since_seal if incremental else None)
+        report.finished_at = timezone.now()
+        return report
+
+
+def _adder(report: VerificationReport) -> Any:
+    def add(code: str, message: str, **where: Any) -> None:
+        report.add(Problem(code, message, **where))
+
+    return add
 
 
 @contextmanager
@@ -149,9 +197,7 @@ def read_snapshot() -> Iterator[None]:
             yield
 
 
-def _verify(account_ids: list[int] | None) -> VerificationReport:
-    report = VerificationReport(started_at=timezone.now())
-    checkpoint_heads = _checkpoint_heads(report, account_ids)
+def _verify(report: VerificationReport, account_ids: list[int] | None) -> None:
 
     accounts = Account.objects.order_by("pk").values_list(*_ACCOUNT_FIELDS, named=True)
     entries = Entry.objects.order_by("account_id", "seq").values_list(*_ENTRY_FIELDS, named=True)
@@ -163,7 +209,7 @@ def _verify(account_ids: list[int] | None) -> VerificationReport:
     pending = next(entry_stream, None)
     orphans: dict[int, list[int]] = {}  # entries whose account row is gone: account id -> [first seq, count]
     for account in accounts.iterator(chunk_size=CHUNK_SIZE):
-        walk = ChainWalk(account, checkpoint_heads.pop(account.id, None), report.checkpoint_id)
+        walk = ChainWalk(account)
         while pending is not None and pending.account_id <= account.id:
             if pending.account_id == account.id:
                 walk.step(pending)
@@ -174,8 +220,6 @@ def _verify(account_ids: list[int] | None) -> VerificationReport:
             report.add(problem)
         report.accounts_checked += 1
         report.entries_checked += walk.count
-        if account.entry_seq:
-            report.heads[str(account.id)] = [account.entry_seq, account.chain_head]
 
     while pending is not None:
         orphans.setdefault(pending.account_id, [pending.seq, 0])[1] += 1
@@ -190,39 +234,7 @@ def _verify(account_ids: list[int] | None) -> VerificationReport:
                 message=f"account {account_id}: {count} entries from seq {seq} on, but the account row does not exist",
             )
         )
-    for account_id, (seq, _checksum) in sorted(checkpoint_heads.items()):
-        report.add(
-            Problem(
-                "checkpoint_account_missing",
-                account_id=account_id,
-                seq=seq,
-                message=f"checkpoint #{report.checkpoint_id} has account {account_id} at seq {seq}, "
-                "but the account no longer exists",
-            )
-        )
     _check_transactions(report, account_ids)
-    report.finished_at = timezone.now()
-    return report
-
-
-def _checkpoint_heads(report: VerificationReport, account_ids: list[int] | None) -> dict[int, tuple[int, str]]:
-    checkpoint = Checkpoint.objects.order_by("-created_at", "-pk").first()
-    if checkpoint is None:
-        return {}
-    report.checkpoint_id = checkpoint.pk
-    if not hmac.compare_digest(chain.sign_heads(checkpoint.heads), checkpoint.signature):
-        # A forged or edited checkpoint proves nothing, so its heads are not compared.
-        report.add(
-            Problem(
-                "checkpoint_signature_invalid", message=f"checkpoint #{checkpoint.pk} does not carry a valid signature"
-            )
-        )
-        return {}
-    heads = {int(account_id): (int(seq), str(checksum)) for account_id, (seq, checksum) in checkpoint.heads.items()}
-    if account_ids is not None:
-        wanted = set(account_ids)
-        heads = {account_id: head for account_id, head in heads.items() if account_id in wanted}
-    return heads
 
 
 def _check_transactions(report: VerificationReport, account_ids: list[int] | None) -> None:
@@ -269,11 +281,8 @@ class _Mismatch:
 class ChainWalk:
     """Checks one account's entries, fed in seq order, then the account row against them."""
 
-    def __init__(self, account: Account, checkpoint_head: tuple[int, str] | None, checkpoint_id: int | None):
+    def __init__(self, account: Account):
         self.account = account
-        self.checkpoint_head = checkpoint_head
-        self.checkpoint_id = checkpoint_id
-        self.checkpoint_reached = False
         self.prev_checksum = chain.GENESIS
         self.prev_balance = 0
         self.expected_seq = 1
@@ -318,15 +327,6 @@ class ChainWalk:
                 entry.transaction_id,
                 f"entry in {entry.currency}, account in {self.account.currency}",
             )
-        if self.checkpoint_head is not None and entry.seq == self.checkpoint_head[0]:
-            self.checkpoint_reached = True
-            if entry.checksum != self.checkpoint_head[1]:
-                self._problem(
-                    "checkpoint_mismatch",
-                    entry.seq,
-                    entry.transaction_id,
-                    f"checkpoint #{self.checkpoint_id} recorded another checksum at this seq",
-                )
         self.prev_checksum, self.prev_balance = entry.checksum, entry.balance_after
         self.expected_seq = entry.seq + 1
         self.last = entry
@@ -370,15 +370,6 @@ class ChainWalk:
             self._problem(
                 "available_negative", None, None, f"balance {account.balance} - held {account.held} is negative"
             )
-        if self.checkpoint_head is not None and not self.checkpoint_reached:
-            seq = self.checkpoint_head[0]
-            self._problem(
-                "checkpoint_mismatch",
-                seq,
-                None,
-                f"checkpoint #{self.checkpoint_id} recorded the head at seq {seq}, "
-                f"but the chain has no entry there (it ends at seq {last_seq})",
-            )
         if 2 <= len(self.mismatches) <= MAX_MISMATCHES_DIAGNOSED:
             self._explain_swaps()
         return self.problems
@@ -419,8 +410,6 @@ class ChainWalk:
         """Drop what the swap of ``a`` and ``b`` explains; ``verified`` are the seqs whose checksum
         verifies in the swapped-back order."""
         displaced = {a.seq, a.seq + 1, b.seq, b.seq + 1}
-        # The authentic checksum of whatever belongs at each swapped seq.
-        belongs = {a.seq: b.checksum, b.seq: a.checksum}
         last_seq = self.last.seq if self.last else 0
 
         def explained(problem: Problem) -> bool:
@@ -430,8 +419,6 @@ class ChainWalk:
                 return problem.seq in displaced
             if problem.code == "chain_head_mismatch":
                 return b.seq == last_seq and self.account.chain_head == a.checksum
-            if problem.code == "checkpoint_mismatch" and problem.seq in belongs and self.checkpoint_head:
-                return self.checkpoint_head[1] == belongs[problem.seq]
             return False
 
         self.problems = [problem for problem in self.problems if not explained(problem)]

@@ -1,8 +1,6 @@
-"""Checkpoints and the recorded integrity jobs (what the Celery tasks and commands call).
-
-A checkpoint signs every chain head (account -> [seq, checksum]) with the ledger HMAC key, so a
-chain cut short later is caught even when its account row was edited to match. A checkpoint is
-only signed over a ledger that verifies: signing tampered heads would bless the tampering.
+"""The recorded integrity jobs (what the Celery tasks and commands call): verification, full or
+incremental (ledger/integrity.py), and the balance reconciliation. The journal's seals, which
+replaced the old checkpoints, are made by ledger/sealing.py.
 """
 
 from __future__ import annotations
@@ -15,48 +13,26 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Account
-from balance_project.errors import ApplicationError
 from ledger import chain, integrity_gauges, integrity_trust
 from ledger.integrity import Problem, VerificationReport, ledger_verify, read_snapshot
 from ledger.integrity_trust import integrity_run_latest_trusted
-from ledger.models import Checkpoint, IntegrityRun
+from ledger.models import IntegrityRun
 
 log = logging.getLogger(__name__)
 
 
-def ledger_checkpoint_create() -> dict[str, Any]:
-    """Verify the whole ledger and, when it is clean, store its chain heads signed.
+def integrity_run_verify(*, account_ids: list[int] | None = None, full: bool = True) -> dict[str, Any]:
+    """Verify the ledger (``ledger_verify``) and record the outcome as an ``IntegrityRun``.
 
-    The heads come from the verification's own snapshot, so they are exactly what was verified.
-    Raises ``invalid_state`` (nothing stored) when the ledger does not verify. Locks nothing.
-    """
-    report = ledger_verify()
-    if not report.ok:
-        raise ApplicationError(
-            "invalid_state",
-            f"the ledger does not verify ({report.problem_count} problems): no checkpoint was signed",
-            {"problem_count": report.problem_count, "problems": report.problems[:20]},
-        )
-    heads = report.heads
-    checkpoint = Checkpoint.objects.create(
-        heads=heads,
-        signature=chain.sign_heads(heads),
-        account_count=len(heads),
-        entry_count=sum(seq for seq, _checksum in heads.values()),
-    )
-    log.info(
-        "ledger checkpoint #%s signed: %s chains, %s entries",
-        checkpoint.pk,
-        checkpoint.account_count,
-        checkpoint.entry_count,
-    )
-    return {"checkpoint": checkpoint_result(checkpoint), "verification": _summary(report)}
-
-
-def integrity_run_verify(*, account_ids: list[int] | None = None) -> dict[str, Any]:
-    """Verify the ledger (``ledger_verify``) and record the outcome as an ``IntegrityRun``."""
-    report = ledger_verify(account_ids=account_ids)
-    run = _record(IntegrityRun.Kind.VERIFY, report)
+    Not ``full``: only what came after the seal the latest trusted run verified through, when that
+    run was clean; after a failed (or no, or forged) run it is a full run, so a problem found once
+    is found again until it is put right."""
+    since = None
+    if not full and account_ids is None:
+        latest = integrity_run_latest(kind=IntegrityRun.Kind.VERIFY)
+        since = latest.through_seal if latest is not None and latest.ok else None
+    report = ledger_verify(account_ids=account_ids, full=full, since_seal=since)
+    run = _record(IntegrityRun.Kind.VERIFY, report, scope="full" if report.full else "incremental")
     return {"run": integrity_run_result(run)}
 
 
@@ -93,15 +69,6 @@ def integrity_run_latest(*, kind: str = IntegrityRun.Kind.VERIFY) -> IntegrityRu
     return integrity_run_latest_trusted(kind)
 
 
-def checkpoint_result(checkpoint: Checkpoint) -> dict[str, Any]:
-    return {
-        "id": checkpoint.pk,
-        "created_at": chain.format_timestamp(checkpoint.created_at),
-        "account_count": checkpoint.account_count,
-        "entry_count": checkpoint.entry_count,
-    }
-
-
 def integrity_run_result(run: IntegrityRun) -> dict[str, Any]:
     return {
         "id": run.pk,
@@ -113,7 +80,6 @@ def integrity_run_result(run: IntegrityRun) -> dict[str, Any]:
         "accounts_checked": run.accounts_checked,
         "entries_checked": run.entries_checked,
         "transactions_checked": run.transactions_checked,
-        "checkpoint_id": run.checkpoint_id,
         "through_seal": run.through_seal,
         "problems": run.problems,
     }
@@ -133,8 +99,6 @@ def _record(kind: str, report: VerificationReport, *, scope: str | None = None) 
         accounts_checked=report.accounts_checked,
         entries_checked=report.entries_checked,
         transactions_checked=report.transactions_checked,
-        # getattr: the seal-era report has no checkpoint, the checkpoint-era one no seal.
-        checkpoint_id=getattr(report, "checkpoint_id", None),
         through_seal=getattr(report, "through_seal", None),
     )
     run.signature = integrity_trust.run_signature(run)

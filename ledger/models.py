@@ -1,4 +1,4 @@
-"""The ledger: transactions, their append-only entries, idempotency records and checkpoints."""
+"""The ledger: transactions, their append-only entries, idempotency records, and the journal with its seals."""
 
 from __future__ import annotations
 
@@ -82,16 +82,6 @@ class IdempotencyRecord(models.Model):  # noqa: DJ008 (shown by id in the admin,
         constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_unique_per_scope")]
 
 
-class Checkpoint(models.Model):  # noqa: DJ008 (shown by id in the admin, unchanged)
-    """A periodic signed snapshot of every chain head, so a truncated chain is caught later."""
-
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    heads = models.JSONField(help_text='{"<account id>": [seq, checksum], ...}')
-    account_count = models.IntegerField()
-    entry_count = models.BigIntegerField()
-    signature = models.CharField(max_length=64)
-
-
 class IntegrityRun(models.Model):
     """One run of a background integrity job: what it checked and what it found.
 
@@ -113,14 +103,6 @@ class IntegrityRun(models.Model):
     accounts_checked = models.IntegerField(default=0)
     entries_checked = models.BigIntegerField(default=0)
     transactions_checked = models.BigIntegerField(default=0)
-    checkpoint = models.ForeignKey(
-        Checkpoint,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="The checkpoint the chains were compared against.",
-    )
     through_seal = models.BigIntegerField(
         null=True, blank=True, help_text="The newest seal this run verified (the next incremental run starts after it)."
     )
@@ -168,9 +150,7 @@ class JournalRecord(models.Model):  # noqa: DJ008 (shown by id in the admin)
         constraints = [
             # A second store of every key: an idempotency record deleted alone cannot let a retry
             # run the operation again.
-            models.UniqueConstraint(
-                fields=["scope", "key"], condition=~Q(key=""), name="journal_key_unique_per_scope"
-            ),
+            models.UniqueConstraint(fields=["scope", "key"], condition=~Q(key=""), name="journal_key_unique_per_scope"),
         ]
         indexes = [models.Index(fields=["txid"], name="journal_txid")]
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts.cache import cache_writes_after_commit
 from balance_project.errors import ApplicationError
 from balance_project.money import INT64_MAX, amount_max_check
-from ledger import chain
+from ledger import chain, journal
 from ledger.rows import ACCOUNT_COLUMNS, AccountRow, EntryRow, TransactionRow
 from ledger.work import Result, Work
 
@@ -138,6 +138,7 @@ def transaction_post(
 
     now = timezone.now()
     tx = TransactionRow(transaction_id, str(kind), currency, actor, dict(metadata or {}), now)
+    work.row("ledger_transaction", tx.id, tx)
     work.execute(
         "INSERT INTO ledger_transaction (id, kind, currency, actor, metadata, created_at) "
         "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -153,6 +154,7 @@ def transaction_post(
         entry = EntryRow(account.id, account.entry_seq, tx.id, amounts[account.id], currency, account.balance, now, "")
         entry.checksum = account.chain_head = chain.checksum_of(entry, account.chain_head)
         tx.posted_entries.append(entry)
+        work.row("ledger_entry", f"{entry.account_id}:{entry.seq}", entry)
         values.append("(%s, %s, %s, %s, %s, %s, %s, %s)")
         params += [
             entry.transaction_id,
@@ -202,6 +204,7 @@ def account_write(work: Work, account: AccountRow) -> None:
     """Queue the new money fields and status of a locked row (its version bumped), and its balance
     cache refresh after commit."""
     account.version += 1
+    work.row("accounts_account", account.id, account)
     work.execute(
         "UPDATE accounts_account SET balance = %s, held = %s, status = %s, version = %s, entry_seq = %s, "
         "chain_head = %s, updated_at = %s WHERE id = %s",
@@ -232,6 +235,8 @@ def new_accounts(work: Work, rows: Iterable[AccountRow]) -> None:
     after the call: an opened seat account starts with its first buy-in."""
     now = work.time(timezone.now())
     for account in rows:
+        opened = {"balance": 0, "held": 0, "status": "active", "version": 0, "entry_seq": 0, "chain_head": ""}
+        work.row("accounts_account", account.id, journal.row_values(account, "accounts_account") | opened)
         work.execute(
             "INSERT INTO accounts_account (id, kind, owner_ref, system_code, shard, currency, balance, held, "
             "allow_negative, status, version, entry_seq, chain_head, created_at, updated_at) "

@@ -1,7 +1,7 @@
-"""Celery tasks: thin adapters over the integrity services (ledger/integrity_runs.py).
+"""Celery tasks: thin adapters over the integrity services (ledger/integrity_runs.py, ledger/sealing.py).
 
-Suggested beat schedule: verify_ledger_task every 10 minutes, reconcile_balances_task every minute,
-ledger_checkpoint_task hourly.
+The beat schedule (balance_project/celery.py): the sealer every few seconds, the incremental
+verification every minute, the full one nightly, the reconciliation hourly.
 """
 
 from __future__ import annotations
@@ -11,28 +11,36 @@ from typing import Any
 
 from celery import shared_task
 
-from balance_project.errors import ApplicationError
-from ledger.integrity_runs import balances_reconcile, integrity_run_verify, ledger_checkpoint_create
+from ledger.integrity_runs import balances_reconcile, integrity_run_verify
+from ledger.sealing import SealRefused, journal_seal
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(name="ledger.verify_ledger")
 def verify_ledger_task() -> dict[str, Any]:
-    """Verify every chain and record an IntegrityRun (what the integrity metrics report)."""
+    """Verify everything and record an IntegrityRun (what the integrity gauges report)."""
     result = integrity_run_verify()
     result["run"].pop("problems")  # kept on the IntegrityRun row; the result backend needs no copy
     return result
 
 
-@shared_task(name="ledger.checkpoint")
-def ledger_checkpoint_task() -> dict[str, Any]:
-    """Sign a checkpoint of every chain head; refused (and logged) while the ledger does not verify."""
+@shared_task(name="ledger.verify_ledger_incremental")
+def verify_ledger_incremental_task() -> dict[str, Any]:
+    """Verify what came since the last clean run's seal and record an IntegrityRun."""
+    result = integrity_run_verify(full=False)
+    result["run"].pop("problems")
+    return result
+
+
+@shared_task(name="ledger.seal_journal")
+def seal_journal_task() -> dict[str, Any]:
+    """Seal the journal records committed since the last round; a refusal is logged at CRITICAL
+    by the sealer and answered here, not raised (the next round tries again)."""
     try:
-        return ledger_checkpoint_create()
-    except ApplicationError as refusal:
-        log.error("ledger checkpoint refused: %s", refusal.message)
-        return {"error": refusal.as_dict()}
+        return journal_seal()
+    except SealRefused as refusal:
+        return {"refused": str(refusal)}
 
 
 @shared_task(name="ledger.reconcile_balances")

@@ -38,6 +38,7 @@ from django.db import DEFAULT_DB_ALIAS, DataError, OperationalError, connections
 from django.utils.dateparse import parse_datetime
 
 from balance_project.deadlines import deadline_exceeded, time_left
+from ledger import journal
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class Work:
         self._allocated: set[str] = set()
         self.scoped: dict[str, Any] = {}  # what helpers keep for this work (see ``discard``)
         self._escaping: Any = None  # psycopg.pq.Escaping of the connection, on PostgreSQL
+        self.journal = journal.JournalDraft()  # what the COMMIT journals (ledger/journal.py)
 
     def __enter__(self) -> Work:
         return self
@@ -113,6 +115,13 @@ class Work:
         self._queue.append((sql, list(params), None))
         self._queued_write = True
 
+    def row(self, table: str, key: Any, values: Any) -> None:
+        """Journal the image of a row this work writes: ``values`` a mapping of columns or a row
+        object with them as attributes (ledger/journal.py names the columns of each table)."""
+        if not isinstance(values, dict):
+            values = journal.row_values(values, table)
+        journal.journal_row(self.journal, table, key, values)
+
     def on_commit(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` once the transaction has committed (never after a rollback)."""
         self._hooks.append(hook)
@@ -125,6 +134,7 @@ class Work:
         self._queued_write = False
         self._hooks.clear()
         self.scoped.clear()
+        self.journal.forget_rows()
 
     # -- sending ----------------------------------------------------------------------------
     def send(self) -> None:
@@ -138,8 +148,11 @@ class Work:
             self._run(statements)
 
     def commit(self) -> None:
-        """Send what is queued with the COMMIT, then run the after-commit hooks."""
+        """Send what is queued, the journal record of the work and the COMMIT together, then run
+        the after-commit hooks."""
         self._require_usable()
+        if self.journal.pending():
+            self._queue.append((*journal.insert_statement(self.journal, postgres=self.postgres, time=self.time), None))
         statements = self._take()
         if self._state == "new":
             if not statements:  # nothing was ever asked of the database

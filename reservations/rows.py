@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ledger.journal import JOURNALED
 from ledger.work import Work, as_datetime
 from tables.rows import TableRow
 
@@ -86,8 +87,14 @@ class ReservationRow:
         return 0 if self.status == "pending" else self.amount - self.committed_amount
 
 
+def _journaled(work: Work, r: ReservationRow, table_pk: int) -> None:
+    values = {column: getattr(r, column) for column, _ in JOURNALED["reservations_reservation"] if column != "table_id"}
+    work.row("reservations_reservation", r.id, values | {"table_id": table_pk})
+
+
 def reservation_insert(work: Work, reservation: ReservationRow, table_pk: int) -> None:
     r = reservation
+    _journaled(work, r, table_pk)
     work.execute(
         "INSERT INTO reservations_reservation (id, account_id, table_id, user_id, currency, amount, committed_amount, "
         "status, expires_at, seat_id, transaction_id, created_by, ended_at, ended_by, end_reason, created_at, "
@@ -116,6 +123,9 @@ def reservation_insert(work: Work, reservation: ReservationRow, table_pk: int) -
 
 def reservation_update(work: Work, reservation: ReservationRow) -> None:
     r = reservation
+    if r.table is None:
+        raise RuntimeError("a reservation is updated with the table it was read with (its journal image names it)")
+    _journaled(work, r, r.table.id)
     work.execute(
         "UPDATE reservations_reservation SET status = %s, committed_amount = %s, seat_id = %s, transaction_id = %s, "
         "ended_at = %s, ended_by = %s, end_reason = %s, updated_at = %s WHERE id = %s",

@@ -53,6 +53,7 @@ class SeatRow:
 
 
 def table_write(work: Work, table: TableRow, now: datetime) -> None:
+    work.row("tables_table", table.id, table)
     work.execute(
         "UPDATE tables_table SET chips = %s, updated_at = %s WHERE id = %s", [table.chips, work.time(now), table.id]
     )

@@ -83,6 +83,7 @@ def table_open(*, client: str, idempotency_key: str, table_id: str, currency: st
             try:
                 with transaction.atomic():
                     table = Table.objects.create(table_id=table_id, currency=currency, opened_by=client)
+                work.row("tables_table", table.pk, table)
             except IntegrityError:
                 table = Table.objects.get(table_id=table_id)
         if table.currency != currency:
@@ -155,6 +156,7 @@ def table_close(*, client: str, idempotency_key: str, table_id: str) -> dict[str
         for seat in seats:
             seat_leave(work, seat, accounts[seat.account_id])
         table.status, now = Table.Status.CLOSED, timezone.now()
+        work.row("tables_table", table.id, table)
         work.execute(
             "UPDATE tables_table SET status = 'closed', closed_at = %s, updated_at = %s WHERE id = %s",
             [work.time(now), work.time(now), table.id],
@@ -349,6 +351,8 @@ def hand_settle(
             "table": table_result(table, seats=table_seats),
             "transaction": transaction_result(tx) if tx else None,
         }
+        hand = {"figures_hash": figures_hash, "rake": rake, "transaction_id": tx.id if tx else None}
+        work.row("tables_hand", f"{table.id}:{hand_id}", hand | {"response": response, "settled_by": client})
         work.execute(
             "INSERT INTO tables_hand (table_id, hand_id, figures_hash, rake, transaction_id, response, "
             "settled_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",

@@ -32,6 +32,13 @@ def _clear_cache():
 
 
 @pytest.fixture(autouse=True)
+def _seal_sink_of_this_test(settings, tmp_path):
+    """Each test's database starts empty, so its seals go to a sink of its own (a sink holding
+    another database's seals would rightly stop the sealer)."""
+    settings.LEDGER_SEAL_SINK = f"file://{tmp_path / 'ledger-seals.jsonl'}"
+
+
+@pytest.fixture(autouse=True)
 def _player_transfers_on(settings):
     """Transfers are off by default (settings.PLAYER_TRANSFERS_ENABLED); the tests of transfers
     predate the switch and run with it on. tests/protection turns it off where it tests that."""

@@ -29,65 +29,90 @@ DROP FUNCTION IF EXISTS ledger_journal_refuse_change();
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0006_export_permission'),
+        ("ledger", "0006_export_permission"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JournalPosition',
+            name="JournalPosition",
             fields=[
-                ('position', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('record_id', models.BigIntegerField(unique=True)),
-                ('seal_id', models.BigIntegerField(db_index=True)),
+                ("position", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("record_id", models.BigIntegerField(unique=True)),
+                ("seal_id", models.BigIntegerField(db_index=True)),
             ],
         ),
         migrations.AddField(
-            model_name='integrityrun',
-            name='signature',
-            field=models.CharField(blank=True, default='', help_text="HMAC of the run's findings: a forged row does not verify.", max_length=64),
+            model_name="integrityrun",
+            name="signature",
+            field=models.CharField(
+                blank=True,
+                default="",
+                help_text="HMAC of the run's findings: a forged row does not verify.",
+                max_length=64,
+            ),
         ),
         migrations.AddField(
-            model_name='integrityrun',
-            name='through_seal',
-            field=models.BigIntegerField(blank=True, help_text='The newest seal this run verified (the next incremental run starts after it).', null=True),
+            model_name="integrityrun",
+            name="through_seal",
+            field=models.BigIntegerField(
+                blank=True,
+                help_text="The newest seal this run verified (the next incremental run starts after it).",
+                null=True,
+            ),
         ),
         migrations.CreateModel(
-            name='JournalRecord',
+            name="JournalRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('txid', models.BigIntegerField(default=0)),
-                ('scope', models.CharField(blank=True, default='', max_length=64)),
-                ('key', models.CharField(blank=True, default='', max_length=255)),
-                ('operation', models.CharField(max_length=64)),
-                ('request_hash', models.CharField(blank=True, default='', max_length=64)),
-                ('response', models.TextField(blank=True, default='', help_text='The answer as canonical JSON.')),
-                ('is_error', models.BooleanField(default=False)),
-                ('rows', models.TextField(help_text='Canonical JSON of every row written: {table: {id: {column: value}}}.')),
-                ('created_at', models.DateTimeField()),
-                ('mac', models.CharField(max_length=64)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("txid", models.BigIntegerField(default=0)),
+                ("scope", models.CharField(blank=True, default="", max_length=64)),
+                ("key", models.CharField(blank=True, default="", max_length=255)),
+                ("operation", models.CharField(max_length=64)),
+                ("request_hash", models.CharField(blank=True, default="", max_length=64)),
+                ("response", models.TextField(blank=True, default="", help_text="The answer as canonical JSON.")),
+                ("is_error", models.BooleanField(default=False)),
+                (
+                    "rows",
+                    models.TextField(help_text="Canonical JSON of every row written: {table: {id: {column: value}}}."),
+                ),
+                ("created_at", models.DateTimeField()),
+                ("mac", models.CharField(max_length=64)),
             ],
             options={
-                'indexes': [models.Index(fields=['txid'], name='journal_txid')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('key', ''), _negated=True), fields=('scope', 'key'), name='journal_key_unique_per_scope')],
+                "indexes": [models.Index(fields=["txid"], name="journal_txid")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("key", ""), _negated=True),
+                        fields=("scope", "key"),
+                        name="journal_key_unique_per_scope",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='JournalSeal',
+            name="JournalSeal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('first_position', models.BigIntegerField()),
-                ('last_position', models.BigIntegerField()),
-                ('prev_head', models.CharField(blank=True, default='', max_length=64)),
-                ('head', models.CharField(max_length=64)),
-                ('horizon', models.BigIntegerField(default=0, help_text='Every record with a smaller txid is sealed.')),
-                ('totals', models.JSONField(default=dict)),
-                ('sealed_at', models.DateTimeField()),
-                ('mac', models.CharField(max_length=64)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("first_position", models.BigIntegerField()),
+                ("last_position", models.BigIntegerField()),
+                ("prev_head", models.CharField(blank=True, default="", max_length=64)),
+                ("head", models.CharField(max_length=64)),
+                ("horizon", models.BigIntegerField(default=0, help_text="Every record with a smaller txid is sealed.")),
+                ("totals", models.JSONField(default=dict)),
+                ("sealed_at", models.DateTimeField()),
+                ("mac", models.CharField(max_length=64)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('first_position__gte', 1), ('last_position__gte', models.F('first_position'))), name='journal_seal_positions'), models.UniqueConstraint(fields=('last_position',), name='journal_seal_last_unique')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("first_position__gte", 1), ("last_position__gte", models.F("first_position"))
+                        ),
+                        name="journal_seal_positions",
+                    ),
+                    models.UniqueConstraint(fields=("last_position",), name="journal_seal_last_unique"),
+                ],
             },
         ),
         RunSQLOnPostgres(sql=APPEND_ONLY, reverse_sql=REVERSE),

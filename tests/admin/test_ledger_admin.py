@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 
 from accounts.services import account_transfer
-from ledger.models import Checkpoint, Entry, IdempotencyRecord, Transaction
+from ledger.models import Entry, IdempotencyRecord, JournalRecord, JournalSeal, Transaction
+from ledger.sealing import journal_seal
 
 pytestmark = pytest.mark.django_db
+
+MODELS = {
+    "transaction": Transaction,
+    "entry": Entry,
+    "idempotencyrecord": IdempotencyRecord,
+    "journalrecord": JournalRecord,
+    "journalseal": JournalSeal,
+}
 
 
 @pytest.fixture
@@ -22,32 +31,20 @@ def ledger(wallet, key, settings):
         amount=300,
         metadata={"hand_id": "hand-77", "table_id": "t1"},
     )
-    Checkpoint.objects.create(heads={str(alice): [2, "abc"]}, account_count=1, entry_count=2, signature="f" * 64)
+    journal_seal()
     return {"alice": alice, "bob": bob, "transfer": transfer["transaction"]["id"]}
 
 
-@pytest.mark.parametrize("model", ["transaction", "entry", "idempotencyrecord", "checkpoint"])
+@pytest.mark.parametrize("model", ["transaction", "entry", "idempotencyrecord", "journalrecord", "journalseal"])
 def test_changelists_and_change_views_load(admin, ledger, model):
     assert admin.get(f"/admin/ledger/{model}/").status_code == 200
-    obj = (
-        {"transaction": Transaction, "entry": Entry, "idempotencyrecord": IdempotencyRecord, "checkpoint": Checkpoint}[
-            model
-        ]
-        .objects.order_by("pk")
-        .first()
-    )
+    obj = MODELS[model].objects.order_by("pk").first()
     assert admin.get(f"/admin/ledger/{model}/{obj.pk}/change/").status_code == 200
 
 
-@pytest.mark.parametrize("model", ["transaction", "entry", "idempotencyrecord", "checkpoint"])
+@pytest.mark.parametrize("model", ["transaction", "entry", "idempotencyrecord", "journalrecord", "journalseal"])
 def test_add_change_and_delete_are_refused(admin, ledger, model):
-    obj = (
-        {"transaction": Transaction, "entry": Entry, "idempotencyrecord": IdempotencyRecord, "checkpoint": Checkpoint}[
-            model
-        ]
-        .objects.order_by("pk")
-        .first()
-    )
+    obj = MODELS[model].objects.order_by("pk").first()
     assert admin.get(f"/admin/ledger/{model}/add/").status_code == 403
     assert admin.post(f"/admin/ledger/{model}/add/", {"amount": "5"}).status_code == 403
     assert admin.post(f"/admin/ledger/{model}/{obj.pk}/change/", {"amount": "5", "kind": "deposit"}).status_code == 403

@@ -55,7 +55,10 @@ def test_entries_cannot_be_truncated_while_the_books_remain(committed_books):
 def test_wiping_the_whole_books_in_one_statement_is_allowed(committed_books):
     # What a test-database flush does; nothing is left with a shortened history.
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("TRUNCATE ledger_entry, ledger_transaction, ledger_checkpoint, accounts_account CASCADE")
+        cursor.execute(
+            "TRUNCATE ledger_entry, ledger_transaction, ledger_journalrecord, ledger_journalposition, "
+            "ledger_journalseal, accounts_account CASCADE"
+        )
         assert Entry.objects.count() == 0
         transaction.set_rollback(True)
 

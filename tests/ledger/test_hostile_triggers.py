@@ -19,6 +19,7 @@ from accounts.models import Account
 from accounts.services import account_deposit
 from ledger.integrity import ledger_verify
 from ledger.models import Entry
+from ledger.sealing import journal_seal
 from tests.perf.helpers import Run, buy_in, settle
 from tests.tables.helpers import new_key
 
@@ -31,6 +32,7 @@ PROJECT_TRIGGER_FUNCTIONS = {
     "ledger_entry_check_transaction",
     "ledger_transaction_guard",
     "ledger_account_chain_check",
+    "ledger_journal_refuse_change",
 }
 
 # The insider's own account, which the hostile functions credit.
@@ -178,8 +180,11 @@ def test_a_chain_guard_that_changes_a_balance_is_named(game):
     with replaced({"ledger_account_chain_check": body}):
         found = outcome(lambda: buy_in(game["table"], game["a"], 100))
     wallet, seat = (Account.objects.get(kind=kind, owner_ref=game["a"]).pk for kind in ("user", "seat"))
-    [(code, account_id, _)] = found
-    assert code == "balance_mismatch" and account_id in (wallet, seat)
+    [account_id] = {account for code, account, _ in found if code == "balance_mismatch"}
+    assert account_id in (wallet, seat)
+    # The row is also not the one the journal wrote; nothing else is blamed.
+    assert {code for code, *_ in found} == {"balance_mismatch", "row_mismatch"}
+    assert {account for code, account, _ in found if code == "row_mismatch"} == {account_id}
     assert (
         Account.objects.get(pk=account_id).balance - 1000
         == Entry.objects.filter(account_id=account_id).order_by("-seq").first().balance_after
@@ -223,16 +228,26 @@ def test_a_truncate_guard_that_lets_the_entries_go_is_named(game):
     )
 
 
+def test_a_journal_guard_that_lets_a_record_be_edited_is_named(game):
+    """With the journal's append-only function replaced, the insider rewrites what a record says a
+    buy-in wrote (to hide a change to the row); the record's MAC no longer verifies."""
+    journal_seal()
+    with replaced({"ledger_journal_refuse_change": "BEGIN RETURN NEW; END"}):
+        raw("UPDATE ledger_journalrecord SET rows = replace(rows, '\"balance\":500', '\"balance\":900')")
+        problems = ledger_verify().problems
+    assert {(p["code"], p["table"]) for p in problems} >= {("journal_record_invalid", "ledger_journalrecord")}
+    assert all(p["position"] for p in problems if p["code"] == "journal_record_invalid")
+
+
 def test_a_transaction_guard_that_lets_a_transaction_be_rewritten_moves_no_money(game):
     """The transaction guard only protects a transaction's id, kind and currency: replaced, it lets
     the insider change a transaction's currency, which verify_ledger names, since each entry's
-    currency is signed and must be its transaction's. (Its kind and metadata are not signed yet:
-    that is the sealed journal's part of the threat model.)"""
+    currency is signed and must be its transaction's; the journal holds the whole row too."""
     tx_id = Entry.objects.filter(account__owner_ref=game["a"], account__kind="seat").first().transaction_id
     with replaced({"ledger_transaction_guard": "BEGIN RETURN NEW; END"}):
         raw("UPDATE ledger_transaction SET currency = 'USD' WHERE id = %s", [tx_id])
         found = outcome(lambda: None)
-    assert "transaction_currency_mismatch" in {code for code, *_ in found}
+    assert {"transaction_currency_mismatch", "row_mismatch"} <= {code for code, *_ in found}
 
 
 def test_the_calls_still_work_and_verify_once_the_functions_are_back(game):

@@ -14,8 +14,8 @@ from django.utils import timezone
 from accounts.models import Account
 from accounts.services import account_deposit
 from ledger.integrity import ledger_verify
-from ledger.integrity_runs import ledger_checkpoint_create
-from ledger.models import Checkpoint, Entry
+from ledger.models import Entry, JournalSeal
+from ledger.sealing import SealRefused, journal_seal
 from tests.ledger.conftest import balance_tampered, codes, entry, found, triggers_bypassed
 
 pytestmark = pytest.mark.django_db
@@ -141,7 +141,7 @@ def test_edited_account_balance_differs_from_its_entries(books):
     a = books["a"]
     balance_tampered([a], 10**6)
     report = ledger_verify()
-    assert found(report) == {("balance_mismatch", a, 6)}
+    assert found(report) == {("balance_mismatch", a, 6), ("row_mismatch", a, None)}
     command_finds(("balance_mismatch", a, 6))
 
 
@@ -155,11 +155,11 @@ def test_entry_in_another_currency_is_found(books):
     )
 
 
-def test_truncated_tail_with_account_row_fixed_to_match_is_caught_by_the_checkpoint(books, key):
+def test_truncated_tail_with_account_rows_fixed_to_match_is_caught_by_the_journal(books, key):
     a = books["a"]
     account_deposit(client="t", idempotency_key=key(), account_id=a, amount=400)
     external = Account.objects.get(kind="system", system_code="external", currency="EUR").pk  # one shard (books)
-    checkpoint = ledger_checkpoint_create()["checkpoint"]
+    journal_seal()
     cut = {account_id: Account.objects.get(pk=account_id).entry_seq for account_id in (a, external)}
 
     # Remove the deposit whole (both legs) and rewrite each account row to its new last entry:
@@ -173,43 +173,47 @@ def test_truncated_tail_with_account_row_fixed_to_match_is_caught_by_the_checkpo
                 [seq - 1, previous.checksum, previous.balance_after, account_id],
             )
     report = ledger_verify()
-    assert report.checkpoint_id == checkpoint["id"]
-    assert found(report) == {("checkpoint_mismatch", a, cut[a]), ("checkpoint_mismatch", external, cut[external])}
-    command_finds(("checkpoint_mismatch", a, cut[a]))
+    assert found(report) == {("row_mismatch", a, None), ("row_mismatch", external, None)}
+    assert {p["table"] for p in report.problems} == {"accounts_account"}
+    command_finds(("row_mismatch", a, "-"))
 
-    # Without the checkpoint nothing else would have noticed.
-    Checkpoint.objects.all().delete()
-    assert ledger_verify().ok
+    # Deleting the journal and its seals as well leaves the database short of the external seal.
+    with triggers_bypassed() as cursor:
+        cursor.execute("DELETE FROM ledger_journalposition")
+        cursor.execute("DELETE FROM ledger_journalseal")
+        cursor.execute("DELETE FROM ledger_journalrecord")
+    assert codes(ledger_verify()) >= {"seal_missing", "row_not_journaled"}
 
 
-def test_rewritten_checkpoint_entry_is_found(books):
+def test_rewritten_head_entry_is_found(books):
     a = books["a"]
-    ledger_checkpoint_create()
     with triggers_bypassed() as cursor:
         cursor.execute("UPDATE ledger_entry SET checksum = %s WHERE account_id = %s AND seq = 6", ["0" * 64, a])
     report = ledger_verify()
-    assert {("checkpoint_mismatch", a, 6), ("chain_head_mismatch", a, 6)} <= found(report)
+    assert {("checksum_mismatch", a, 6), ("chain_head_mismatch", a, 6)} <= found(report)
 
 
-def test_edited_checkpoint_fails_its_signature_and_is_not_trusted(books):
-    a = books["a"]
-    checkpoint = Checkpoint.objects.get(pk=ledger_checkpoint_create()["checkpoint"]["id"])
-    heads = dict(checkpoint.heads)
-    heads[str(a)] = [99, "0" * 64]
-    Checkpoint.objects.filter(pk=checkpoint.pk).update(heads=heads)
+def test_an_edited_seal_fails_its_mac_and_is_named(books):
+    journal_seal()
+    with triggers_bypassed() as cursor:
+        cursor.execute("UPDATE ledger_journalseal SET head = %s", ["0" * 64])
     report = ledger_verify()
-    assert found(report) == {("checkpoint_signature_invalid", None, None)}
+    assert {(p["code"], p["table"], p["row_id"]) for p in report.problems} >= {
+        ("seal_invalid", "ledger_journalseal", "1"),
+        ("seal_mismatch", "ledger_journalseal", "1"),
+    }
     command_finds()
 
 
-def test_checkpoint_is_refused_while_the_ledger_does_not_verify(books):
-    from balance_project.errors import ApplicationError
-
-    balance_tampered([books["a"]], 1)
-    with pytest.raises(ApplicationError) as refusal:
-        ledger_checkpoint_create()
-    assert refusal.value.code == "invalid_state"
-    assert not Checkpoint.objects.exists()
+def test_the_sealer_refuses_a_database_that_does_not_reach_the_external_seal(books, key):
+    journal_seal()
+    with triggers_bypassed() as cursor:
+        cursor.execute("DELETE FROM ledger_journalposition")
+        cursor.execute("DELETE FROM ledger_journalseal")
+    account_deposit(client="t", idempotency_key=key(), account_id=books["a"], amount=5)
+    with pytest.raises(SealRefused, match="has seal 1"):
+        journal_seal()
+    assert not JournalSeal.objects.exists()
 
 
 def test_verifying_some_accounts_looks_only_at_them(books):
@@ -225,15 +229,14 @@ def test_verifying_some_accounts_looks_only_at_them(books):
         call_command("verify_ledger", "--account", str(a), stdout=out)
 
 
-def test_deleted_account_row_is_found_by_its_orphaned_entries_and_the_checkpoint(books):
+def test_deleted_account_row_is_found_by_its_orphaned_entries_and_the_journal(books):
     b = books["b"]
-    ledger_checkpoint_create()
     with triggers_bypassed() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute("PRAGMA defer_foreign_keys = ON")  # the test's own transaction checks them at the end
         cursor.execute("DELETE FROM accounts_account WHERE id = %s", [b])
     report = ledger_verify()
-    assert {("account_missing", b, 1), ("checkpoint_account_missing", b, 5)} <= found(report)
+    assert {("account_missing", b, 1), ("row_missing", b, None)} <= found(report)
     assert report.entries_checked == Entry.objects.count()
     command_finds(("account_missing", b, 1))
     with triggers_bypassed() as cursor:  # put it back so the test database stays consistent

@@ -13,8 +13,9 @@ from balance_project.celery import PERIODIC_JOBS, app
 
 EXPECTED_EVERY_SECONDS = {
     "reservations.expire_overdue_reservations": 15,
-    "ledger.checkpoint": 5 * 60,
-    "ledger.verify_ledger": 10 * 60,
+    "ledger.seal_journal": 5,
+    "ledger.verify_ledger_incremental": 60,
+    "ledger.verify_ledger": 24 * 60 * 60,
     "ledger.reconcile_balances": 60 * 60,
     "accounts.expire_adjustment_proposals": 5 * 60,
 }

@@ -9,7 +9,9 @@ from prometheus_client import REGISTRY
 
 from accounts.services import account_freeze
 from balance_project.errors import ApplicationError
+from ledger.journal import JOURNALED
 from ledger.models import Transaction
+from ledger.work import Work
 from reservations.models import Reservation, ReservationEvent
 from reservations.services import (
     reservation_commit,
@@ -54,7 +56,17 @@ def refused(code, call, *args, **kwargs):
 
 
 def overdue(reservation_id):
-    Reservation.objects.filter(pk=reservation_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    """Move the reservation's expiry into the past, as if its time had run out: written the way the
+    service writes, journal record included, so the verifier sees a row the journal vouches for."""
+    moment = timezone.now() - timedelta(seconds=1)
+    with Work() as work:
+        work.execute(
+            "UPDATE reservations_reservation SET expires_at = %s WHERE id = %s", [work.time(moment), reservation_id]
+        )
+        reservation = Reservation.objects.get(pk=reservation_id)
+        values = {column: getattr(reservation, column) for column, _ in JOURNALED["reservations_reservation"]}
+        work.row("reservations_reservation", reservation_id, values | {"expires_at": moment})
+        work.commit()
 
 
 def outcome_count(outcome):
