@@ -28,6 +28,8 @@ PROBLEMS_SHOWN = 5
 FORGED_SHOWN = 3
 # The incremental verification runs every minute: five minutes without one is not a hiccup.
 VERIFICATION_STALE_AFTER = timedelta(minutes=5)
+# Not the kind's display name: a "verify" run may be full or incremental.
+KIND_NAMES = {IntegrityRun.Kind.VERIFY: "ledger verification", IntegrityRun.Kind.RECONCILE: "balance reconciliation"}
 VERIFY_TASKS = "ledger.verify_ledger"  # the full and the incremental job
 
 
@@ -115,7 +117,7 @@ def _failed(alert: IntegrityAlert, trust: RunTrust) -> None:
     if run is None or run.ok:
         return
     alert.reasons.append(
-        f"The latest trusted {run.get_kind_display()} (run #{run.pk}, finished "
+        f"The latest trusted {KIND_NAMES.get(run.kind, run.kind)} (run #{run.pk}, finished "
         f"{chain.format_timestamp(run.finished_at)}) found {run.problem_count} problem(s)."
     )
     room = PROBLEMS_SHOWN - len(alert.problems)
