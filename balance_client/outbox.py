@@ -40,6 +40,7 @@ class Outbox:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._tables: set[str] = set()
+        self._added_since_read: set[str] = set()
         self._refresh()
 
     # ---- what is pending ------------------------------------------------------------------------
@@ -53,22 +54,30 @@ class Outbox:
         """A line was just appended: note its table and wake the retrier."""
         with self._state_lock:
             self._tables.add(_table_of(entry))
+            self._added_since_read.add(_table_of(entry))
         self._wake.set()
 
     def _refresh(self) -> None:
+        # A line appended while the log is read may be missing from what is read: keep its table.
+        with self._state_lock:
+            self._added_since_read = set()
         tables = {_table_of(entry) for entry in self.log.pending()}
         with self._state_lock:
-            self._tables = tables
+            self._tables = tables | self._added_since_read
 
     # ---- sending ----------------------------------------------------------------------------------
 
-    def drain(self, *, deadline: float | None = None) -> ReplayReport:
-        """One pass over the pending lines, in order, within ``deadline`` (time.monotonic())."""
-        with self._drain_lock:
-            try:
-                return replay(self.log, self.client, deadline=deadline, on_answer=self._answered)
-            finally:
-                self._refresh()
+    def drain(self, *, deadline: float | None = None) -> ReplayReport | None:
+        """One pass over the pending lines, in order, within ``deadline`` (time.monotonic()). None
+        when another pass (the retrier's) still runs at the deadline: a caller never waits past it."""
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._drain_lock.acquire(timeout=wait):
+            return None
+        try:
+            return replay(self.log, self.client, deadline=deadline, on_answer=self._answered)
+        finally:
+            self._refresh()
+            self._drain_lock.release()
 
     def _answered(self, entry: dict[str, Any], mark: dict[str, Any]) -> None:
         if self.on_answer is None:
@@ -104,7 +113,7 @@ class Outbox:
             self._wake.clear()
             try:
                 report = self.drain(deadline=time.monotonic() + max(interval, self.client.timeout) * 4)
-                if report.pending:
+                if report is not None and report.pending:
                     log.info("balance outbox: %d line(s) still pending", report.pending)
             except Exception:  # e.g. the log's disk: try again next round
                 log.exception("balance outbox: replay failed")
@@ -112,4 +121,6 @@ class Outbox:
 
 
 def _table_of(entry: dict[str, Any]) -> str:
-    return str(entry.get("request", {}).get("table_id") or "")
+    request = entry.get("request") or {}
+    # The TypeScript client writes the request in the protobuf JSON mapping (tableId).
+    return str(request.get("table_id") or request.get("tableId") or "")

@@ -153,9 +153,10 @@ class BalanceGate:
             return Decision(True, self.mode, "skipped", key)
         assert self.client is not None and self.outbox is not None
         table_id = request.get("table_id", "")
+        deadline = time.monotonic() + self.client.timeout  # the drain and the call share one budget
         if self.outbox.holds(table_id):
             # Earlier operations of this table wait in the log: they go first, or this one waits too.
-            self.outbox.drain(deadline=time.monotonic() + self.client.timeout)
+            self.outbox.drain(deadline=deadline)
             if self.outbox.holds(table_id):
                 behind = BalanceError(
                     grpc.StatusCode.UNAVAILABLE,
@@ -164,7 +165,10 @@ class BalanceGate:
                 )
                 return self._pending(operation, request, key, behind)
         try:
-            response = getattr(self.client, operation)(**request, idempotency_key=key)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BalanceError(grpc.StatusCode.DEADLINE_EXCEEDED, "the budget went on earlier lines of the table")
+            response = getattr(self.client, operation)(**request, idempotency_key=key, timeout=remaining)
         except BalanceError as error:
             if error.unreachable:
                 return self._pending(operation, request, key, error)

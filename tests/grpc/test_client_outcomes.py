@@ -156,6 +156,7 @@ def test_a_let_through_refused_later_is_a_divergence_and_reconcile_reports_it(
         client.retry = RetryPolicy(max_attempts=20, initial_backoff=0.05, max_backoff=0.2)
         caplog.set_level(logging.WARNING, logger="balance_client.divergence")
         report = gate.outbox.drain(deadline=time.monotonic() + 10)
+    assert report is not None
     assert (report.replayed, len(report.refused), report.pending) == (0, 1, 0)
     [mark] = log.marks().values()
     assert (mark["outcome"], mark["reason"], mark["divergence"]) == ("refused", "insufficient_funds", True)

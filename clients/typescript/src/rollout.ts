@@ -164,11 +164,15 @@ export class BalanceGate {
       return this.decision(true, "skipped", key);
     }
     const expectedAllowed = options.expectedAllowed ?? true;
+    const started = performance.now();
     const behind = await this.waitBehind(request, options);
     if (behind !== undefined) {
       return this.pending(operation, request, behind);
     }
-    const attempt = await this.attempt(operation, request, options);
+    // The drain of earlier lines and the call share one budget.
+    const budgetMs = options.timeoutMs ?? this.requireClient().timeoutMs;
+    const timeoutMs = Math.max(1, Math.floor(budgetMs - (performance.now() - started)));
+    const attempt = await this.attempt(operation, request, { ...options, timeoutMs });
     if (attempt.kind === "pending") {
       return this.pending(operation, request, attempt.error);
     }
@@ -225,7 +229,18 @@ export class BalanceGate {
     if (this.outbox === undefined || !(await this.outbox.holds(tableId))) {
       return undefined;
     }
-    await this.outbox.drain(performance.now() + (options.timeoutMs ?? this.requireClient().timeoutMs));
+    const budgetMs = options.timeoutMs ?? this.requireClient().timeoutMs;
+    // A pass already running (the retrier's) may last longer than this call may wait: wait no longer.
+    let timer: NodeJS.Timeout | undefined;
+    const budget = new Promise<void>((resolve) => { timer = setTimeout(resolve, budgetMs); });
+    try {
+      const pass = this.outbox.drain(performance.now() + budgetMs).catch((error: unknown) => {
+        this.logger.error("balance outbox: replay failed", error);
+      });
+      await Promise.race([pass, budget]);
+    } finally {
+      clearTimeout(timer);
+    }
     if (!(await this.outbox.holds(tableId))) {
       return undefined;
     }
