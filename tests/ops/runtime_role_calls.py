@@ -69,6 +69,8 @@ def http_calls() -> int:
     balance = client.get(f"/api/v1/accounts/{account_id}/balance")
     assert balance.status_code == 200, balance.content
     assert client.get(f"/api/v1/accounts/{account_id}/statement").status_code == 200
+    ready = Client().get("/ready")  # the probe reads the database and the migrations table
+    assert ready.status_code == 200, ready.content
     return account_id
 
 
