@@ -20,11 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from balance_client.client import BalanceClient
 from balance_client.reconciliation import ReconciliationLog
-from balance_client.replay import OnAnswer, ReplayReport, replay
+
+if TYPE_CHECKING:
+    from balance_client.replay import OnAnswer, ReplayReport
 
 log = logging.getLogger("balance_client.outbox")
 
@@ -73,6 +75,10 @@ class Outbox:
         wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not self._drain_lock.acquire(timeout=wait):
             return None
+        # Imported here: the package imports this module, and `python -m balance_client.replay` must
+        # find replay not yet imported.
+        from balance_client.replay import replay
+
         try:
             return replay(self.log, self.client, deadline=deadline, on_answer=self._answered)
         finally:

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -32,7 +32,9 @@ from balance_client.errors import BalanceError
 from balance_client.keys import idempotency_key as make_key
 from balance_client.outbox import Outbox
 from balance_client.reconciliation import ReconciliationLog
-from balance_client.replay import OnAnswer
+
+if TYPE_CHECKING:
+    from balance_client.replay import OnAnswer
 
 log = logging.getLogger("balance_client.rollout")
 
