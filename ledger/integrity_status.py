@@ -29,7 +29,10 @@ FORGED_SHOWN = 3
 # The incremental verification runs every minute: five minutes without one is not a hiccup.
 VERIFICATION_STALE_AFTER = timedelta(minutes=5)
 # Not the kind's display name: a "verify" run may be full or incremental.
-KIND_NAMES = {IntegrityRun.Kind.VERIFY: "ledger verification", IntegrityRun.Kind.RECONCILE: "balance reconciliation"}
+KIND_NAMES: dict[str, str] = {
+    IntegrityRun.Kind.VERIFY: "ledger verification",
+    IntegrityRun.Kind.RECONCILE: "balance reconciliation",
+}
 VERIFY_TASKS = "ledger.verify_ledger"  # the full and the incremental job
 
 
