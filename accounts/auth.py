@@ -3,15 +3,20 @@
 A view declares ``required_scopes = {"GET": "accounts:read", "POST": "payments:write"}``; a method
 missing from the map is refused. ``request.auth`` is the ``ApiKey``; ``request.auth.client`` is the
 idempotency scope.
+
+While the database does not answer (balance_project/outage.py) a recently verified key still
+authenticates (accounts/keys.py), and every method but GET, HEAD and OPTIONS answers
+``unavailable`` at once: nothing that writes waits on a database that is down.
 """
 
 from __future__ import annotations
 
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from accounts.keys import api_key_authenticate, api_key_require
+from accounts.keys import api_key_authenticate_call, api_key_require
+from balance_project import outage
 from balance_project.errors import ApplicationError
 
 
@@ -19,7 +24,9 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         raw = header[7:].strip() if header.lower().startswith("bearer ") else request.META.get("HTTP_X_API_KEY", "")
-        record = api_key_authenticate(raw or None)
+        record = api_key_authenticate_call(raw or None)
+        if request.method not in SAFE_METHODS and outage.database_down():
+            raise outage.database_unavailable()
         return (None, record)
 
     def authenticate_header(self, request):

@@ -16,6 +16,7 @@ from accounts.cache import balance_cache_get, balance_cache_put
 from accounts.identifiers import user_id_check
 from accounts.models import Account
 from accounts.results import account_result
+from balance_project import outage
 from balance_project.errors import ApplicationError
 from balance_project.money import INT64_MAX, parse_currency
 from balance_project.shared_cache import shared_cache
@@ -49,11 +50,19 @@ def accounts_list_by_owner(*, owner_ref: str, kind: str | None = None) -> dict[s
 
 def account_balance_get(*, account_id: int) -> dict[str, Any]:
     """account_result plus {"source": "cache" | "database"}; served from the balance cache when it
-    holds the account, else the database (and the cache is filled)."""
+    holds the account, else the database (and the cache is filled).
+
+    While the database does not answer (balance_project/outage.py) a cached balance is still
+    served, marked stale (the call's outage state: a header or trailing metadata says so); an
+    account the cache does not hold answers ``unavailable`` at once."""
     if _balance_cache_shared():
         cached = balance_cache_get(account_id)
         if cached is not None:
+            if outage.database_down():
+                outage.mark_stale()
             return {**cached, "source": "cache"}
+    if outage.database_down():
+        raise outage.database_unavailable()
     data = account_result(_account(account_id))
     if _balance_cache_shared():
         # Put only replaces an older version, so a slow reader cannot undo a newer posting's value.
@@ -70,7 +79,9 @@ def wallet_balance_get(*, user_id: str, currency: str) -> dict[str, Any]:
     if account_id is not None:
         try:
             found = account_balance_get(account_id=account_id)
-        except ApplicationError:
+        except ApplicationError as error:
+            if error.spec.retryable:  # the database is down or slow, not the wallet gone
+                raise
             found = None
         if found is not None and (found["kind"], found["owner_ref"], found["currency"]) == (
             Account.Kind.USER,
@@ -165,6 +176,8 @@ def entry_result(entry: Entry) -> dict[str, Any]:
 
 
 def _account(account_id: int) -> Account:
+    if outage.database_down():  # not a connect timeout per read while the database is down
+        raise outage.database_unavailable()
     account = None
     if isinstance(account_id, int) and not isinstance(account_id, bool) and 0 < account_id <= INT64_MAX:
         account = Account.objects.filter(pk=account_id).first()

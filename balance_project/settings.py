@@ -273,6 +273,12 @@ ADJUSTMENT_PROPOSAL_TTL_SECONDS = env_int("ADJUSTMENT_PROPOSAL_TTL_SECONDS", 72 
 
 # Every HTTP call's time budget: its database waits end by then, and nothing commits after it.
 HTTP_CALL_SECONDS = float(os.environ.get("HTTP_CALL_SECONDS", "10"))
+# PostgreSQL unreachable (docs/degradation.md): calls skip it this long after a failed wait; a key
+# lookup waits at most API_KEY_DB_SECONDS, then a key verified in the last API_KEY_OUTAGE_SECONDS
+# authenticates reads (so a revoked key stops working within that window).
+DB_OUTAGE_RETRY_SECONDS = float(os.environ.get("DB_OUTAGE_RETRY_SECONDS", "1"))
+API_KEY_DB_SECONDS = float(os.environ.get("API_KEY_DB_SECONDS", "1"))
+API_KEY_OUTAGE_SECONDS = float(os.environ.get("API_KEY_OUTAGE_SECONDS", "300"))
 
 # Bodies over 64 KiB are refused before any view runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
 from accounts.keys import ApiKeyCache, api_key_require
+from balance_project import outage
 from balance_project.deadlines import call_budget
 from balance_project.errors import ApplicationError
 from balance_project.grpc import metrics
@@ -34,6 +35,9 @@ Behavior = Callable[[Any, grpc.ServicerContext], Any]
 # Below this much time left, a mutation is not started: it could not answer in time anyway, and a
 # caller that has given up must not find an effect it was told had failed.
 MIN_TIME_FOR_MUTATION_SECONDS = 0.005
+# A call sent without a deadline: grpcio's time_remaining() is then not None but its infinite future
+# (about 3e8 s); no caller means a deadline a year away.
+NO_DEADLINE_ABOVE_SECONDS = 365 * 24 * 3600
 
 
 class UnaryInterceptor(grpc.ServerInterceptor):
@@ -133,12 +137,15 @@ class CallBudgetInterceptor(UnaryInterceptor):
 
     def around(self, full_method, request, context, proceed):
         remaining = context.time_remaining()
-        if remaining is None:
+        if remaining is None or remaining > NO_DEADLINE_ABOVE_SECONDS:
             seconds = settings.GRPC_DEFAULT_CALL_SECONDS
         else:
-            seconds = min(remaining, 10**6) - settings.GRPC_DEADLINE_MARGIN_SECONDS
-        with call_budget(seconds):
-            return proceed(request, context)
+            seconds = remaining - settings.GRPC_DEADLINE_MARGIN_SECONDS
+        with outage.call_state(), call_budget(seconds):
+            response = proceed(request, context)
+            if outage.served_stale():  # answered from the cache while the database was down
+                context.set_trailing_metadata(((outage.STALE_METADATA, "true"),))
+            return response
 
 
 class AuthInterceptor(UnaryInterceptor):
@@ -147,7 +154,9 @@ class AuthInterceptor(UnaryInterceptor):
 
     ``cache_seconds`` > 0 keeps authenticated keys in process memory that long (``ApiKeyCache``): a
     revoked key then stops working within that time. 0, the default here, reads the database on
-    every call; ``grpcserver --auth-cache-seconds`` sets it for the sidecar."""
+    every call; ``grpcserver --auth-cache-seconds`` sets it for the sidecar. While the database does
+    not answer, a recently verified key still authenticates (accounts/keys.py) and a mutating call
+    answers UNAVAILABLE at once (balance_project/outage.py)."""
 
     def __init__(self, cache_seconds: float = 0.0):
         self.keys = ApiKeyCache(cache_seconds)
@@ -161,6 +170,8 @@ class AuthInterceptor(UnaryInterceptor):
         record = self.keys.authenticate(_bearer_token(context))
         if not any(scope in record.scopes for scope in policy.scopes):
             api_key_require(record, policy.scopes[0] if policy.scopes else "undeclared")
+        if policy.mutating and outage.database_down():
+            raise outage.database_unavailable()
         token = current_key.set(record)
         try:
             return proceed(request, context)
