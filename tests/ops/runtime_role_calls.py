@@ -2,11 +2,11 @@
 (tests/ops/test_db_roles.py starts it): ``python -m tests.ops.runtime_role_calls``.
 
 HTTP through Django's own request cycle (API key, idempotency, throttle, the account calls), the
-table and reservation services the gRPC sidecar calls, player protection, a four-eyes admin
-adjustment with staff users and a login session, every periodic job of the beat schedule (run
-inline), beat's own schedule tables, `verify_ledger` and `seal_journal` when it exists. Any refusal
-by PostgreSQL fails the step and the process exits 1, naming it; on success it prints the steps
-as JSON.
+gRPC sidecar's server over a real channel, the table and reservation services, player protection,
+a four-eyes admin adjustment with staff users and a login session, every periodic job of the beat
+schedule (run inline), beat's own schedule tables, `seal_journal` and `verify_ledger`. Any refusal
+by PostgreSQL fails the step and the process exits 1, naming it; on success it prints the steps as
+JSON.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import django
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command, get_commands  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -105,6 +105,36 @@ def table_calls(wallet: int) -> None:
     table_close(client="roles", idempotency_key=key("close"), table_id="roles-t1")
 
 
+def grpc_calls(wallet: int) -> None:
+    """The sidecar's own server and interceptor chain (auth, budgets, the mutation guard) on a
+    free port, called over a real channel."""
+    import grpc
+
+    from accounts.keys import api_key_create
+    from balance_client._pb.balance.v1 import balance_pb2 as pb
+    from balance_client._pb.balance.v1 import balance_pb2_grpc
+    from balance_project.grpc.server import create_server, load_interceptors
+
+    raw, _ = api_key_create(client="roles-poker", scopes=["accounts:read", "reservations:write", "tables:write"])
+    md = (("authorization", f"Bearer {raw}"),)
+    server = create_server(bind="127.0.0.1:0", max_workers=2, interceptors=load_interceptors())
+    server.start()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = balance_pb2_grpc.BalanceServiceStub(channel)
+            stub.OpenTable(
+                pb.OpenTableRequest(idempotency_key=key("g"), table_id="roles-g1", currency="EUR"), metadata=md
+            )
+            bought = pb.BuyInRequest(idempotency_key=key("g"), user_id="roles-alice", table_id="roles-g1", amount=800)
+            stub.BuyIn(bought, metadata=md, timeout=10)
+            stub.BuyIn(bought, metadata=md, timeout=10)  # the same key again: the first answer
+            left = pb.CashOutRequest(idempotency_key=key("g"), table_id="roles-g1", user_id="roles-alice", leave=True)
+            stub.CashOut(left, metadata=md, timeout=10)
+            stub.GetBalance(pb.GetBalanceRequest(account_id=wallet), metadata=md, timeout=10)
+    finally:
+        server.stop(grace=None)
+
+
 def expiry_calls() -> None:
     from reservations.services import reservation_expire_overdue, reservation_reserve
     from tables.services import table_open
@@ -172,12 +202,12 @@ def periodic_jobs() -> list[str]:
 def main() -> None:
     wallet = step("http: open, deposit, withdraw, balance, statement", http_calls)
     step("tables: open, buy-in, reserve, commit, settle, cash-out, release, close", lambda: table_calls(wallet))
+    step("grpc: open a table, buy in (and its retry), cash out, balance", lambda: grpc_calls(wallet))
     step("reservations: expiry sweep", expiry_calls)
     step("protection: limits and a time-out", protection_calls)
     step("admin: staff users, session, adjustment, four-eyes approval, freeze", lambda: admin_calls(wallet))
     jobs = step("every periodic job, and beat's schedule tables", periodic_jobs)
-    if "seal_journal" in get_commands():
-        step("seal_journal", lambda: call_command("seal_journal"))
+    step("seal_journal", lambda: call_command("seal_journal"))
     step("verify_ledger", lambda: call_command("verify_ledger"))
     print(json.dumps({"role": connection.settings_dict["USER"], "steps": STEPS, "jobs": jobs}))
 

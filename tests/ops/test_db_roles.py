@@ -211,7 +211,8 @@ def refused(conn: psycopg.Connection, statement: str) -> str:
 @pytest.mark.postgres
 def test_the_runtime_role_runs_the_whole_service(roles, service_run):
     assert service_run["role"] == roles.runtime
-    assert len(service_run["steps"]) >= 7, service_run
+    assert len(service_run["steps"]) >= 9, service_run
+    assert {"seal_journal", "verify_ledger"} <= set(service_run["steps"])
     assert "reservations.expire_overdue_reservations" in service_run["jobs"]
 
 
