@@ -2,12 +2,25 @@
 version, so two commits whose callbacks run out of order cannot leave the older one cached.
 
 Nothing that moves money reads from here: postings read the locked row.
+
+On Redis every balance lives under a generation (part of #10): ``<prefix>account-balance:v2:<gen>:<id>``,
+where ``<gen>`` is read, inside the same script as the balance itself, from one hash that also holds
+the run_id of the Redis that the generation belongs to. A Redis that restarted (from an old RDB or
+AOF, or a replica promoted) has a new run_id; the first connection any process opens to it compares
+the two before its first command (balance_project/redis_breaker.py's connect hook) and, atomically,
+starts a new random generation: nothing cached before the restart is ever read again, by any
+process, whether or not it saw Redis fail. A process whose writes failed while Redis was frozen
+starts a new generation when Redis answers again (the breaker's recovery hook). A generation is a
+random token, never a counter, so an old one can never come back; old keys expire with their TTL.
+A hash gone missing (FLUSHDB) makes reads miss until a write starts a new generation.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 import threading
 from typing import Any
 
@@ -17,23 +30,59 @@ from balance_project.shared_cache import shared_cache
 log = logging.getLogger(__name__)
 
 _LOCAL_LOCK = threading.Lock()
+_GENERATION_KEY = "balance-cache-generation"
+_BALANCE_PREFIX = "account-balance:v2:"
 
-# KEYS[1] = cache key, ARGV[1] = version, ARGV[2] = JSON payload, ARGV[3] = ttl seconds.
+# Every script: KEYS[1] = the generation hash, ARGV[1] = the balance key prefix, ARGV[2] = account id.
+_GET_LUA = """
+local g = redis.call('HGET', KEYS[1], 'gen')
+if not g then return false end
+return redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])
+"""
+# ARGV[3] = version, ARGV[4] = JSON payload, ARGV[5] = ttl seconds, ARGV[6] = a fresh generation, for
+# a hash gone missing (FLUSHDB): with no run_id in it, the next new connection starts another anyway.
 _SET_IF_NEWER_LUA = """
-local current = redis.call('GET', KEYS[1])
+local g = redis.call('HGET', KEYS[1], 'gen')
+if not g then
+  g = ARGV[6]
+  redis.call('HSET', KEYS[1], 'gen', g)
+end
+local key = ARGV[1] .. g .. ':' .. ARGV[2]
+local current = redis.call('GET', key)
 if current then
   local ok, decoded = pcall(cjson.decode, current)
-  if ok and decoded['version'] and tonumber(decoded['version']) >= tonumber(ARGV[1]) then
+  if ok and decoded['version'] and tonumber(decoded['version']) >= tonumber(ARGV[3]) then
     return 0
   end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+redis.call('SET', key, ARGV[4], 'EX', tonumber(ARGV[5]))
 return 1
 """
+_FORGET_LUA = """
+local g = redis.call('HGET', KEYS[1], 'gen')
+if g then redis.call('DEL', ARGV[1] .. g .. ':' .. ARGV[2]) end
+return 1
+"""
+# KEYS[1] = the generation hash, ARGV[1] = this Redis's run_id, ARGV[2] = a fresh generation.
+_CHECK_RUN_LUA = """
+if redis.call('HGET', KEYS[1], 'run_id') == ARGV[1] and redis.call('HEXISTS', KEYS[1], 'gen') == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'run_id', ARGV[1])
+return 1
+"""
+_RUN_ID = re.compile(rb"run_id:([0-9a-f]+)")
 
 
 def _key(account_id: int) -> str:
+    """The local-memory cache's key (no generations: it dies with its process)."""
     return f"account-balance:v1:{account_id}"
+
+
+def _names() -> tuple[str, str]:
+    """(the generation hash's key, the balance keys' prefix), with the cache's KEY_PREFIX."""
+    backend = shared_cache()
+    return backend.make_key(_GENERATION_KEY), backend.make_key(_BALANCE_PREFIX)
 
 
 def _redis_client():
@@ -45,6 +94,30 @@ def _redis_client():
     if not isinstance(backend, RedisCache):
         return None
     return backend.client.get_client(write=True)
+
+
+def _check_run(connection) -> None:
+    """redis_breaker's connect hook: before a new connection's first command, a Redis that is not
+    the one the generation was started on gets a new generation."""
+    from django_redis.cache import RedisCache
+
+    if not isinstance(shared_cache(), RedisCache):
+        return
+    connection.send_command("INFO", "server")
+    info = connection.read_response()
+    found = _RUN_ID.search(info if isinstance(info, bytes) else str(info).encode())
+    if found is None:
+        raise ValueError("INFO server has no run_id")
+    generation_key, _ = _names()
+    connection.send_command("EVAL", _CHECK_RUN_LUA, 1, generation_key, found.group(1), secrets.token_hex(8))
+    if connection.read_response():
+        log.warning(
+            "Redis run %s is not the one the balance cache was filled on: new generation, nothing older is read",
+            found.group(1).decode()[:12],
+        )
+
+
+redis_breaker.on_new_connection(_check_run)
 
 
 def balance_cache_get(account_id: int) -> dict[str, Any] | None:
@@ -60,7 +133,8 @@ def balance_cache_get(account_id: int) -> dict[str, Any] | None:
         return None
     try:
         if client is not None:
-            raw = client.get(shared_cache().make_key(_key(account_id)))
+            generation_key, prefix = _names()
+            raw = client.eval(_GET_LUA, 1, generation_key, prefix, account_id)
             return json.loads(raw) if raw else None
         return shared_cache().get(_key(account_id))
     except Exception:  # Redis down or garbage: the database answers instead.
@@ -81,12 +155,8 @@ def balance_cache_put_many(rows: list[dict[str, Any]]) -> None:
     client = _redis_client()
     try:
         if client is not None:
-            backend = shared_cache()
             pipe = client.pipeline(transaction=False)
-            for data in rows:
-                pipe.eval(
-                    _SET_IF_NEWER_LUA, 1, backend.make_key(_key(data["id"])), data["version"], json.dumps(data), ttl
-                )
+            _queue_puts(pipe, rows, ttl)
             pipe.execute()
             return
         with _LOCAL_LOCK:
@@ -100,21 +170,23 @@ def balance_cache_put_many(rows: list[dict[str, Any]]) -> None:
             balance_cache_forget(data["id"])
 
 
+def _queue_puts(pipe, rows: list[dict[str, Any]], ttl: int) -> None:
+    generation_key, prefix = _names()
+    fresh = secrets.token_hex(8)
+    for data in rows:
+        pipe.eval(
+            _SET_IF_NEWER_LUA, 1, generation_key, prefix, data["id"], data["version"], json.dumps(data), ttl, fresh
+        )
+
+
 def balance_cache_forget_all() -> None:
-    """Drop every cached balance (redis_breaker's recovery hook): after Redis missed writes, or came
-    back from an older snapshot, any of them may be older than the database."""
+    """Forget every cached balance at once, for every process (redis_breaker's recovery hook: after
+    Redis missed writes, any of them may be older than the database): a new generation."""
     client = _redis_client()
     if client is None:
         return
-    pattern = shared_cache().make_key(_key(0)).removesuffix("0") + "*"
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=pattern, count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
+    generation_key, _ = _names()
+    client.hset(generation_key, "gen", secrets.token_hex(8))
 
 
 redis_breaker.on_recovery(balance_cache_forget_all)
@@ -122,7 +194,12 @@ redis_breaker.on_recovery(balance_cache_forget_all)
 
 def balance_cache_forget(account_id: int) -> None:
     try:
-        shared_cache().delete(_key(account_id))
+        client = _redis_client()
+        if client is None:
+            shared_cache().delete(_key(account_id))
+            return
+        generation_key, prefix = _names()
+        client.eval(_FORGET_LUA, 1, generation_key, prefix, account_id)
     except Exception:
         log.warning("balance cache delete failed for account %s", account_id, exc_info=True)
 
@@ -154,15 +231,7 @@ class CacheWrites:
             pipe = client.pipeline(transaction=False)
             for key, value, ttl in self.values:
                 pipe.set(backend.make_key(key), backend.client.encode(value), ex=ttl)  # type: ignore[attr-defined]  # django_redis
-            for data in rows:
-                pipe.eval(
-                    _SET_IF_NEWER_LUA,
-                    1,
-                    backend.make_key(_key(data["id"])),
-                    data["version"],
-                    json.dumps(data),
-                    settings.BALANCE_CACHE_TTL_SECONDS,
-                )
+            _queue_puts(pipe, rows, settings.BALANCE_CACHE_TTL_SECONDS)
             pipe.execute()
         except Exception:
             log.warning(

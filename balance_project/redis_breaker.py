@@ -10,6 +10,10 @@ When it closes again (a command after the pause succeeds), the cache may hold ba
 the database: writes made while it was unreachable failed, and a Redis restored from an older
 snapshot holds old values. The hooks registered with ``on_recovery`` run then, once:
 accounts/cache.py forgets every cached balance, so no stale balance is served.
+
+A restart is also caught where no failure was seen (a process idle through it, or started after
+it): the hooks registered with ``on_new_connection`` run on every new connection before its first
+command, and accounts/cache.py's compares Redis's run_id with the one its balances were cached on.
 """
 
 from __future__ import annotations
@@ -30,10 +34,19 @@ _open_until = 0.0
 _tripped = False  # opened since the last recovery: the hooks run when it closes
 _recovering = False
 _hooks: list[Callable[[], None]] = []
+_connect_hooks: list[Callable[[Any], None]] = []
 
 
 def on_recovery(hook: Callable[[], None]) -> None:
     _hooks.append(hook)
+
+
+def on_new_connection(hook: Callable[[Any], None]) -> None:
+    """``hook(connection)`` runs on each new connection, after the handshake and before any command
+    of the caller; it talks over ``connection.send_command`` / ``read_response``. If it fails, the
+    connection is closed and the command fails (the cache is skipped)."""
+    if hook not in _connect_hooks:
+        _connect_hooks.append(hook)
 
 
 def is_open() -> bool:
@@ -86,6 +99,13 @@ def _recover() -> None:
         _recovering = False
 
 
+def reset_for_tests() -> None:
+    """Closed and trusted, as in a process that never saw Redis fail."""
+    global _open_until, _tripped, _recovering
+    with _lock:
+        _open_until, _tripped, _recovering = 0.0, False, False
+
+
 _FAILURES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
@@ -100,6 +120,16 @@ class CircuitBreakerConnection(redis.connection.Connection):
         except _FAILURES as exc:
             trip(exc)
             raise
+
+    def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        super().on_connect_check_health(*args, **kwargs)
+        for hook in _connect_hooks:
+            try:
+                hook(self)
+            except redis.exceptions.RedisError:
+                raise
+            except Exception as exc:  # the caller (connect) closes the connection on a RedisError
+                raise redis.exceptions.ConnectionError(f"new-connection hook failed: {exc!r}") from exc
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         self._refuse_if_open()
