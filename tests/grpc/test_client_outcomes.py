@@ -263,3 +263,25 @@ def test_a_stalled_attempt_ends_at_its_attempt_timeout_and_is_retried_with_the_s
     assert wait_for(lambda: Account.objects.get(pk=wallet).balance == 700)
     time.sleep(0.5)  # the stalled first attempt has finished by now: it did not apply the buy-in again
     assert Account.objects.get(pk=wallet).balance == 700
+
+
+def test_replay_follow_is_the_outbox_as_a_process(start_server, token, player, table, tmp_path):
+    from balance_client.replay import main as replay_main
+
+    lose = LoseAnswer("CashOut", times=100)
+    running = start_server(inner=[lose])
+    user, wallet = player(funded=1_000)
+    table_id = table()
+    log = ReconciliationLog(tmp_path / "recon.jsonl")
+    with BalanceClient(running.address, token, timeout=10, retry=FEW_RETRIES) as client:
+        client.buy_in(user_id=user, table_id=table_id, amount=400)
+        gate = BalanceGate(client, "enforce", permissive_fallback=True, reconciliation_log=log)
+        assert gate.cash_out(table_id=table_id, user_id=user, leave=True).pending
+    # The next 6 answers are lost too: the first pass (4 attempts) ends pending, a later one learns it.
+    lose.times = len(lose.keys_seen) + 6
+    args = [str(log.path), "--target", running.address, "--token", token, "--follow", "0.05"]
+    assert replay_main(args) == 0
+    assert len(lose.keys_seen) > lose.times and len(set(lose.keys_seen)) == 1
+    [mark] = log.marks().values()
+    assert mark["outcome"] == "ok" and mark["response"]["seat"]["status"] == "SEAT_STATUS_LEFT"
+    assert Account.objects.get(pk=wallet).balance == 1_000  # cashed out once
