@@ -104,10 +104,21 @@ class Command(BaseCommand):
     def _create_as(self, admin_url: str, *, owner_url: str, runtime_url: str) -> None:
         owner, owner_password, _ = role_of(owner_url)
         runtime, runtime_password, _ = role_of(runtime_url)
-        with connect(admin_url) as conn, conn.cursor() as cursor:
-            done = db_roles.roles_create(
-                cursor, owner=owner, owner_password=owner_password, runtime=runtime, runtime_password=runtime_password
-            )
+        try:
+            with connect(admin_url) as conn, conn.cursor() as cursor:
+                done = db_roles.roles_create(
+                    cursor,
+                    owner=owner,
+                    owner_password=owner_password,
+                    runtime=runtime,
+                    runtime_password=runtime_password,
+                )
+        except psycopg.errors.InsufficientPrivilege as refused:
+            raise CommandError(
+                f"{refused}".strip() + f"\n{role_of(admin_url)[0]} may not create roles or hand over the database: "
+                "connect as a superuser (or a managed PostgreSQL's admin role), or make the two roles yourself "
+                "and set MIGRATION_DATABASE_URL (owner) and DATABASE_URL (runtime role): docs/db-roles.md"
+            ) from None
         for line in done:
             self.stdout.write(line)
 
