@@ -17,23 +17,23 @@ their records, the rows they wrote as they stand now, and each new entry's link 
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from ledger import chain
-from ledger.journal import JOURNALED, canonical_json, image, normal, record_verifies
-from ledger.models import JournalSeal
+from ledger.journal import JOURNALED, canonical_json, normal, record_verifies
+from ledger.journal_reads import answer_of, current_rows, idempotency_rows, stream
+from ledger.models import Entry, JournalSeal
 from ledger.seal_sink import seal_sink
-from ledger.sealing import link, seal_fields, seal_verifies
+from ledger.sealing import link, seal_fields, seal_verifies, totals_add, totals_copy
 
-FETCH = 2000
 _RECORD_COLUMNS = (
     "id",
     "txid",
@@ -47,18 +47,17 @@ _RECORD_COLUMNS = (
     "created_at",
     "mac",
 )
-# How a journaled table's rows are keyed in the journal (ledger/journal.py).
-_KEY_COLUMNS = {"ledger_entry": ("account_id", "seq"), "tables_hand": ("table_id", "hand_id")}
 IDEMPOTENCY = "ledger_idempotencyrecord"
 
 
-def _digest(value: Any) -> bytes:
-    return hashlib.blake2b(canonical_json(value).encode(), digest_size=16).digest()
-
-
-def _answer(operation: str, request_hash: str, response: Any, is_error: bool) -> dict[str, Any]:
-    parsed = json.loads(response) if isinstance(response, (str, bytes)) else response
-    return {"operation": operation, "request_hash": request_hash, "response": parsed, "is_error": bool(is_error)}
+def _digest(value: dict[str, Any]) -> int:
+    """A fingerprint of an image, compared only within this run (Python's keyed hash, seeded anew
+    for each process: no one can aim a forged row at it). A flat image hashes as its sorted items,
+    a nested one (an answer) as its canonical JSON."""
+    try:
+        return hash(tuple(sorted(value.items())))
+    except TypeError:  # unhashable: a nested value
+        return hash(canonical_json(value))
 
 
 class JournalCheck:
@@ -66,7 +65,7 @@ class JournalCheck:
 
     def __init__(self, report: Any, add: Callable[..., None], *, with_entries: bool) -> None:
         self.report, self.add, self.with_entries = report, add, with_entries
-        self.latest: dict[tuple[str, str], tuple[bytes, int, int | None]] = {}
+        self.latest: dict[tuple[str, str], tuple[int, int, int | None]] = {}
         self.records_checked = 0
 
     # -- records ----------------------------------------------------------------------------
@@ -87,13 +86,14 @@ class JournalCheck:
             rows = json.loads(record["rows"]) if record["rows"] else {}
         except ValueError:
             rows = {}
+        record["parsed_rows"] = rows
         for table, images in rows.items():
             if table == "ledger_entry" and not self.with_entries:
                 continue
             for key, row_image in images.items():
                 self.latest[(table, key)] = (_digest(row_image), int(record["id"]), position)
         if record["key"]:
-            answer = _answer(record["operation"], record["request_hash"], record["response"], record["is_error"])
+            answer = answer_of(record["operation"], record["request_hash"], record["response"], record["is_error"])
             name = f"{record['scope']}/{record['key']}"
             self.latest[(IDEMPOTENCY, name)] = (_digest(answer), int(record["id"]), position)
 
@@ -170,7 +170,7 @@ def _changed_columns(table: str, key: str, record_id: int, current: dict[str, An
     if found is None:
         return []
     if table == IDEMPOTENCY:
-        written = _answer(found[3], found[4], found[5], found[6])
+        written = answer_of(found[3], found[4], found[5], found[6])
     else:
         written = json.loads(found[0]).get(table, {}).get(key, {})
     return [
@@ -178,59 +178,6 @@ def _changed_columns(table: str, key: str, record_id: int, current: dict[str, An
         for name in current
         if written.get(name) != current.get(name)
     ]
-
-
-# -- reading ------------------------------------------------------------------------------------
-def _stream(sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(FETCH):
-            yield from rows
-
-
-def _current_rows(table: str, keys: list[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(key, image) of the rows of ``table`` (all, or those of ``keys``)."""
-    key_columns = _KEY_COLUMNS.get(table, ("id",))
-    columns = [*key_columns, *(column for column, _ in JOURNALED[table] if column not in key_columns)]
-    select = f"SELECT {', '.join(columns)} FROM {table}"
-    if keys is None:
-        batches: Iterator[tuple[str, list[Any]]] = iter([(f"{select} ORDER BY {', '.join(key_columns)}", [])])
-    else:
-        batches = _keyed_batches(select, key_columns, keys)
-    for sql, params in batches:
-        for row in _stream(sql, params):
-            values = dict(zip(columns, row, strict=True))
-            yield ":".join(str(values[c]) for c in key_columns), image(table, values)
-
-
-def _keyed_batches(select: str, key_columns: tuple[str, ...], keys: list[str]) -> Iterator[tuple[str, list[Any]]]:
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        if len(key_columns) == 1:
-            yield f"{select} WHERE id IN ({', '.join(['%s'] * len(chunk))})", [int(key) for key in chunk]
-        else:
-            first, second = key_columns
-            pairs = [key.split(":", 1) for key in chunk]
-            clause = " OR ".join([f"({first} = %s AND {second} = %s)"] * len(pairs))
-            params: list[Any] = []
-            for a, b in pairs:
-                params += [int(a), int(b) if second == "seq" else b]
-            yield f"{select} WHERE {clause}", params
-
-
-def _idempotency_rows(names: list[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    select = "SELECT scope, key, operation, request_hash, response, is_error FROM ledger_idempotencyrecord"
-    batches: list[tuple[str, list[Any]]] = []
-    if names is None:
-        batches = [(f"{select} ORDER BY id", [])]
-    else:
-        for start in range(0, len(names), 500):
-            chunk = [name.split("/", 1) for name in names[start : start + 500]]
-            clause = " OR ".join(["(scope = %s AND key = %s)"] * len(chunk))
-            batches.append((f"{select} WHERE {clause}", [part for pair in chunk for part in pair]))
-    for sql, params in batches:
-        for scope, key, operation, request_hash, response, is_error in _stream(sql, params):
-            yield f"{scope}/{key}", _answer(operation, request_hash, response, is_error)
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -241,6 +188,14 @@ def journal_check(report: Any, add: Callable[..., None], *, since: int | None = 
     start = None
     if since is not None:
         start = seals.pop(0) if seals and seals[0].id == since else None
+        if start is not None and not seal_verifies(start):
+            add(
+                "seal_invalid",
+                f"seal {start.id}, where the last verification stopped, does not verify against its MAC",
+                table="ledger_journalseal",
+                row_id=str(start.id),
+                position=start.last_position,
+            )
         if start is None:
             add(
                 "seal_missing",
@@ -254,9 +209,9 @@ def journal_check(report: Any, add: Callable[..., None], *, since: int | None = 
     if since is None:
         for table in JOURNALED:
             if table != "ledger_entry":
-                for key, current in _current_rows(table):
+                for key, current in current_rows(table):
                     check.compare(table, key, current)
-        for name, current in _idempotency_rows():
+        for name, current in idempotency_rows():
             check.compare(IDEMPOTENCY, name, current)
         check.compare_rest()
     else:
@@ -321,8 +276,6 @@ def _seal_chain(
     check: JournalCheck, add: Callable[..., None], start: JournalSeal | None, seals: list[JournalSeal]
 ) -> JournalSeal | None:
     """Walk the positions of ``seals`` (after ``start``), checking seals, links and records."""
-    from ledger.sealing import _totals
-
     by_id = {seal.id: seal for seal in seals}
     previous = start
     for seal in seals:
@@ -351,15 +304,15 @@ def _seal_chain(
         return start
     columns = ", ".join(f"r.{c}" for c in _RECORD_COLUMNS)
     first = seals[0].first_position
-    rows = _stream(
+    rows = stream(
         f"SELECT p.position, p.seal_id, p.record_id, {columns} FROM ledger_journalposition p "
         "LEFT JOIN ledger_journalrecord r ON r.id = p.record_id WHERE p.position >= %s ORDER BY p.position",
         [first],
     )
     head, expected, current_seal, broken = (start.head if start else ""), first, None, False
-    totals: dict[str, Any] = dict(start.totals) if start else {}
+    totals = totals_copy(start.totals if start else {})
     for position, seal_id, record_id, *values in rows:
-        seal = by_id.get(seal_id)
+        owner = by_id.get(seal_id)
         if position > expected:
             add(
                 "journal_position_missing",
@@ -370,7 +323,7 @@ def _seal_chain(
             )
             broken = True
         expected = position + 1
-        if seal is None or not (seal.first_position <= position <= seal.last_position):
+        if owner is None or not (owner.first_position <= position <= owner.last_position):
             add(
                 "journal_position_invalid",
                 f"position {position} names seal {seal_id}, which does not cover it",
@@ -379,9 +332,9 @@ def _seal_chain(
                 position=position,
             )
             continue
-        if seal is not current_seal:
-            head = seal.prev_head
-            current_seal, broken = seal, False
+        if owner is not current_seal:
+            head = owner.prev_head
+            current_seal, broken = owner, False
         record = dict(zip(_RECORD_COLUMNS, values, strict=True))
         if record["id"] is None:
             add(
@@ -394,26 +347,26 @@ def _seal_chain(
             broken = True
         else:
             check.take(record, position)
-            totals = _totals(totals, [record])
+            totals_add(totals, record["parsed_rows"])
             head = link(head, position, int(record_id), str(record["mac"]))
-        if position == seal.last_position:
-            if not broken and head != seal.head:
+        if position == owner.last_position:
+            if not broken and head != owner.head:
                 add(
                     "seal_head_mismatch",
-                    f"the links of seal {seal.id}'s records do not make its head (edited, swapped or re-linked)",
+                    f"the links of seal {owner.id}'s records do not make its head (edited, swapped or re-linked)",
                     table="ledger_journalseal",
-                    row_id=str(seal.id),
+                    row_id=str(owner.id),
                     position=position,
                 )
-            if not broken and totals != seal.totals:
+            if not broken and totals != owner.totals:
                 add(
                     "seal_totals_mismatch",
-                    f"seal {seal.id}'s totals differ from its records",
+                    f"seal {owner.id}'s totals differ from its records",
                     table="ledger_journalseal",
-                    row_id=str(seal.id),
+                    row_id=str(owner.id),
                     position=position,
                 )
-            totals = dict(seal.totals)
+            totals = totals_copy(owner.totals)
     if expected <= seals[-1].last_position:
         add(
             "journal_position_missing",
@@ -435,7 +388,7 @@ def _unsealed(check: JournalCheck, add: Callable[..., None], newest: JournalSeal
     else:
         where, params = "r.id > (SELECT COALESCE(MAX(record_id), 0) FROM ledger_journalposition)", []
     stale = chain.format_timestamp(timezone.now() - _window())
-    for values in _stream(f"SELECT {columns} FROM ledger_journalrecord r WHERE {where} ORDER BY r.id", params):
+    for values in stream(f"SELECT {columns} FROM ledger_journalrecord r WHERE {where} ORDER BY r.id", params):
         record = dict(zip(_RECORD_COLUMNS, values, strict=True))
         check.take(record, None)
         if normal("time", record["created_at"]) < stale:
@@ -453,15 +406,13 @@ def _compare_new(check: JournalCheck, add: Callable[..., None]) -> None:
     for table, key in list(check.latest):
         keys.setdefault(table, []).append(key)
     for table, wanted in keys.items():
-        found = dict(_idempotency_rows(wanted)) if table == IDEMPOTENCY else dict(_current_rows(table, wanted))
+        found = dict(idempotency_rows(wanted)) if table == IDEMPOTENCY else dict(current_rows(table, wanted))
         for key in wanted:
             check.compare(table, key, found.get(key))
     _links(add, keys.get("ledger_entry", []))
 
 
 def _links(add: Callable[..., None], keys: list[str]) -> None:
-    from ledger.models import Entry
-
     wanted: set[tuple[int, int]] = set()
     for key in keys:
         account_id, seq = (int(part) for part in key.split(":"))
@@ -470,8 +421,6 @@ def _links(add: Callable[..., None], keys: list[str]) -> None:
     pairs = sorted(wanted)
     for start in range(0, len(pairs), 500):
         chunk = pairs[start : start + 500]
-        from django.db.models import Q
-
         query = Q()
         for account_id, seq in chunk:
             query |= Q(account_id=account_id, seq=seq)
@@ -479,21 +428,21 @@ def _links(add: Callable[..., None], keys: list[str]) -> None:
             by_key[(entry.account_id, entry.seq)] = entry
     for key in keys:
         account_id, seq = (int(part) for part in key.split(":"))
-        entry, prev = by_key.get((account_id, seq)), by_key.get((account_id, seq - 1))
-        if entry is None or (seq > 1 and prev is None):
+        found, prev = by_key.get((account_id, seq)), by_key.get((account_id, seq - 1))
+        if found is None or (seq > 1 and prev is None):
             continue  # named as row_missing / by the full run's chain walk
         prev_checksum = prev.checksum if prev else chain.GENESIS
         prev_balance = prev.balance_after if prev else 0
         if (
-            chain.checksum_of(entry, prev_checksum) != entry.checksum
-            or entry.balance_after != prev_balance + entry.amount
+            chain.checksum_of(found, prev_checksum) != found.checksum
+            or found.balance_after != prev_balance + found.amount
         ):
             add(
                 "checksum_mismatch",
                 f"account {account_id} seq {seq}: the entry does not link to its predecessor",
                 account_id=account_id,
                 seq=seq,
-                transaction_id=entry.transaction_id,
+                transaction_id=found.transaction_id,
                 table="ledger_entry",
                 row_id=key,
             )

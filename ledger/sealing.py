@@ -127,6 +127,8 @@ def _journal_seal(sink: Any, limit: int) -> dict[str, Any]:
     newest = seal or last
     if newest is not None:
         integrity_gauges.seal_recorded(newest.id, newest.last_position, newest.sealed_at)
+    else:
+        integrity_gauges.sealer_succeeded()  # an empty journal: the sealer ran, nothing to seal
     return {"seal": seal.id if seal else None, "records": len(records), "anchored": len(unanchored) + bool(seal)}
 
 
@@ -186,7 +188,7 @@ def _seal(last: JournalSeal | None, records: list[dict[str, Any]], horizon: int)
         return None
     head = last.head if last else ""
     position = last.last_position if last else 0
-    totals = _totals(last.totals if last else {}, records)
+    totals = seal_totals(last.totals if last else {}, records)
     positions = []
     for record in records:
         position += 1
@@ -214,19 +216,27 @@ def _seal(last: JournalSeal | None, records: list[dict[str, Any]], horizon: int)
     return seal
 
 
-def _totals(previous: dict[str, Any], records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def seal_totals(previous: dict[str, Any], records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Cumulative counts, and per currency the sum of every credit posted."""
-    totals = {"records": 0, "entries": 0, "transactions": 0, "credits": {}} | json.loads(json.dumps(previous))
+    totals = totals_copy(previous)
     for record in records:
-        rows = json.loads(record["rows"]) if record["rows"] else {}
-        transactions = rows.get("ledger_transaction", {})
-        entries = rows.get("ledger_entry", {})
-        totals["records"] += 1
-        totals["transactions"] += len(transactions)
-        totals["entries"] += len(entries)
-        for entry in entries.values():
-            tx = transactions.get(str(entry["transaction_id"]))
-            if tx is not None and entry["amount"] > 0:
-                credits = totals["credits"]
-                credits[tx["currency"]] = credits.get(tx["currency"], 0) + entry["amount"]
+        totals_add(totals, json.loads(record["rows"]) if record["rows"] else {})
     return totals
+
+
+def totals_copy(totals: dict[str, Any]) -> dict[str, Any]:
+    return {"records": 0, "entries": 0, "transactions": 0, "credits": {}} | json.loads(json.dumps(totals))
+
+
+def totals_add(totals: dict[str, Any], rows: dict[str, Any]) -> None:
+    """Count one record (its ``rows``, parsed) into ``totals``."""
+    transactions = rows.get("ledger_transaction", {})
+    entries = rows.get("ledger_entry", {})
+    totals["records"] += 1
+    totals["transactions"] += len(transactions)
+    totals["entries"] += len(entries)
+    credits = totals["credits"]
+    for entry in entries.values():
+        tx = transactions.get(str(entry["transaction_id"]))
+        if tx is not None and entry["amount"] > 0:
+            credits[tx["currency"]] = credits.get(tx["currency"], 0) + entry["amount"]
