@@ -127,6 +127,19 @@ TABLE_GRANTS: Mapping[str, Grant] = {
 }
 
 
+# Roles whose members bypass the grants (write every table, run programs or touch files as the
+# server), the predefined ones and the managed providers' admin roles: never the runtime role's.
+POWERFUL_ROLES = (
+    "pg_write_all_data",
+    "pg_execute_server_program",
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "rds_superuser",
+    "cloudsqlsuperuser",
+    "azure_pg_admin",
+)
+
+
 class RolesRefused(Exception):
     """The roles or the schema are not what a least-privilege setup needs; the message says why."""
 
@@ -247,6 +260,11 @@ def role_problems(cursor: Any, *, runtime: str) -> list[str]:
     for (owner,) in cursor.fetchall():
         via = "" if owner == runtime else f" (it is a member of {owner}, which owns them)"
         problems.append(f"the runtime role {runtime} owns objects of this database{via}")
+    cursor.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) AND pg_has_role(%s, oid, 'MEMBER') ORDER BY 1",
+        [list(POWERFUL_ROLES), runtime],
+    )
+    problems += [f"the runtime role {runtime} is a member of {name}" for (name,) in cursor.fetchall()]
     return problems
 
 

@@ -327,10 +327,14 @@ def test_a_table_the_map_does_not_classify_refuses_the_grant(roles, as_owner):
 def test_a_runtime_role_that_could_act_as_the_owner_is_refused(roles, as_owner):
     with _admin(roles.admin_url) as admin:
         admin.autocommit = False
+        with admin.cursor() as cursor:
+            assert db_roles.role_problems(cursor, runtime=roles.runtime) == []
         admin.execute(f'GRANT "{roles.owner}" TO "{roles.runtime}"')
+        admin.execute(f'GRANT pg_execute_server_program TO "{roles.runtime}"')
         with admin.cursor() as cursor:
             problems = db_roles.role_problems(cursor, runtime=roles.runtime)
             assert any(f"member of {roles.owner}" in problem for problem in problems), problems
+            assert any("member of pg_execute_server_program" in problem for problem in problems), problems
         admin.rollback()
     with as_owner.cursor() as cursor, pytest.raises(db_roles.RolesRefused, match="use two roles"):
         db_roles.grant_runtime(cursor, runtime=roles.owner)
