@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -190,7 +191,7 @@ def _child_spans_only(provider: TracerProvider) -> Any:
         def start_span(self, name, context=None, *args, **kwargs):
             if not trace.get_current_span(context).get_span_context().is_valid:
                 return trace.INVALID_SPAN
-            return self._tracer.start_span(name, context, *args, **kwargs)
+            return StatementsWithoutValues(self._tracer.start_span(name, context, *args, **kwargs))
 
         def start_as_current_span(
             self,
@@ -214,11 +215,56 @@ def _child_spans_only(provider: TracerProvider) -> Any:
                 set_status_on_exception=set_status_on_exception,
             )
 
+    class StatementsWithoutValues(trace.Span):
+        """The span, with every literal of a statement it records replaced by ``?``.
+
+        The ledger's round trips are rendered client-side, values included (amounts, owner refs, an
+        idempotency record's whole response): none of that leaves the process in a span."""
+
+        def __init__(self, span: trace.Span) -> None:
+            self._span = span
+
+        def set_attributes(self, attributes):
+            self._span.set_attributes({key: _scrubbed(key, value) for key, value in attributes.items()})
+
+        def set_attribute(self, key, value):
+            self._span.set_attribute(key, _scrubbed(key, value))
+
+        def end(self, end_time=None):
+            self._span.end(end_time)
+
+        def get_span_context(self):
+            return self._span.get_span_context()
+
+        def add_event(self, name, attributes=None, timestamp=None):
+            self._span.add_event(name, attributes, timestamp)
+
+        def update_name(self, name):
+            self._span.update_name(name)
+
+        def is_recording(self):
+            return self._span.is_recording()
+
+        def set_status(self, status, description=None):
+            self._span.set_status(status, description)
+
+        def record_exception(self, exception, attributes=None, timestamp=None, escaped=False):
+            self._span.record_exception(exception, attributes, timestamp, escaped)
+
     class ChildSpansOnly(trace.TracerProvider):
         def get_tracer(self, *args, **kwargs):
             return ChildOnlyTracer(provider.get_tracer(*args, **kwargs))
 
     return ChildSpansOnly()
+
+
+STATEMENT_ATTRIBUTES = frozenset({"db.statement", "db.query.text"})
+# A quoted string, or a number standing alone (not part of a name like "s1401_x21", a $1 or %s).
+_LITERALS = re.compile(r"'(?:[^']|'')*'|(?<![\w\"$.])-?\d+(?:\.\d+)?(?![\w\"])")
+
+
+def _scrubbed(key: str, value: Any) -> Any:
+    return _LITERALS.sub("?", value) if key in STATEMENT_ATTRIBUTES and isinstance(value, str) else value
 
 
 def shutdown() -> None:
