@@ -24,9 +24,11 @@ import psycopg
 import pytest
 import yaml
 from django.apps import apps
+from django.core.management import CommandError, call_command
 from django.db import connection
 from psycopg import errors
 
+from accounts.management.commands.db_roles import role_of, url_with_role
 from balance_project import db_roles
 from balance_project.db_roles import APPEND_ONLY, TABLE_GRANTS
 from tests.ops.test_docker import interpolate_defaults
@@ -81,6 +83,26 @@ def test_compose_runs_the_service_as_the_runtime_role_and_migrates_as_the_owner(
         assert "MIGRATION_DATABASE_URL" not in env and "DB_ADMIN_URL" not in env, name
         runtime = dj_database_url.parse(env["DATABASE_URL"])["USER"]
         assert runtime not in (owner, compose["services"]["db"]["environment"]["POSTGRES_USER"]), name
+
+
+def test_the_command_names_what_is_missing(settings):
+    settings.DATABASE_URL = "postgres://balance_app:pw@db.example:5432/balance"
+    settings.MIGRATION_DATABASE_URL = ""
+    with pytest.raises(CommandError, match="MIGRATION_DATABASE_URL names the owner"):
+        call_command("db_roles", "grant")
+    settings.MIGRATION_DATABASE_URL = "postgres://balance_owner:pw@db.example:5432/other"
+    with pytest.raises(CommandError, match="same database"):
+        call_command("db_roles", "migrate")
+    settings.DB_ADMIN_URL = ""
+    with pytest.raises(CommandError, match="DB_ADMIN_URL names a role that may create roles"):
+        call_command("db_roles", "create")
+
+
+def test_local_urls_keep_host_database_and_options():
+    base = "postgres://postgres@127.0.0.1:5432/balance?sslmode=require"
+    url = url_with_role(base, "balance_owner", "p-w_1")
+    assert url == "postgres://balance_owner:p-w_1@127.0.0.1:5432/balance?sslmode=require"
+    assert role_of(url) == ("balance_owner", "p-w_1", "balance")
 
 
 # --- PostgreSQL: the roles themselves ---------------------------------------------------------------
