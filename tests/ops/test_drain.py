@@ -1,6 +1,6 @@
-"""The sidecar's drain is bounded (part of #10): SIGTERM with a call blocked on a row lock, and the
-process is gone by grace + 1 s, the call answered with an error and its buy-in never committed,
-not even once the lock is released.
+"""The drain is bounded (part of #10): SIGTERM with a call blocked on a row lock, and the sidecar is
+gone by grace + 1 s, the call answered with an error and its buy-in never committed, not even once
+the lock is released; gunicorn likewise before its graceful_timeout.
 
 Before: the call was cancelled toward the client at grace, went on waiting in PostgreSQL, committed
 once the lock went, and the process exited only then (grace + 3.9 s in the fault workload).
@@ -8,7 +8,10 @@ once the lock went, and the process exited only then (grace + 3.9 s in the fault
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
+import threading
 import time
 
 import grpc
@@ -19,12 +22,21 @@ from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client._pb.balance.v1 import balance_pb2_grpc
 from ledger.models import IdempotencyRecord
 from tests.ledger.test_deadlines import RowHolder
-from tests.ops.processes_helpers import database_url, locks_waited_on, server_env, start_sidecar, stop, wait_until
+from tests.ops.processes_helpers import (
+    database_url,
+    locks_waited_on,
+    server_env,
+    start_gunicorn,
+    start_sidecar,
+    stop,
+    wait_until,
+)
 from tests.tables.helpers import account, new_key, new_player, open_table
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 GRACE = 1.0
+HTTP_GRACEFUL_TIMEOUT = 3
 
 
 def test_sigterm_cancels_a_call_blocked_on_a_lock_at_grace_and_nothing_commits_after():
@@ -60,3 +72,60 @@ def test_sigterm_cancels_a_call_blocked_on_a_lock_at_grace_and_nothing_commits_a
     assert account(wallet).balance == 1000
     assert not IdempotencyRecord.objects.filter(key=key).exists()
     assert locks_waited_on() == 0
+
+
+def test_gunicorn_cancels_a_request_blocked_on_a_lock_before_its_graceful_timeout():
+    """The HTTP side of the same contract: SIGTERM, a deposit blocked on a row lock; one second
+    before gunicorn's graceful_timeout its statement is cancelled, the client gets an answer (not a
+    connection reset from the killed worker) and the deposit never lands."""
+    _, wallet = new_player(funded=1000)
+    token, _ = api_key_create(client="drain", scopes=sorted(SCOPES))
+    process, port = start_gunicorn(
+        server_env(database_url(), GUNICORN_GRACEFUL_TIMEOUT=str(HTTP_GRACEFUL_TIMEOUT), HTTP_CALL_SECONDS="30")
+    )
+    key = new_key()
+    answer: list = []
+
+    def deposit() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request(
+                "POST",
+                f"/api/v1/accounts/{wallet}/deposit",
+                body=json.dumps({"amount": 10}),
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Idempotency-Key": key,
+                    "Content-Type": "application/json",
+                },
+            )
+            response = connection.getresponse()
+            answer.append((response.status, json.loads(response.read()), time.monotonic()))
+        except OSError as exc:
+            answer.append(exc)
+        finally:
+            connection.close()
+
+    try:
+        with RowHolder(wallet):
+            caller = threading.Thread(target=deposit)
+            caller.start()
+            assert wait_until(lambda: locks_waited_on() >= 1 or bool(answer)) and not answer, answer
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            process.wait(HTTP_GRACEFUL_TIMEOUT + 5)
+            exited = time.monotonic() - signalled
+            caller.join(5)
+        time.sleep(0.5)  # the lock is gone: a backend still waiting would take it and commit now
+    finally:
+        stop(process)
+    assert len(answer) == 1 and isinstance(answer[0], tuple), answer  # an answer, not a reset
+    print(
+        f"http drain: answered {answer[0][2] - signalled:.2f}s and exited {exited:.2f}s after SIGTERM "
+        f"(graceful_timeout {HTTP_GRACEFUL_TIMEOUT}s): {answer[0][:2]}"
+    )
+    assert exited < HTTP_GRACEFUL_TIMEOUT
+    status, body, _ = answer[0]
+    assert status in (503, 504), body
+    assert account(wallet).balance == 1000
+    assert not IdempotencyRecord.objects.filter(key=key).exists()
