@@ -137,8 +137,8 @@ def balance_cache_get(account_id: int) -> dict[str, Any] | None:
             raw = client.eval(_GET_LUA, 1, generation_key, prefix, account_id)
             return json.loads(raw) if raw else None
         return shared_cache().get(_key(account_id))
-    except Exception:  # Redis down or garbage: the database answers instead.
-        log.warning("balance cache read failed for account %s", account_id, exc_info=True)
+    except Exception as exc:  # Redis down or garbage: the database answers instead.
+        log.warning("balance cache read failed for account %s: %r", account_id, exc)
         return None
 
 
@@ -153,6 +153,8 @@ def balance_cache_put_many(rows: list[dict[str, Any]]) -> None:
 
     ttl = settings.BALANCE_CACHE_TTL_SECONDS
     client = _redis_client()
+    if client is not None and redis_breaker.is_open():
+        return  # nothing is read before the recovery's new generation: no write is missed
     try:
         if client is not None:
             pipe = client.pipeline(transaction=False)
@@ -164,8 +166,8 @@ def balance_cache_put_many(rows: list[dict[str, Any]]) -> None:
                 current = shared_cache().get(_key(data["id"]))
                 if current is None or current["version"] < data["version"]:
                     shared_cache().set(_key(data["id"]), data, ttl)
-    except Exception:
-        log.warning("balance cache write failed for accounts %s", [data.get("id") for data in rows], exc_info=True)
+    except Exception as exc:  # the breaker logs the outage once; one line here, no traceback
+        log.warning("balance cache write failed for accounts %s: %r", [data.get("id") for data in rows], exc)
         for data in rows:
             balance_cache_forget(data["id"])
 
@@ -198,10 +200,12 @@ def balance_cache_forget(account_id: int) -> None:
         if client is None:
             shared_cache().delete(_key(account_id))
             return
+        if redis_breaker.is_open():
+            return  # the recovery starts a new generation: this balance goes with all the others
         generation_key, prefix = _names()
         client.eval(_FORGET_LUA, 1, generation_key, prefix, account_id)
-    except Exception:
-        log.warning("balance cache delete failed for account %s", account_id, exc_info=True)
+    except Exception as exc:
+        log.warning("balance cache delete failed for account %s: %r", account_id, exc)
 
 
 class CacheWrites:
@@ -226,6 +230,8 @@ class CacheWrites:
             return
         from django.conf import settings
 
+        if redis_breaker.is_open():
+            return  # see balance_cache_put_many
         try:
             backend = shared_cache()
             pipe = client.pipeline(transaction=False)
@@ -233,10 +239,8 @@ class CacheWrites:
                 pipe.set(backend.make_key(key), backend.client.encode(value), ex=ttl)  # type: ignore[attr-defined]  # django_redis
             _queue_puts(pipe, rows, settings.BALANCE_CACHE_TTL_SECONDS)
             pipe.execute()
-        except Exception:
-            log.warning(
-                "cache writes after commit failed for accounts %s", [data["id"] for data in rows], exc_info=True
-            )
+        except Exception as exc:  # the breaker logs the outage once; one line here, no traceback
+            log.warning("cache writes after commit failed for accounts %s: %r", [data["id"] for data in rows], exc)
             for data in rows:
                 balance_cache_forget(data["id"])
 
