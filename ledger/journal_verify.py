@@ -124,7 +124,12 @@ class JournalCheck:
                 **where,
             )
         elif _digest(current) != digest:
-            changed = _changed_columns(table, key, record_id, current)
+            written = _written_image(table, key, record_id)
+            changed = [
+                f"{name} ({written.get(name)!r} in the journal, {current.get(name)!r} now)"
+                for name in current
+                if written.get(name) != current.get(name)
+            ]
             self.add(
                 "row_mismatch",
                 f"{table} {key}: {', '.join(changed) or 'its columns'} differ from {at}",
@@ -132,6 +137,24 @@ class JournalCheck:
                 row_id=key,
                 position=position,
                 **where,
+            )
+            if table == "accounts_account":
+                self._entries_cut(int(key), written, current, position)
+
+    def _entries_cut(self, account_id: int, written: dict[str, Any], current: dict[str, Any], position: Any) -> None:
+        """An account whose chain ends before the journal's head for it lost entries at its tail:
+        name them where they were (the chain alone looks whole when the row was put back too)."""
+        kept, head = int(current.get("entry_seq") or 0), int(written.get("entry_seq") or 0)
+        if head > kept:
+            seqs = f"seq {kept + 1}" if head == kept + 1 else f"seq {kept + 1}..{head}"
+            self.add(
+                "sequence_gap",
+                f"account {account_id}: {seqs} written by the journal (position {position}) are gone from its chain",
+                account_id=account_id,
+                seq=kept + 1,
+                table="ledger_entry",
+                row_id=f"{account_id}:{kept + 1}",
+                position=position,
             )
 
     def compare_rest(self) -> None:
@@ -159,7 +182,8 @@ def _where(table: str, key: str) -> dict[str, Any]:
     return {}
 
 
-def _changed_columns(table: str, key: str, record_id: int, current: dict[str, Any]) -> list[str]:
+def _written_image(table: str, key: str, record_id: int) -> dict[str, Any]:
+    """What journal record ``record_id`` wrote of the row (read again: only a mismatch needs it)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT rows, scope, key, operation, request_hash, response, is_error "
@@ -168,16 +192,11 @@ def _changed_columns(table: str, key: str, record_id: int, current: dict[str, An
         )
         found = cursor.fetchone()
     if found is None:
-        return []
+        return {}
     if table == IDEMPOTENCY:
-        written = answer_of(found[3], found[4], found[5], found[6])
-    else:
-        written = json.loads(found[0]).get(table, {}).get(key, {})
-    return [
-        f"{name} ({written.get(name)!r} in the journal, {current.get(name)!r} now)"
-        for name in current
-        if written.get(name) != current.get(name)
-    ]
+        return answer_of(found[3], found[4], found[5], found[6])
+    image: dict[str, Any] = json.loads(found[0]).get(table, {}).get(key, {})
+    return image
 
 
 # -- the run ------------------------------------------------------------------------------------
