@@ -11,6 +11,13 @@ the database: writes made while it was unreachable failed, and a Redis restored 
 snapshot holds old values. The hooks registered with ``on_recovery`` run then, once:
 accounts/cache.py forgets every cached balance, so no stale balance is served.
 
+While it is tripped, a probe thread pings Redis every ``PROBE_INTERVAL_SECONDS`` on a connection of
+its own (calls never wait for it) and closes the breaker as soon as Redis answers, so the recovery,
+a new generation of balances for every process, starts within a fraction of a second of Redis
+answering again instead of after the whole breaker window: that is how long another process, one
+that was idle through the freeze and so saw nothing fail, can still read a balance this one failed
+to replace (docs/degradation.md).
+
 A restart is also caught where no failure was seen (a process idle through it, or started after
 it): the hooks registered with ``on_new_connection`` run on every new connection before its first
 command, and accounts/cache.py's compares Redis's run_id with the one its balances were cached on.
@@ -35,6 +42,10 @@ _tripped = False  # opened since the last recovery: the hooks run when it closes
 _recovering = False
 _hooks: list[Callable[[], None]] = []
 _connect_hooks: list[Callable[[Any], None]] = []
+PROBE_INTERVAL_SECONDS = 0.2
+PROBE_TIMEOUT_SECONDS = 0.2
+_probe: threading.Thread | None = None
+_probe_target: dict[str, Any] | None = None  # where the connection that failed was connected
 
 
 def on_recovery(hook: Callable[[], None]) -> None:
@@ -53,19 +64,47 @@ def is_open() -> bool:
     return time.monotonic() < _open_until
 
 
-def trip(reason: BaseException) -> None:
+def trip(reason: BaseException, target: dict[str, Any] | None = None) -> None:
     """Open the breaker (a command failed with a connection error or a timeout)."""
-    global _open_until, _tripped
+    global _open_until, _tripped, _probe_target, _probe
     with _lock:
         first = not is_open()
         _open_until = time.monotonic() + settings.REDIS_BREAKER_SECONDS
         _tripped = True
+        if target is not None:
+            _probe_target = target
+        if _probe is None or not _probe.is_alive():
+            _probe = threading.Thread(target=_probe_until_recovered, name="redis-probe", daemon=True)
+            _probe.start()
     if first:
         log.warning(
             "Redis does not answer (%s); the cache is skipped for %ss",
             type(reason).__name__,
             settings.REDIS_BREAKER_SECONDS,
         )
+
+
+def _probe_until_recovered() -> None:
+    global _open_until
+    while _tripped:
+        time.sleep(PROBE_INTERVAL_SECONDS)
+        target = _probe_target
+        if target is None or _recovering or not _tripped:
+            continue
+        probe = redis.connection.Connection(
+            **target, socket_timeout=PROBE_TIMEOUT_SECONDS, socket_connect_timeout=PROBE_TIMEOUT_SECONDS
+        )
+        try:
+            probe.connect()
+            probe.send_command("PING")
+            probe.read_response()
+        except Exception:
+            continue  # still down or frozen: quietly, the opening was logged once
+        finally:
+            probe.disconnect()
+        with _lock:
+            _open_until = 0.0
+        succeeded()
 
 
 def cache_trusted() -> bool:
@@ -118,7 +157,7 @@ class CircuitBreakerConnection(redis.connection.Connection):
         try:
             super().connect(*args, **kwargs)
         except _FAILURES as exc:
-            trip(exc)
+            trip(exc, self._target())
             raise
 
     def on_connect_check_health(self, *args: Any, **kwargs: Any) -> None:
@@ -136,18 +175,27 @@ class CircuitBreakerConnection(redis.connection.Connection):
         try:
             super().send_packed_command(command, check_health)
         except _FAILURES as exc:
-            trip(exc)
+            trip(exc, self._target())
             raise
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             response = super().read_response(*args, **kwargs)
         except _FAILURES as exc:
-            trip(exc)
+            trip(exc, self._target())
             raise
         if _tripped:
             succeeded()
         return response
+
+    def _target(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "db": self.db,
+            "username": self.username,
+            "password": self.password,
+        }
 
     def _refuse_if_open(self) -> None:
         if is_open():
