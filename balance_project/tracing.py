@@ -164,15 +164,16 @@ def _instrument(provider: TracerProvider, environ: Mapping[str, str]) -> None:
     if "OTEL_PYTHON_DJANGO_EXCLUDED_URLS" not in environ and "OTEL_PYTHON_EXCLUDED_URLS" not in environ:
         excluded_urls = DEFAULT_EXCLUDED_URLS
     installs: list[tuple[Any, dict[str, Any]]] = [
-        (DjangoInstrumentor(), {"excluded_urls": excluded_urls}),
+        (DjangoInstrumentor(), {"excluded_urls": excluded_urls, "request_hook": _query_string_dropped}),
         (GrpcInstrumentorServer(filter_=not_probes), {}),
         (GrpcInstrumentorClient(filter_=not_probes), {}),
         # Connections opened from now on: setup() runs before the process's first query.
         # SQL and Redis commands outside any call (the health prober's SELECT 1 every second, beat's
         # scheduler, a breaker probe) would each be a trace of one span: only those inside a call are kept.
-        (PsycopgInstrumentor(), {"tracer_provider": _child_spans_only(provider)}),
-        (SQLite3Instrumentor(), {"tracer_provider": _child_spans_only(provider)}),
-        (RedisInstrumentor(), {"tracer_provider": _child_spans_only(provider)}),
+        (PsycopgInstrumentor(), {"tracer_provider": _child_spans_only(provider, scrub=True)}),
+        (SQLite3Instrumentor(), {"tracer_provider": _child_spans_only(provider, scrub=True)}),
+        # Redis spans name the command alone ("SET ? ?"): nothing to scrub.
+        (RedisInstrumentor(), {"tracer_provider": _child_spans_only(provider, scrub=False)}),
         (CeleryInstrumentor(), {}),
     ]
     for instrumentor, options in installs:
@@ -180,8 +181,9 @@ def _instrument(provider: TracerProvider, environ: Mapping[str, str]) -> None:
         _instrumentors.append(instrumentor)
 
 
-def _child_spans_only(provider: TracerProvider) -> Any:
-    """A tracer provider whose tracers start a span only inside another one (else a non-recording span)."""
+def _child_spans_only(provider: TracerProvider, *, scrub: bool) -> Any:
+    """A tracer provider whose tracers start a span only inside another one (else a non-recording span);
+    ``scrub``: the statements those spans record lose their literals."""
     from opentelemetry import trace
 
     class ChildOnlyTracer(trace.Tracer):
@@ -191,7 +193,8 @@ def _child_spans_only(provider: TracerProvider) -> Any:
         def start_span(self, name, context=None, *args, **kwargs):
             if not trace.get_current_span(context).get_span_context().is_valid:
                 return trace.INVALID_SPAN
-            return StatementsWithoutValues(self._tracer.start_span(name, context, *args, **kwargs))
+            span = self._tracer.start_span(name, context, *args, **kwargs)
+            return StatementsWithoutValues(span) if scrub else span
 
         def start_as_current_span(
             self,
@@ -223,6 +226,9 @@ def _child_spans_only(provider: TracerProvider) -> Any:
 
         def __init__(self, span: trace.Span) -> None:
             self._span = span
+
+        def __getattr__(self, name):  # what an instrumentation reads besides the API (span.name, ...)
+            return getattr(self._span, name)
 
         def set_attributes(self, attributes):
             self._span.set_attributes({key: _scrubbed(key, value) for key, value in attributes.items()})
@@ -256,6 +262,17 @@ def _child_spans_only(provider: TracerProvider) -> Any:
             return ChildOnlyTracer(provider.get_tracer(*args, **kwargs))
 
     return ChildSpansOnly()
+
+
+def _query_string_dropped(span: Any, request: Any) -> None:
+    """An HTTP span keeps the path, not the query string (owner refs and other lookups travel there)."""
+    attributes = getattr(span, "attributes", None) or {}
+    for key in ("http.target", "http.url", "url.full"):
+        value = attributes.get(key)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(key, value.split("?", 1)[0])
+    if attributes.get("url.query"):
+        span.set_attribute("url.query", "")
 
 
 STATEMENT_ATTRIBUTES = frozenset({"db.statement", "db.query.text"})

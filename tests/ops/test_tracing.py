@@ -248,7 +248,7 @@ class LogsInsideTheCall(UnaryInterceptor):
 
 
 def test_one_trace_from_a_client_call_through_the_sidecar_into_the_database(traced, start_server, token, player):  # noqa: F811
-    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace import SpanKind, StatusCode
 
     user, wallet = player(funded=1000)
     logged = LogsInsideTheCall()
@@ -276,20 +276,23 @@ def test_one_trace_from_a_client_call_through_the_sidecar_into_the_database(trac
     assert user not in statements
     if settings.REDIS_URL:
         assert any(s.attributes.get("db.system") == "redis" and _descends_from(s, server_span, by_id) for s in spans)
+    # Tracing changes no outcome: no span records an error (a Redis command failing only because it
+    # was traced would be swallowed by the cache and never seen otherwise).
+    assert [(s.name, s.events) for s in spans if s.status.status_code == StatusCode.ERROR or s.events] == []
     assert {s.context.trace_id for s in spans} == {client_span.context.trace_id}  # one trace, nothing else
     trace_id, span_id = f"{server_span.context.trace_id:032x}", f"{server_span.context.span_id:016x}"
     assert len(logged.lines) == 1 and f"balance.grpc trace_id={trace_id} span_id={span_id} serving " in logged.lines[0]
 
 
 def test_an_http_request_is_a_server_span_over_its_database_spans(traced, player):  # noqa: F811
-    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace import SpanKind, StatusCode
 
     from accounts.keys import api_key_create
 
     _, wallet = player(funded=0)
     raw, _ = api_key_create(client="cashier", scopes=["payments:write"])
     traced.clear()
-    response = Api(raw).post(f"/api/v1/accounts/{wallet}/deposit", {"amount": 700})
+    response = Api(raw).post(f"/api/v1/accounts/{wallet}/deposit?owner_ref=secret-owner", {"amount": 700})
     assert response.status_code == 201, response.content
     spans = traced.get_finished_spans()
     by_id = {s.context.span_id: s for s in spans}
@@ -300,6 +303,9 @@ def test_an_http_request_is_a_server_span_over_its_database_spans(traced, player
     assert any(_writes(s) for s in sql), [s.attributes.get("db.statement") for s in sql]
     assert all(_descends_from(s, http, by_id) for s in sql)
     assert {s.context.trace_id for s in spans} == {http.context.trace_id}
+    assert http.attributes["http.url"].endswith(f"/api/v1/accounts/{wallet}/deposit")  # no query string
+    assert "secret-owner" not in repr([dict(s.attributes) for s in spans])
+    assert [(s.name, s.events) for s in spans if s.status.status_code == StatusCode.ERROR or s.events] == []
 
 
 def test_a_celery_task_is_a_span_over_its_database_spans(traced):
