@@ -179,9 +179,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3))
-    # A transaction left open by a stuck process ends, and its locks go, after this long idle.
+    # A transaction left open by a stuck process ends, and its locks go, after this long idle. And a
+    # backend whose process died (SIGKILL mid-call) notices within DB_CLIENT_CHECK_MS and gives up,
+    # instead of running the batch it was sent, COMMIT included, once a lock it waits on is free
+    # (docs/processes.md; PostgreSQL 14 or later, 0 leaves it out).
+    _client_check_ms = env_int("DB_CLIENT_CHECK_MS", 1_000)
     DATABASES["default"]["OPTIONS"].setdefault(
-        "options", f"-c idle_in_transaction_session_timeout={env_int('DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 10_000)}"
+        "options",
+        f"-c idle_in_transaction_session_timeout={env_int('DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 10_000)}"
+        + (f" -c client_connection_check_interval={_client_check_ms}" if _client_check_ms > 0 else ""),
     )
 
 # Least-privilege roles on PostgreSQL (balance_project/db_roles.py, docs/db-roles.md): DATABASE_URL

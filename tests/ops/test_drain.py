@@ -11,6 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -23,6 +25,7 @@ from balance_client._pb.balance.v1 import balance_pb2_grpc
 from ledger.models import IdempotencyRecord
 from tests.ledger.test_deadlines import RowHolder
 from tests.ops.processes_helpers import (
+    BASE_DIR,
     database_url,
     locks_waited_on,
     server_env,
@@ -129,3 +132,66 @@ def test_gunicorn_cancels_a_request_blocked_on_a_lock_before_its_graceful_timeou
     assert status in (503, 504), body
     assert account(wallet).balance == 1000
     assert not IdempotencyRecord.objects.filter(key=key).exists()
+
+
+KILLED_CLIENT = """
+import django
+django.setup()
+from django.db import connection
+with connection.cursor() as cursor:
+    print("sending", flush=True)
+    cursor.execute("BEGIN; UPDATE drain_scratch SET v = v + 1 WHERE id = 1; COMMIT")
+"""
+
+
+def test_a_backend_whose_process_was_killed_gives_up_instead_of_committing_later():
+    """The orchestrator's SIGKILL lands mid-call, while a batch carrying its COMMIT waits on a lock:
+    the backend notices its client is gone (client_connection_check_interval, settings.py) and
+    gives up. Without it the batch ran, COMMIT included, once the lock was free."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS drain_scratch (id int PRIMARY KEY, v int NOT NULL)")
+        cursor.execute("INSERT INTO drain_scratch VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET v = 0")
+    try:
+        holder = threading.Event()
+        release = threading.Event()
+
+        def hold() -> None:
+            from django.db import connections
+
+            with connections["default"].cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute("SELECT v FROM drain_scratch WHERE id = 1 FOR UPDATE")
+                holder.set()
+                release.wait(20)
+                cursor.execute("ROLLBACK")
+            connections["default"].close()
+
+        holding = threading.Thread(target=hold)
+        holding.start()
+        assert holder.wait(10)
+        client = subprocess.Popen(
+            [sys.executable, "-c", KILLED_CLIENT],
+            cwd=BASE_DIR,
+            env=server_env(database_url(), DJANGO_SETTINGS_MODULE="balance_project.settings"),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert client.stdout.readline().strip() == "sending"
+            assert wait_until(lambda: locks_waited_on() >= 1), "the batch never waited on the lock"
+            client.kill()
+            client.wait(10)
+            time.sleep(1.5)  # past the backend's check of its client
+        finally:
+            release.set()
+            holding.join(10)
+            stop(client)
+        time.sleep(0.3)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT v FROM drain_scratch WHERE id = 1")
+            assert cursor.fetchone()[0] == 0
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS drain_scratch")
