@@ -1,7 +1,8 @@
 """``python manage.py grpcserver [--bind 127.0.0.1:50051] [--max-workers N] [--processes N]``: the gRPC sidecar.
 
 Plain grpcio (see docs/grpc.md for why not djangogrpcframework); the server itself is
-balance_project/grpc/server.py, the multi-process parent balance_project/grpc/processes.py.
+balance_project/grpc/server.py, the multi-process parent balance_project/grpc/processes.py; what
+SIGTERM does and how long it takes: docs/processes.md.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class Command(BaseCommand):
             "--processes",
             type=int,
             default=1,
-            help="server processes sharing the port (SO_REUSEPORT), e.g. one per core (default: %(default)s)",
+            help="server processes sharing the port (SO_REUSEPORT), e.g. one per core; with 2 or more a "
+            "child that dies is replaced while the others serve (default: %(default)s)",
         )
         parser.add_argument(
             "--metrics-port",
@@ -47,7 +49,8 @@ class Command(BaseCommand):
             "--grace",
             type=float,
             default=10.0,
-            help="seconds in-flight calls get to finish after SIGTERM (default: %(default)s)",
+            help="seconds in-flight calls get to finish after SIGTERM; then their database work is "
+            "cancelled and the process exits by grace + 1 s (docs/processes.md) (default: %(default)s)",
         )
         parser.add_argument(
             "--auth-cache-seconds",
