@@ -70,22 +70,55 @@ class _OnPool:
         return self.behavior(request, context)
 
 
+class CountingExecutor(futures.ThreadPoolExecutor):
+    """The workers' pool, counting the calls handed to it and not finished yet (running or queued)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._count_lock = threading.Lock()
+        self.active = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._count_lock:
+            self.active += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._finished(None)
+            raise
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future) -> None:
+        with self._count_lock:
+            self.active -= 1
+
+
 class HealthOnItsOwnThreads(grpc.ServerInterceptor):
     """Outermost interceptor: health checks go to their own small pool, so calls blocked on the
     database (every worker busy, more queued behind them) never delay one. grpcio picks the pool
     from the behaviour it is handed, hence the outermost place. Watch streams stay on the workers.
 
-    One limit remains: grpcio refuses any call, a health check too, with RESOURCE_EXHAUSTED at once
-    while the process holds GRPC_MAX_CONCURRENT_RPCS calls (answered, not starved)."""
+    The cap on calls in flight (GRPC_MAX_CONCURRENT_RPCS) is kept here rather than by grpcio, whose
+    cap counts health checks too and refuses them with the rest: a unary call past the cap is
+    answered RESOURCE_EXHAUSTED at once, from the same small pool; health checks are not counted."""
 
-    def __init__(self, pool: futures.ThreadPoolExecutor) -> None:
-        self.pool = pool
+    def __init__(self, pool: futures.ThreadPoolExecutor, workers: CountingExecutor, cap: int | None) -> None:
+        self.pool, self.workers, self.cap = pool, workers, cap
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or handler_call_details.method != HEALTH_CHECK:
+        if handler is None or handler.unary_unary is None:
             return handler
-        return handler._replace(unary_unary=_OnPool(handler.unary_unary, self.pool))
+        if handler_call_details.method == HEALTH_CHECK:
+            return handler._replace(unary_unary=_OnPool(handler.unary_unary, self.pool))
+        if self.cap is not None and self.workers.active >= self.cap:
+            return handler._replace(unary_unary=_OnPool(_over_the_cap, self.pool))
+        return handler
+
+
+def _over_the_cap(request, context):
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
 
 
 @dataclass
@@ -145,9 +178,7 @@ def create_server(
     off otherwise, so a second server on a taken port fails instead of silently sharing it.
     ``auth_cache_seconds``: when given, how long the auth interceptor keeps authenticated keys."""
     bind = bind or settings.GRPC_BIND
-    executor = futures.ThreadPoolExecutor(
-        max_workers=max_workers or settings.GRPC_MAX_WORKERS, thread_name_prefix="grpc-worker"
-    )
+    executor = CountingExecutor(max_workers=max_workers or settings.GRPC_MAX_WORKERS, thread_name_prefix="grpc-worker")
     health_pool = futures.ThreadPoolExecutor(max_workers=HEALTH_THREADS, thread_name_prefix="grpc-health")
     interceptors = list(load_interceptors() if interceptors is None else interceptors)
     if auth_cache_seconds is not None:
@@ -158,12 +189,13 @@ def create_server(
                 interceptor.keys = ApiKeyCache(auth_cache_seconds)
     server = grpc.server(
         executor,
-        interceptors=[HealthOnItsOwnThreads(health_pool), *interceptors],
+        interceptors=[HealthOnItsOwnThreads(health_pool, executor, settings.GRPC_MAX_CONCURRENT_RPCS), *interceptors],
         options=[
             ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.max_receive_message_length", settings.GRPC_MAX_RECEIVE_MESSAGE_BYTES),
         ],
-        maximum_concurrent_rpcs=settings.GRPC_MAX_CONCURRENT_RPCS,
+        # The cap is HealthOnItsOwnThreads': grpcio's own would refuse health checks as well.
+        maximum_concurrent_rpcs=None,
     )
     balance_pb2_grpc.add_BalanceServiceServicer_to_server(BalanceServicer(), server)
 

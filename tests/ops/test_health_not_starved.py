@@ -1,8 +1,9 @@
 """Probes answer within a second whatever hangs (part of #10).
 
 - Every HTTP thread and every gRPC worker blocked on a row lock the test holds, more calls queued
-  behind them: ``/health``, ``/ready`` and gRPC health still answer at once (they have threads of
-  their own: balance_project/gunicorn_worker.py, balance_project/grpc/server.py).
+  behind them (the sidecar at its cap of calls in flight): ``/health``, ``/ready`` and gRPC health
+  still answer at once (they have threads of their own: balance_project/gunicorn_worker.py,
+  balance_project/grpc/server.py).
 - PostgreSQL frozen (the server's TCP path stops answering; the shared server itself is never
   stopped): ``/ready`` answers 503 within a second, ``/health`` 200, gRPC health NOT_SERVING; both
   ready again once it answers.
@@ -59,6 +60,7 @@ def servers(django_db_setup, django_db_blocker):
         GUNICORN_THREADS=str(THREADS),
         GUNICORN_GRACEFUL_TIMEOUT="2",
         HTTP_CALL_SECONDS="20",
+        GRPC_MAX_CONCURRENT_RPCS=str(BLOCKED - 1),  # one of the blocked calls is past the cap
     )
     with ThreadPoolExecutor(2) as starting:  # both start at once
         http_started = starting.submit(start_gunicorn, env)
@@ -153,12 +155,14 @@ def test_grpc_health_answers_while_every_worker_waits_on_a_row_lock(servers):
             ]
             assert wait_until(lambda: locks_waited_on() >= THREADS), "the buy-ins never waited on the lock"
             probes = [check(health) for _ in range(4)]
-            assert not any(call.done() for call in calls)
-        results = [call.result(timeout=30) for call in calls]
+            refused = [call for call in calls if call.done()]
+        served = [call.result(timeout=30) for call in calls if call not in refused]
     print("grpc health while blocked:", [f"{status}:{seconds:.3f}s" for status, seconds in probes])
     assert [status for status, _ in probes] == [health_pb2.HealthCheckResponse.SERVING] * 4
     assert max(seconds for _, seconds in probes) < PROBE_LIMIT_SECONDS
-    assert all(result.seat.chips == 100 for result in results)
+    # The process holds its cap of calls: the one past it is refused at once, health checks are not.
+    assert [call.code() for call in refused] == [grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert len(served) == BLOCKED - 1 and all(result.seat.chips == 100 for result in served)
 
 
 def test_probes_answer_at_once_while_the_database_is_frozen_and_recover_after(servers):
