@@ -186,8 +186,9 @@ def test_an_unsealed_record_deleted_with_its_effects_is_the_exposure_window(book
     extend the newest seal: what is detected depends on traces the verifier may find, and this
     test does not count on any. What it holds to: everything sealed still verifies (nothing sealed
     is blamed), and the sealer goes on, since the database does extend the external seal. The
-    operation is simply lost, and a retry with its key would run it again: the window documented
-    in docs/architecture.md."""
+    operation is simply lost (on this ledger the verify is clean), and once Redis no longer holds
+    its answer a retry with its key runs it again (seen by hand: a second transaction, +10): the
+    window documented in docs/architecture.md."""
     from ledger.sealing import journal_seal
 
     carol, dave = book.wallets["carol"], book.wallets["dave"]
