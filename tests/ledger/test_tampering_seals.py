@@ -213,3 +213,28 @@ def test_an_unsealed_record_deleted_with_its_effects_is_the_exposure_window(book
     fresh_deposit(carol)
     journal_seal()  # not refused: the database extends the newest external seal
     assert len(sink.read_text().splitlines()) == 3
+
+
+INCREMENTAL_TAMPERS = {
+    "transaction-edited": "UPDATE ledger_transaction SET actor = 'mallory' WHERE id = %(tx)s",
+    "held-dropped": "UPDATE accounts_account SET held = 0 WHERE id = %(bob)s",
+}
+
+
+@pytest.mark.parametrize("tamper", INCREMENTAL_TAMPERS)
+def test_an_incremental_run_from_seal_1_names_a_tamper_of_what_seal_2_wrote(book, tamper):
+    """The tail transfer and bob's pending hold were written after seal 1: the run that checks only
+    what came since seal 1 must name them too, at their place."""
+    from ledger.integrity import ledger_verify
+
+    first = seals_seen()[0]
+    assert ledger_verify(full=False, since_seal=first.id).ok
+    transaction_id, bob = book.transactions["tail_transfer"], book.wallets["bob"]
+    sql(INCREMENTAL_TAMPERS[tamper], {"tx": transaction_id, "bob": bob})
+    report = ledger_verify(full=False, since_seal=first.id)
+    assert not report.full  # it did run incrementally
+    detected(report)
+    if tamper == "transaction-edited":
+        assert names_row(report, Transaction, transaction_id), places(report)
+    else:
+        assert names_row(report, Account, bob), places(report)
