@@ -27,6 +27,7 @@ from accounts.models import ApiKey
 from balance_project import outage
 from balance_project.deadlines import narrowed, time_left
 from balance_project.errors import ApplicationError
+from balance_project.query_budget import guarded
 from balance_project.shared_cache import shared_cache
 
 # Every scope a key can carry, and what it allows.
@@ -85,7 +86,7 @@ def _authenticate(raw: str | None) -> tuple[ApiKey, bool]:
     digest = _digest(raw)
     if not outage.database_down():
         try:
-            with narrowed(settings.API_KEY_DB_SECONDS):
+            with narrowed(settings.API_KEY_DB_SECONDS), guarded():
                 verified = api_key_authenticate(raw)
         except ApplicationError as error:
             if error.code == "unauthenticated":

@@ -8,7 +8,9 @@ time do not wait on it again. Keys authenticate from what was verified recently
 (accounts/keys.py), balances come from the balance cache marked stale (HTTP header
 ``Balance-Stale: true``, gRPC trailing metadata ``balance-stale: true``), anything that needs the
 database, every write first, answers ``unavailable`` (retryable, same idempotency key). After that
-time the next call tries the database again; one that answers ends the outage.
+time the next call tries the database again; one that answers ends the outage. Meanwhile a probe
+thread of this process keeps asking the database itself, keeps the outage on while it fails, and
+ends it as soon as it answers (calls do not pay the wait of finding it still down).
 
 The per-call part (``call_state``) is entered by the budget middleware and interceptor
 (balance_project/deadlines.py), so nothing of one call leaks into the next served by the thread.
@@ -32,9 +34,13 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _down_until = 0.0
 _down = False  # in an outage since the last answer: the log gets one line per change
+_prober: threading.Thread | None = None
 
 # Per call: [database seen down in this call, an answer was served from the cache unconfirmed].
 _call: ContextVar[list[bool] | None] = ContextVar("balance_call_outage", default=None)
+
+PROBE_INTERVAL_SECONDS = 0.25
+PROBE_CONNECT_TIMEOUT_SECONDS = 2  # psycopg's least
 
 STALE_HEADER = "Balance-Stale"
 STALE_METADATA = "balance-stale"
@@ -56,13 +62,16 @@ def database_down() -> bool:
 
 
 def note_database_unreachable(reason: BaseException | str) -> None:
-    global _down_until, _down
+    global _down_until, _down, _prober
     state = _call.get()
     if state is not None:
         state[0] = True
     with _lock:
         _down_until = time.monotonic() + settings.DB_OUTAGE_RETRY_SECONDS
         first, _down = not _down, True
+        if _prober is None or not _prober.is_alive():
+            _prober = threading.Thread(target=_probe_until_answered, name="db-outage-probe", daemon=True)
+            _prober.start()
     if first:
         log.warning(
             "the database does not answer (%s); reads come from the cache marked stale, writes are refused, "
@@ -90,6 +99,49 @@ def note_database_answered() -> None:
         log.warning("the database answers again")
 
 
+def _probe_until_answered() -> None:
+    """While down, a connection of its own asks ``SELECT 1`` every PROBE_INTERVAL_SECONDS, each
+    try bounded (connect_timeout, then the watchdog), and keeps the outage on while it fails: calls
+    never wait on the database to learn that it is still down. When it answers, the outage ends.
+    Should this thread die, the outage lapses after DB_OUTAGE_RETRY_SECONDS and calls try again."""
+    global _down_until
+    while _down:
+        time.sleep(PROBE_INTERVAL_SECONDS)
+        if _database_answers():
+            note_database_answered()
+            return
+        with _lock:
+            if _down:
+                _down_until = time.monotonic() + settings.DB_OUTAGE_RETRY_SECONDS
+
+
+def _database_answers() -> bool:
+    from django.db import connections
+
+    wrapper = connections["default"]
+    if wrapper.vendor != "postgresql":
+        return True
+    import psycopg
+
+    from balance_project.query_budget import WATCHDOG_SLACK_SECONDS, _watchdog
+
+    try:
+        params = wrapper.get_connection_params()
+        params["connect_timeout"] = PROBE_CONNECT_TIMEOUT_SECONDS
+        probe = psycopg.connect(**params, autocommit=True)
+    except Exception:
+        return False
+    watch = _watchdog.arm(time.monotonic() + WATCHDOG_SLACK_SECONDS * 4, probe)
+    try:
+        probe.execute("SELECT 1")
+        return not _watchdog.disarm(watch)
+    except Exception:
+        _watchdog.disarm(watch)
+        return False
+    finally:
+        probe.close()
+
+
 def mark_stale() -> None:
     """This call's answer came from the cache while the database could not confirm it."""
     state = _call.get()
@@ -111,13 +163,17 @@ def database_unavailable() -> ApplicationError:
 
 
 def is_connection_failure(exc: BaseException) -> bool:
-    """A database error that says the server is not there (no SQLSTATE: the connection failed or
-    broke; class 08: connection exception; 57P0x: shutting down, crashed, not accepting)."""
-    sqlstate = getattr(exc.__cause__, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    """A PostgreSQL error that says the server is not there (no SQLSTATE: the connection failed or
+    broke; class 08: connection exception; 57P0x: shutting down, crashed, not accepting). SQLite's
+    errors never are: the embedded database is a file, "database is locked" is a busy writer."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if not type(cause).__module__.startswith("psycopg"):
+        return False
+    sqlstate = getattr(cause, "sqlstate", None)
     return sqlstate is None or sqlstate.startswith(("08", "57P"))
 
 
 def reset_for_tests() -> None:
     global _down_until, _down
     with _lock:
-        _down_until, _down = 0.0, False
+        _down_until, _down = 0.0, False  # a running probe sees _down false and ends

@@ -28,6 +28,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
@@ -98,6 +100,50 @@ def _bounded(execute, sql, params, many, context, left: float, streamed: bool):
         outage.note_database_unreachable("no answer by the deadline")
         raise deadline_exceeded("while the database did not answer")
     return result
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """Within the block, whatever waits on the default connection ends by the budget plus the
+    slack, including what Django sends outside any execute wrapper. Its health check (``SELECT 1``
+    in ``is_usable()`` before a request's first statement, CONN_HEALTH_CHECKS) is done here first,
+    under the watchdog: a server that does not answer it is ``deadline_exceeded`` at once, not a
+    hang, nor a reconnect that waits out connect_timeout."""
+    from django.db import connections
+
+    wrapper = connections["default"]
+    left = time_left()
+    raw = wrapper.connection
+    if left is None or raw is None or wrapper.vendor != "postgresql":
+        yield
+        return
+    deadline = time.monotonic() + max(left, 0) + WATCHDOG_SLACK_SECONDS
+    if getattr(wrapper, "health_check_enabled", False) and not getattr(wrapper, "health_check_done", True):
+        _health_check(wrapper, raw, deadline)
+    watch = _watchdog.arm(deadline, raw)
+    try:
+        yield
+    finally:
+        if _watchdog.disarm(watch):
+            outage.note_database_unreachable("no answer by the deadline")
+
+
+def _health_check(wrapper, raw, deadline: float) -> None:
+    watch = _watchdog.arm(deadline, raw)
+    try:
+        raw.execute("SELECT 1")
+        answered = True
+    except Exception:
+        answered = False
+    cut = _watchdog.disarm(watch)
+    if answered and not cut:
+        wrapper.health_check_done = True  # Django's own check would send the same again
+        return
+    if not wrapper.in_atomic_block:
+        wrapper.close()  # broken either way; the next statement connects afresh
+    if cut:
+        outage.note_database_unreachable("no answer to the health check by the deadline")
+        raise deadline_exceeded("while the database did not answer")
 
 
 def _passes_untouched(sql: str) -> bool:
