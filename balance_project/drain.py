@@ -40,6 +40,9 @@ class StatementGuard:
 
     def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict) -> Any:
         ident = threading.get_ident()
+        # A statement sent from inside another one's wrappers (a SET before a streamed query) must
+        # not hide the outer one: it is put back when the inner one is done.
+        outer = _in_flight.get(ident)
         # Recorded before the refusal is checked: cancel_database_work() sets the refusal, then
         # reads this map, so a statement either sees the refusal or is seen (and cancelled).
         _in_flight[ident] = context["connection"]
@@ -48,7 +51,10 @@ class StatementGuard:
                 raise OperationalError("the server is shutting down: no new statement is sent")
             return execute(sql, params, many, context)
         finally:
-            _in_flight.pop(ident, None)
+            if outer is None:
+                _in_flight.pop(ident, None)
+            else:
+                _in_flight[ident] = outer
 
 
 _guard = StatementGuard()
