@@ -118,6 +118,51 @@ def test_redis_frozen(setup):
     figure("Redis frozen", "HTTP balance then", answer(http.get(f"/api/v1/accounts/{wallet}/balance")))
 
 
+def test_redis_frozen_seen_from_another_process(setup, tmp_path):
+    """The reader process was idle through the freeze: how long it is served the old balance."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.ops.test_redis_freeze_readers import READER
+
+    redis_server, http, _, _, _, wallet = setup
+    prefix = shared_cache().key_prefix
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(REDIS_URL=redis_server.url, CACHE_KEY_PREFIX=prefix, BALANCE_VAR_DIR=str(tmp_path))
+    env["DJANGO_SETTINGS_MODULE"] = "balance_project.settings"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def read() -> str:
+        assert reader.stdin is not None and reader.stdout is not None
+        reader.stdin.write(f"{wallet}\n")
+        reader.stdin.flush()
+        return reader.stdout.readline().strip()
+
+    try:
+        http.get(f"/api/v1/accounts/{wallet}/balance")
+        assert read() == "100"
+        redis_server.freeze()
+        deposit(http, wallet, 50)
+        redis_server.thaw()
+        figure(
+            "Redis frozen",
+            "another process, idle through it: served the pre-deposit balance for",
+            until(lambda: read() != "100", 10),
+        )
+    finally:
+        reader.kill()
+        reader.wait(timeout=10)
+
+
 def test_redis_restarted_from_old_data(setup):
     redis_server, http, stub, md, _, wallet = setup
     http.get(f"/api/v1/accounts/{wallet}/balance")
@@ -176,6 +221,20 @@ def test_database_unreachable(setup):
                     not in stub.GetBalance.with_call(by_wallet, metadata=md, timeout=5)[1].trailing_metadata()
                 )
             ),
+        )
+        stub.GetBalance(by_wallet, metadata=md, timeout=5)
+        http.get(f"/api/v1/accounts/{wallet}/balance")
+        proxy.swallow()
+        connections["default"].health_check_done = False  # as at the start of a request outside tests
+        result, took = timed(http.get, f"/api/v1/accounts/{wallet}/balance")
+        figure("DB silent (frozen)", "HTTP balance, first call (health check due)", f"{answer(result)} in {took:.2f} s")
+        result, took = timed(http.get, f"/api/v1/accounts/{wallet}/balance")
+        figure("DB silent (frozen)", "HTTP balance, next call", f"{answer(result)} in {took:.3f} s")
+        proxy.forward()
+        figure(
+            "DB silent (frozen)",
+            "after it answers: until an HTTP deposit succeeds",
+            until(lambda: deposit(http, wallet).status_code == 201),
         )
         stub.GetBalance(by_wallet, metadata=md, timeout=5)
         proxy.swallow()

@@ -118,6 +118,7 @@ def test_key_authentication_waits_on_a_locked_key_table_no_longer_than_its_bound
         assert took < 0.3 + SLACK, f"authentication took {took:.2f} s with a 0.3 s bound in a 5 s budget"
 
 
+@pytest.mark.django_db
 def test_a_budget_spent_before_a_read_sends_nothing():
     from accounts.selectors import account_transactions_list
     from balance_project.deadlines import call_budget
@@ -127,3 +128,28 @@ def test_a_budget_spent_before_a_read_sends_nothing():
     with call_budget(0), pytest.raises(ApplicationError) as refused:
         account_transactions_list(account_id=wallet)
     assert refused.value.code == "deadline_exceeded"
+
+
+def test_a_streamed_read_is_bounded_too_and_leaves_the_session_timeout_as_it_was():
+    """A server-side cursor (``.iterator()``, the reports' way) cannot carry the prefix."""
+    from accounts.models import Account
+    from balance_project.deadlines import call_budget
+    from balance_project.errors import ApplicationError
+
+    def session_timeout() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            return cursor.fetchone()[0]
+
+    new_player(funded=100)
+    before = session_timeout()
+    with call_budget(5):
+        assert len(list(Account.objects.all().iterator(chunk_size=2))) >= 2
+    assert session_timeout() == before  # the session default again, for statements with no budget
+    with TableLock(connection.settings_dict, "accounts_account"):
+        started = time.monotonic()
+        with call_budget(BUDGET), pytest.raises(ApplicationError) as failed:
+            list(Account.objects.all().iterator(chunk_size=2))
+        took = time.monotonic() - started
+    assert failed.value.code == "deadline_exceeded"
+    assert took < BUDGET + SLACK
