@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from django.db import connection
 from django.db.models import Model
+from psycopg.types.json import Jsonb
 
 from accounts.models import Account
 from accounts.services import account_adjust, account_deposit, account_open, account_transfer, account_withdraw
@@ -208,6 +209,47 @@ def sql(statement: str, params: Any = ()) -> None:
         cursor.execute(statement, params)
 
 
+@contextmanager
+def edited(table: str, row_id: int, assignment: str) -> Iterator[None]:
+    """``UPDATE table SET assignment`` on one row, as the insider; every column put back after."""
+    with superuser() as cursor:
+        cursor.execute(f"SELECT to_jsonb(t) FROM {table} t WHERE id = %s", [row_id])
+        found = cursor.fetchone()
+        assert found is not None, f"{table} {row_id} does not exist"
+        saved = found[0]
+        cursor.execute(f"UPDATE {table} SET {assignment} WHERE id = %s", [row_id])
+    try:
+        yield
+    finally:
+        columns = ", ".join(f'"{column}" = r."{column}"' for column in saved if column != "id")
+        sql(
+            f"UPDATE {table} t SET {columns} FROM jsonb_populate_record(NULL::{table}, %s) r WHERE t.id = %s",
+            [Jsonb(saved), row_id],
+        )
+
+
+@contextmanager
+def tables_kept(*tables: str) -> Iterator[None]:
+    """Whatever the insider does to ``tables`` inside the block, their rows are put back after (for
+    small tables: the journal's, not the books')."""
+    saved = {}
+    with superuser() as cursor:
+        for table in tables:
+            cursor.execute(f"SELECT COALESCE(jsonb_agg(to_jsonb(t)), '[]'::jsonb) FROM {table} t")
+            found = cursor.fetchone()
+            assert found is not None
+            saved[table] = found[0]
+    try:
+        yield
+    finally:
+        with superuser() as cursor:
+            for table, rows in saved.items():
+                cursor.execute(f"DELETE FROM {table}")
+                cursor.execute(
+                    f"INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, %s)", [Jsonb(rows)]
+                )
+
+
 def tail_rolled_back(cursor: psycopg.Cursor, account_id: int, seq: int) -> None:
     """Delete the account's entry at ``seq`` (its last) and put the account back as it was before
     it: head, balance, entry_seq and the version the posting bumped. The chain then looks whole."""
@@ -282,6 +324,22 @@ def verify():
 def detected(report) -> None:
     assert not report.ok, "the tamper verified clean"
     assert report.problem_count >= len(report.problems) >= 1
+
+
+def each_edit_named(model: type[Model], edits: dict[str, tuple[int, str]], ids=lambda row_id: (row_id,)) -> None:
+    """Each edit ``name: (row id, assignment)`` of ``model``'s table in turn on the same books, each
+    undone after its verify (one ledger for a whole class of edits: a build and a flush each cost
+    more than a verify). Every edit must be named at its row, and the books verify clean again once
+    it is undone, so what was named is that edit and nothing left over."""
+    unnamed = []
+    for name, (row_id, assignment) in edits.items():
+        with edited(model._meta.db_table, row_id, assignment):
+            report = verify()
+            if report.ok or not names_row(report, model, *ids(row_id)):
+                unnamed.append((name, places(report)))
+        after = verify()
+        assert after.ok, f"{name} was not undone: {places(after)}"
+    assert not unnamed, f"edits not named at their row: {unnamed}"
 
 
 # --- where a problem is -------------------------------------------------------------------------

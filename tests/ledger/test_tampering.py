@@ -29,6 +29,7 @@ from tests.ledger.tampering import (
     MONEY_APPS,
     build_ledger,
     detected,
+    each_edit_named,
     hand_ids,
     idempotency_ids,
     names_account,
@@ -103,7 +104,7 @@ def test_a_whole_transaction_deleted_at_the_tails_is_named(book, with_its_record
 # --- rows no checksum covered before -------------------------------------------------------------
 
 
-TRANSACTION_EDITS = {
+TRANSACTION_EDITS = {  # name: (which transaction, the edit)
     "kind": ("buy_in_alice", "kind = 'transfer'"),
     "metadata-table": ("hand_h1", "metadata = metadata || jsonb_build_object('table_id', 'elsewhere')"),
     "metadata-hand": ("hand_h2", "metadata = metadata || jsonb_build_object('hand_id', 'h99')"),
@@ -113,25 +114,21 @@ TRANSACTION_EDITS = {
 }
 
 
-@pytest.mark.parametrize("edit", TRANSACTION_EDITS)
-def test_an_edited_transaction_is_named(book, edit):
-    name, assignment = TRANSACTION_EDITS[edit]
-    transaction_id = book.transactions[name]
-    sql(f"UPDATE ledger_transaction SET {assignment} WHERE id = %s", [transaction_id])
-    report = verify()
-    detected(report)
-    assert names_row(report, Transaction, transaction_id), places(report)
+def test_an_edited_transaction_is_named(book):
+    """Kind, metadata (table, hand, payouts), actor, created_at: one edit at a time."""
+    each_edit_named(
+        Transaction, {edit: (book.transactions[which], change) for edit, (which, change) in TRANSACTION_EDITS.items()}
+    )
 
 
-@pytest.mark.parametrize(
-    "assignment", ["rake = rake + 1", "settled_by = 'mallory'", "response = jsonb_build_object('forged', true)"]
-)
-def test_an_edited_hand_is_named(book, assignment):
+def test_an_edited_hand_is_named(book):
     hand = book.hands["h2"]
-    sql(f"UPDATE tables_hand SET {assignment} WHERE id = %s", [hand])
-    report = verify()
-    detected(report)
-    assert names_row(report, Hand, *hand_ids(hand)), places(report)
+    edits = {
+        "rake": (hand, "rake = rake + 1"),
+        "settled_by": (hand, "settled_by = 'mallory'"),
+        "response": (hand, "response = jsonb_build_object('forged', true)"),
+    }
+    each_edit_named(Hand, edits, ids=hand_ids)
 
 
 def test_an_edited_idempotency_key_is_named(book):
@@ -152,7 +149,7 @@ def test_held_dropped_under_a_pending_reservation_is_named(book):
     assert names_account(report, wallet), places(report)
 
 
-RESERVATION_EDITS = {
+RESERVATION_EDITS = {  # name: (which reservation, the edit)
     "pending-amount": ("pending", "amount = amount + 1000"),
     "pending-status": ("pending", "status = 'released', ended_at = now(), ended_by = 'mallory'"),
     "committed-amount": ("committed", "amount = amount * 2"),
@@ -160,14 +157,10 @@ RESERVATION_EDITS = {
 }
 
 
-@pytest.mark.parametrize("edit", RESERVATION_EDITS)
-def test_an_edited_reservation_is_named(book, edit):
-    which, assignment = RESERVATION_EDITS[edit]
-    reservation = book.reservations[which]
-    sql(f"UPDATE reservations_reservation SET {assignment} WHERE id = %s", [reservation])
-    report = verify()
-    detected(report)
-    assert names_row(report, Reservation, reservation), places(report)
+def test_an_edited_reservation_is_named(book):
+    each_edit_named(
+        Reservation, {edit: (book.reservations[which], change) for edit, (which, change) in RESERVATION_EDITS.items()}
+    )
 
 
 def test_a_rich_wallet_given_to_another_player_is_named(book):
