@@ -131,16 +131,17 @@ def test_http_reads_come_from_the_cache_marked_stale_and_writes_are_refused(down
 def test_a_revoked_key_stops_working_within_the_window(down):
     client, record = http_client(["accounts:read"])
     _, wallet = new_player(funded=100)
-    with override_settings(API_KEY_OUTAGE_SECONDS=1.0):
+    window = 2.0
+    with override_settings(API_KEY_OUTAGE_SECONDS=window):
         assert client.get(f"/api/v1/accounts/{wallet}/balance").status_code == 200
         verified = time.monotonic()
         # Revoked in the database, and no request of the key sees it before the outage.
         ApiKey.objects.filter(pk=record.pk).update(is_active=False)
         down.refuse()
         inside = client.get(f"/api/v1/accounts/{wallet}/balance")
-        assert time.monotonic() - verified < 1.0
+        assert time.monotonic() - verified < window
         assert (inside.status_code, inside.headers.get("Balance-Stale")) == (200, "true")  # the stated window
-        time.sleep(max(0.0, verified + 1.05 - time.monotonic()))
+        time.sleep(max(0.0, verified + window + 0.05 - time.monotonic()))
         after = client.get(f"/api/v1/accounts/{wallet}/balance")
         assert after.status_code == 503, after.content  # no longer authenticated by the outage copy
         down.forward()
