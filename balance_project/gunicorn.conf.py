@@ -21,7 +21,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Clients (the cashier, the benchmark) keep connections open between calls.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-# Shorter than the supervisor's and Docker's stop grace, so in-flight requests finish first.
+# Shorter than the supervisor's and Docker's stop grace, so in-flight requests finish first. A
+# request still in the database 1 s before it has its statement cancelled (gunicorn_worker.py):
+# it answers an error and commits nothing, and the worker is gone by this timeout (docs/processes.md).
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
