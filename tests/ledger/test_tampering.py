@@ -25,9 +25,7 @@ from balance_project.errors import ApplicationError
 from ledger.models import Entry, IdempotencyRecord, JournalPosition, JournalRecord, Transaction
 from reservations.models import Reservation
 from tables.models import Hand, Seat
-from tests.ledger.tampering import (
-    MONEY_APPS,
-    build_ledger,
+from tests.ledger.tamper_checks import (
     detected,
     each_edit_named,
     hand_ids,
@@ -39,13 +37,17 @@ from tests.ledger.tampering import (
     places,
     position_of,
     record_of_key,
+    verify,
+    world,
+)
+from tests.ledger.tampering import (
+    MONEY_APPS,
+    build_ledger,
     seal_sink_file,
     sql,
     superuser,
     tail_rolled_back,
     transaction_deleted,
-    verify,
-    world,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, available_apps=MONEY_APPS)]

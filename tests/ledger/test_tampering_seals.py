@@ -11,12 +11,8 @@ import pytest
 from accounts.models import Account
 from accounts.services import account_transfer
 from ledger.models import JournalPosition, JournalRecord, JournalSeal, Transaction
-from tests.ledger.tampering import (
-    MONEY_APPS,
-    build_ledger,
+from tests.ledger.tamper_checks import (
     detected,
-    dump,
-    fresh_deposit,
     names_entry,
     names_position,
     names_row,
@@ -24,14 +20,20 @@ from tests.ledger.tampering import (
     places,
     position_of,
     record_of_key,
+    seals_seen,
+    verify,
+)
+from tests.ledger.tampering import (
+    MONEY_APPS,
+    build_ledger,
+    dump,
+    fresh_deposit,
     restore,
     seal_sink_file,
-    seals_seen,
     sql,
     superuser,
     tables_kept,
     transaction_deleted,
-    verify,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, available_apps=MONEY_APPS)]
