@@ -39,6 +39,17 @@ def _seal_sink_of_this_test(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _no_database_outage_left():
+    """A test that made PostgreSQL look down (balance_project/outage.py) must not leave the next one
+    refusing writes; the outage's probe would end it within a fraction of a second anyway."""
+    from balance_project import outage
+
+    outage.reset_for_tests()
+    yield
+    outage.reset_for_tests()
+
+
+@pytest.fixture(autouse=True)
 def _player_transfers_on(settings):
     """Transfers are off by default (settings.PLAYER_TRANSFERS_ENABLED); the tests of transfers
     predate the switch and run with it on. tests/protection turns it off where it tests that."""
