@@ -79,6 +79,7 @@ JOURNALED: dict[str, tuple[tuple[str, str], ...]] = {
         ("transaction_id", "int"),
         ("response", "json"),
         ("settled_by", "str"),
+        ("created_at", "time"),
     ),
 }
 

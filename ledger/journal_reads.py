@@ -17,7 +17,10 @@ KEY_COLUMNS = {"ledger_entry": ("account_id", "seq"), "tables_hand": ("table_id"
 
 
 def answer_of(operation: str, request_hash: str, response: Any, is_error: bool) -> dict[str, Any]:
-    parsed = json.loads(response) if isinstance(response, (str, bytes)) else response
+    try:
+        parsed = json.loads(response) if isinstance(response, (str, bytes)) else response
+    except ValueError:  # not JSON (an edited record, whose MAC then fails too): compared as text
+        parsed = response
     return {"operation": operation, "request_hash": request_hash, "response": parsed, "is_error": bool(is_error)}
 
 

@@ -350,6 +350,8 @@ def _seal_chain(
                 row_id=str(position),
                 position=position,
             )
+            if values[0] is not None:  # its record still vouches for the rows it wrote
+                check.take(dict(zip(_RECORD_COLUMNS, values, strict=True)), position)
             continue
         if owner is not current_seal:
             head = owner.prev_head

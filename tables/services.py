@@ -352,7 +352,8 @@ def hand_settle(
             "transaction": transaction_result(tx) if tx else None,
         }
         hand = {"figures_hash": figures_hash, "rake": rake, "transaction_id": tx.id if tx else None}
-        work.row("tables_hand", f"{table.id}:{hand_id}", hand | {"response": response, "settled_by": client})
+        hand |= {"response": response, "settled_by": client, "created_at": now}
+        work.row("tables_hand", f"{table.id}:{hand_id}", hand)
         work.execute(
             "INSERT INTO tables_hand (table_id, hand_id, figures_hash, rake, transaction_id, response, "
             "settled_by, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
