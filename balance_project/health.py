@@ -76,6 +76,11 @@ class BoundedCheck:
             assert self._result is not None  # set when the run that finished after ``asked`` ended
             return self._result
 
+    def forget(self) -> None:
+        """Drop the kept result: the next probe checks again (settings changed, as in tests)."""
+        with self._lock:
+            self._result, self._finished_at = None, 0.0
+
     def _start_locked(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._loop, name=f"ready-{self.name}", daemon=True)
@@ -111,6 +116,11 @@ _database_probe = BoundedCheck(
 _redis_probe = BoundedCheck(
     "redis", lambda: {"redis": _redis_check()}, late={"redis": {"status": "degraded", "error": "timeout"}}
 )
+
+
+def ready_results_forget() -> None:
+    _database_probe.forget()
+    _redis_probe.forget()
 
 
 @never_cache

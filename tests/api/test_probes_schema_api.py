@@ -17,6 +17,14 @@ from balance_project import health
 from tests.api.conftest import Api, assert_refused
 
 
+@pytest.fixture(autouse=True)
+def _readiness_checked_anew():
+    """/ready keeps a result half a second: each test here changes what it should find."""
+    health.ready_results_forget()
+    yield
+    health.ready_results_forget()
+
+
 def test_health_is_ok_without_touching_the_database():
     # No django_db mark: any database access here raises in pytest-django.
     response = Client().get("/health")
@@ -52,11 +60,16 @@ def test_ready_reports_redis_down_as_degraded(settings):
     assert body["checks"]["redis"]["status"] == "degraded"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_ready_is_503_while_a_migration_is_unapplied(monkeypatch):
+    # Committed: /ready checks on a connection of its own (a probe thread), which sees only that.
     monkeypatch.setattr(health, "_migrations_applied", False)
-    MigrationRecorder(connection).record_unapplied("ledger", "0001_initial")
-    response = Client().get("/ready")
+    recorder = MigrationRecorder(connection)
+    recorder.record_unapplied("ledger", "0001_initial")
+    try:
+        response = Client().get("/ready")
+    finally:
+        recorder.record_applied("ledger", "0001_initial")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
