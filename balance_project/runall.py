@@ -3,8 +3,9 @@
 Starts the HTTP API (gunicorn), the admin on its own port when ``ADMIN_BIND`` is set, the gRPC
 sidecar (when ``manage.py grpcserver`` exists) and a Celery worker with an embedded beat, prefixes
 each line they print with the process name, and stops them all on Ctrl-C or SIGTERM. When one of
-them dies on its own, the rest are stopped and this exits non-zero, so a process manager above it
-sees the failure.
+them dies on its own it is started again while the others go on, at once the first time and later
+when it keeps failing (balance_project/restarts.py); with ``--no-restart`` the rest are stopped
+instead and this exits non-zero, for a process manager above it that restarts the whole.
 
 On the embedded default (no ``DATABASE_URL``) it also makes sure a development API key with every
 scope exists, prints it, and keeps it in ``$BALANCE_VAR_DIR/dev-api-key`` so the next run prints the
@@ -24,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from balance_project.restarts import restart_delay
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = BASE_DIR / "balance_project" / "gunicorn.conf.py"
 DEV_KEY_CLIENT = "dev"
@@ -37,6 +40,9 @@ class Child:
     name: str
     argv: list[str]
     process: subprocess.Popen | None = field(default=None, repr=False)
+    started_at: float = 0.0
+    failures: int = 0
+    restart_at: float | None = None  # when it exited on its own: when to start it again
 
 
 def _own_session_dying_with_parent() -> None:
@@ -53,11 +59,13 @@ def _own_session_dying_with_parent() -> None:
 
 
 class Supervisor:
-    """Start children, relay their output, stop them all when asked or when any of them exits."""
+    """Start children, relay their output, restart one that dies (or, without ``restart``, stop
+    them all when any of them exits), stop them all when asked."""
 
-    def __init__(self, children: list[Child], *, grace_seconds: float = 25.0, out=None) -> None:
+    def __init__(self, children: list[Child], *, grace_seconds: float = 25.0, out=None, restart: bool = True) -> None:
         self.children = children
         self.grace_seconds = grace_seconds
+        self.restart = restart
         self.out = out or sys.stdout
         self.stop_requested = threading.Event()
         self._write_lock = threading.Lock()
@@ -81,42 +89,56 @@ class Supervisor:
         """Run until a signal or a child's exit; return the exit code for this process."""
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._request_stop)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         code = 0
         for child in self.children:
-            try:
-                child.process = subprocess.Popen(
-                    child.argv,
-                    cwd=BASE_DIR,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_own_session_dying_with_parent,
-                )
-            except OSError as exc:
-                self.say("runall", f"cannot start {child.name}: {exc}")
+            if not self._start(child):
                 code = 1
                 break
-            self.say("runall", f"started {child.name} (pid {child.process.pid}): {' '.join(child.argv)}")
-        for child in self.children:
-            if child.process is not None:
-                reader = threading.Thread(target=self._relay, args=(child,), name=f"relay-{child.name}", daemon=True)
-                reader.start()
-                self._readers.append(reader)
         if code == 0:
             code = self._watch()
         self._stop_all()
         return code
 
+    def _start(self, child: Child) -> bool:
+        try:
+            child.process = subprocess.Popen(
+                child.argv,
+                cwd=BASE_DIR,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_own_session_dying_with_parent,
+            )
+        except OSError as exc:
+            self.say("runall", f"cannot start {child.name}: {exc}")
+            return False
+        child.started_at, child.restart_at = time.monotonic(), None
+        self.say("runall", f"started {child.name} (pid {child.process.pid}): {' '.join(child.argv)}")
+        reader = threading.Thread(target=self._relay, args=(child,), name=f"relay-{child.name}", daemon=True)
+        reader.start()
+        self._readers.append(reader)
+        return True
+
     def _watch(self) -> int:
         while not self.stop_requested.wait(0.2):
+            now = time.monotonic()
             for child in self.children:
+                if child.restart_at is not None:
+                    if now >= child.restart_at and not self._start(child):
+                        return 1
+                    continue
                 assert child.process is not None  # all started before the watch
                 returncode = child.process.poll()
-                if returncode is not None:
+                if returncode is None:
+                    continue
+                if not self.restart:
                     self.say("runall", f"{child.name} exited with code {returncode}; stopping the rest")
                     return returncode if returncode > 0 else 1
+                _signal_group_quietly(child.process.pid, signal.SIGKILL)  # what it left in its group
+                delay, child.failures = restart_delay(child.failures, now - child.started_at)
+                child.restart_at = now + delay
+                self.say("runall", f"{child.name} exited with code {returncode}; starting it again in {delay:.0f}s")
         self.say("runall", "stop requested; stopping all processes")
         return 0
 
@@ -227,13 +249,16 @@ def dev_api_key_ensure() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-dev-key", action="store_true", help="do not create or print the development API key")
+    parser.add_argument(
+        "--no-restart", action="store_true", help="stop them all when one dies, instead of starting it again"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "balance_project.settings")
     import django
     from django.db import connections
 
     django.setup()
-    supervisor = Supervisor(service_children())
+    supervisor = Supervisor(service_children(), restart=not args.no_restart)
     if not args.no_dev_key:
         key = dev_api_key_ensure()
         if key:

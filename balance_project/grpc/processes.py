@@ -10,7 +10,7 @@ forwards SIGTERM/SIGINT to them and waits for them to drain (each exits by grace
 If a child exits on its own (a crash, the OOM killer, a kill -9) the parent starts another in its
 place at once, while the others go on serving: the kernel hands new connections to the listening
 children only, so the port never stops answering. A child that keeps failing is restarted with a
-growing delay (RESTART_BACKOFF_SECONDS). docs/processes.md has the figures.
+growing delay (balance_project/restarts.py). docs/processes.md has the figures.
 
 Child ``i`` (from 0) serves its metrics on ``metrics_port + i`` (none when ``metrics_port`` is 0).
 """
@@ -30,16 +30,13 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from balance_project.restarts import restart_delay
+
 log = logging.getLogger("balance.grpc")
 
 LISTENING = "gRPC server listening on "
 # How often the parent looks for a dead child.
 SUPERVISE_TICK_SECONDS = 0.1
-# The wait before starting a child in place of one that exited: none the first time, then longer
-# while the new ones keep failing (a database that refuses connections, a bad setting).
-RESTART_BACKOFF_SECONDS = (0.0, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-# A child that served this long before it exited was not failing at start: the backoff starts over.
-STABLE_SECONDS = 30.0
 # On SIGTERM a child exits by grace + 1 s (server.py); one still running a little after is killed.
 KILL_AFTER_GRACE_SECONDS = 2.0
 
@@ -129,10 +126,7 @@ def _status(child: _Child) -> int | None:
 def _schedule_restart(child: _Child, now: float) -> None:
     """A child exited on its own: start another in its place, at once the first time, later when
     it keeps failing (a child that ran STABLE_SECONDS starts the count again)."""
-    if now - child.started_at >= STABLE_SECONDS:
-        child.failures = 0
-    delay = RESTART_BACKOFF_SECONDS[min(child.failures, len(RESTART_BACKOFF_SECONDS) - 1)]
-    child.failures += 1
+    delay, child.failures = restart_delay(child.failures, now - child.started_at)
     child.exited_at, child.restart_at = now, now + delay
     assert child.process is not None  # it exited, so it was started
     log.error(

@@ -24,6 +24,7 @@ import pytest
 
 from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client._pb.balance.v1 import balance_pb2_grpc
+from balance_project.restarts import STABLE_SECONDS
 
 REPO = Path(__file__).resolve().parents[2]
 CHANNELS = 24
@@ -238,5 +239,5 @@ def test_a_child_that_keeps_failing_is_restarted_later_and_later():
         delays.append(child.restart_at - 101.0)
     assert delays == [0.0, 1.0, 2.0, 4.0]
     child.started_at = 100.0
-    processes._schedule_restart(child, now=100.0 + processes.STABLE_SECONDS)  # it had served a while
-    assert child.restart_at == 100.0 + processes.STABLE_SECONDS  # at once again
+    processes._schedule_restart(child, now=100.0 + STABLE_SECONDS)  # it had served a while
+    assert child.restart_at == 100.0 + STABLE_SECONDS  # at once again

@@ -1,4 +1,4 @@
-"""The process supervisor behind `make run`: prefixes output, stops all on a signal or on one death."""
+"""The process supervisor behind `make run`: prefixes output, restarts a child that dies, stops all on a signal."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ POLITE_CHILD = textwrap.dedent("""
 """)
 
 
-def start_supervisor(children: dict[str, str]) -> subprocess.Popen:
+def start_supervisor(children: dict[str, str], *, restart: bool = True) -> subprocess.Popen:
     """Run Supervisor in its own process over ``python -c <code>`` children."""
     code = textwrap.dedent(f"""
         import sys
         from balance_project.runall import Child, Supervisor
         children = [Child(name, [sys.executable, "-c", src]) for name, src in {children!r}.items()]
-        sys.exit(Supervisor(children, grace_seconds=10).run())
+        sys.exit(Supervisor(children, grace_seconds=10, restart={restart!r}).run())
     """)
     return subprocess.Popen(
         [sys.executable, "-c", code], cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -66,9 +66,27 @@ def test_sigterm_stops_every_child_and_exits_zero():
     assert "alpha stopped (code 0)" in output and "beta stopped (code 0)" in output
 
 
-def test_one_child_dying_stops_the_rest_and_exits_non_zero():
-    dying = "import time; print('starting', flush=True); time.sleep(1); raise SystemExit(3)"
+def test_a_child_that_dies_is_started_again_while_the_others_go_on():
+    dying = "import time; print('starting', flush=True); time.sleep(0.5); raise SystemExit(3)"
     supervisor = start_supervisor({"steady": POLITE_CHILD, "flaky": dying})
+    seen: list[str] = []
+    try:
+        read_until(supervisor, seen, "steady | up", "flaky exited with code 3; starting it again in 0s")
+        read_until(supervisor, seen, "flaky exited with code 3; starting it again in 1s")  # failing again: later
+        supervisor.send_signal(signal.SIGTERM)
+        out, _ = supervisor.communicate(timeout=60)
+    finally:
+        supervisor.kill()
+    output = "".join(seen) + out
+    assert supervisor.returncode == 0, output
+    assert output.count("flaky  | starting") >= 2, output
+    assert output.count("steady | up") == 1  # never restarted
+    assert "steady | got SIGTERM" in output
+
+
+def test_without_restarts_one_child_dying_stops_the_rest_and_exits_non_zero():
+    dying = "import time; print('starting', flush=True); time.sleep(1); raise SystemExit(3)"
+    supervisor = start_supervisor({"steady": POLITE_CHILD, "flaky": dying}, restart=False)
     try:
         out, _ = supervisor.communicate(timeout=60)
     finally:
