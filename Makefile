@@ -32,11 +32,14 @@ else
 	exec env -u MIGRATION_DATABASE_URL -u DB_ADMIN_URL $(PY) -m balance_project.runall
 endif
 
-# The whole suite on whatever DATABASE_URL / REDIS_URL select (SQLite alone by default).
-# Narrow it with `make test PYTEST_ARGS="tests/ops -x"`.
+# The whole suite on whatever DATABASE_URL / REDIS_URL select (SQLite alone by default), on
+# TEST_WORKERS processes (pytest-xdist; each its own test database, var directory and Redis
+# database: balance_project/pytest_plugin.py). Narrow it with `make test PYTEST_ARGS="tests/ops -x"`,
+# or run it in one process with `make test TEST_WORKERS=0`.
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The checks CI and .pre-commit-config.yaml run: ruff's formatter and linter, then mypy (configured
 # in pyproject.toml; generated code excluded). `make format` applies the formatter and the safe fixes.

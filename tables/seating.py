@@ -139,7 +139,9 @@ def seat_open(work: Work, table: TableRow, user_id: str) -> SeatRow:
     )
     new_accounts(work, [account])
     seat = SeatRow(work.ids(seat_ids)[0], user_id, account.id, Seat.Status.ACTIVE, table, account)
-    work.row("tables_seat", seat.id, {"table_id": table.id, "user_id": user_id, "account_id": account.id, "status": "active"})
+    work.row(
+        "tables_seat", seat.id, {"table_id": table.id, "user_id": user_id, "account_id": account.id, "status": "active"}
+    )
     work.execute(
         "INSERT INTO tables_seat (id, table_id, user_id, account_id, status, opened_at, left_at) "
         "VALUES (%s, %s, %s, %s, 'active', %s, NULL)",
@@ -152,7 +154,11 @@ def seat_leave(work: Work, seat: SeatRow, account: AccountRow) -> None:
     """Mark a seat left; its account (locked by the caller, at zero) is closed with it."""
     account_status_set(work, account=account, status=Account.Status.CLOSED)
     seat.status = Seat.Status.LEFT
-    work.row("tables_seat", seat.id, {"table_id": seat.table.id, "user_id": seat.user_id, "account_id": seat.account_id, "status": "left"})
+    work.row(
+        "tables_seat",
+        seat.id,
+        {"table_id": seat.table.id, "user_id": seat.user_id, "account_id": seat.account_id, "status": "left"},
+    )
     work.execute(
         "UPDATE tables_seat SET status = 'left', left_at = %s WHERE id = %s", [work.time(timezone.now()), seat.id]
     )

@@ -148,7 +148,8 @@ def roles(tmp_path_factory) -> Iterator[Roles]:
         pytest.skip("needs PostgreSQL: set DATABASE_URL")
     base = os.environ["DATABASE_URL"]
     parsed = dj_database_url.parse(base)
-    database = f"{parsed['NAME']}_roles"[:55]
+    # Per pytest-xdist worker: two workers each run this module's fixture (cluster-wide roles).
+    database = f"{parsed['NAME']}_roles{os.environ.get('PYTEST_XDIST_WORKER', '')}"[:55]
     password = uuid.uuid4().hex
     made = Roles(
         admin_url=_url(base, user=parsed["USER"], password=parsed["PASSWORD"] or "", database=database),
