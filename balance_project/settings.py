@@ -202,6 +202,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache (Redis) --------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHE_KEY_PREFIX = os.environ.get("CACHE_KEY_PREFIX", "balance")
+REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_MS", 50) / 1000
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -210,8 +211,10 @@ if REDIS_URL:
             "KEY_PREFIX": CACHE_KEY_PREFIX,
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 0.5,
+                # Tens of milliseconds: a Redis that does not answer in that time costs the one
+                # call that notices it this much, then the breaker skips it (#10).
+                "SOCKET_CONNECT_TIMEOUT": REDIS_TIMEOUT_SECONDS,
+                "SOCKET_TIMEOUT": REDIS_TIMEOUT_SECONDS,
                 # Redis is a fast path only: when it is down, reads fall back to the database.
                 "IGNORE_EXCEPTIONS": True,
                 # A Redis that stops answering is skipped at once for a while, and cached balances
