@@ -8,6 +8,7 @@ environment already names some. The processes a test starts (a sidecar, gunicorn
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +17,7 @@ from balance_project.secrecy import throwaway_keys_setdefault
 throwaway_keys_setdefault(os.environ, purpose="test-session")
 
 
-def _own_resources_per_xdist_worker(environ: os._Environ[str]) -> None:
+def _own_resources_per_xdist_worker(environ: MutableMapping[str, str]) -> None:
     """Under pytest-xdist (``-n``) each worker process gets its own var directory (the SQLite test
     database, the Celery broker folder) and its own Redis database, so one worker's flush of the
     cache never empties another's in the middle of a test. pytest-django already suffixes the

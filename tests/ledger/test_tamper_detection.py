@@ -250,3 +250,25 @@ def test_deleted_account_row_is_found_by_its_orphaned_entries_and_the_journal(bo
             "VALUES (%s, 'user', 'restored', '', 'EUR', 0, 0, %s, 'active', 0, 0, '', %s, %s)",
             [b, False, timezone.now(), timezone.now()],
         )
+
+
+def test_the_seal_and_verify_commands(books, key):
+    out = StringIO()
+    call_command("seal_journal", stdout=out)
+    assert out.getvalue().startswith("seal 1: ")
+    call_command("seal_journal", stdout=out)
+    assert "nothing to seal" in out.getvalue()
+    account_deposit(client="t", idempotency_key=key(), account_id=books["a"], amount=7)
+    call_command("seal_journal", stdout=out)
+    assert "seal 2: 1 records" in out.getvalue()
+    call_command("verify_ledger", "--since-seal", "1", stdout=out)
+    assert "(since seal 1)" in out.getvalue() and "1 journal records" in out.getvalue()
+
+    with triggers_bypassed() as cursor:  # the newest seal gone: the database no longer reaches the sink
+        cursor.execute("DELETE FROM ledger_journalposition WHERE seal_id = 2")
+        cursor.execute("DELETE FROM ledger_journalseal WHERE id = 2")
+    with pytest.raises(CommandError) as refused:
+        call_command("seal_journal", stdout=StringIO())
+    assert refused.value.returncode == 1 and "has seal 2" in str(refused.value)
+    with pytest.raises(CommandError):
+        call_command("verify_ledger", "--since-seal", "1", stdout=StringIO())
