@@ -69,3 +69,18 @@ def books(wallet, key, settings):
     assert Account.objects.get(pk=a).entry_seq == 6
     assert Account.objects.get(pk=a).balance == 650
     return {"a": a, "b": b}
+
+
+# The tamper tests' ledger (tests/ledger/tampering.py), its seals in a sink of the test's own.
+@pytest.fixture
+def sink(settings, tmp_path):
+    from tests.ledger.tampering import seal_sink_file
+
+    return seal_sink_file(settings, tmp_path)
+
+
+@pytest.fixture
+def book(sink):
+    from tests.ledger.tampering import build_ledger
+
+    return build_ledger()

@@ -42,8 +42,6 @@ from tests.ledger.tamper_checks import (
 )
 from tests.ledger.tampering import (
     MONEY_APPS,
-    build_ledger,
-    seal_sink_file,
     sql,
     superuser,
     tail_rolled_back,
@@ -51,16 +49,6 @@ from tests.ledger.tampering import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, available_apps=MONEY_APPS)]
-
-
-@pytest.fixture
-def sink(settings, tmp_path):
-    return seal_sink_file(settings, tmp_path)
-
-
-@pytest.fixture
-def book(sink):
-    return build_ledger()
 
 
 def test_the_untouched_ledger_verifies_clean_and_is_sealed_once(book, sink):

@@ -29,7 +29,6 @@ from tests.ledger.tampering import (
     dump,
     fresh_deposit,
     restore,
-    seal_sink_file,
     sql,
     superuser,
     tables_kept,
@@ -37,16 +36,6 @@ from tests.ledger.tampering import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, available_apps=MONEY_APPS)]
-
-
-@pytest.fixture
-def sink(settings, tmp_path):
-    return seal_sink_file(settings, tmp_path)
-
-
-@pytest.fixture
-def book(sink):
-    return build_ledger()
 
 
 def test_a_ledger_restored_from_a_dump_after_seal_1_is_found_against_the_external_seal(sink, tmp_path):

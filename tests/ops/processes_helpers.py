@@ -69,6 +69,19 @@ class Output:
                 return line
         raise AssertionError(f"{needle!r} not printed within {seconds}s:\n{''.join(self.lines)[-4000:]}")
 
+    def rest(self, seconds: float) -> str:
+        """Everything printed, after reading on for ``seconds`` (or to the end of the output)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+        return "".join(self.lines)
+
 
 def start_sidecar(env: dict[str, str], *args: str) -> tuple[subprocess.Popen, str, Output]:
     """``manage.py grpcserver`` on a free port; (process, address, its output with stderr)."""

@@ -7,12 +7,10 @@ promises to start with no configuration.
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +20,7 @@ import pytest
 from django.urls import Resolver404, resolve
 
 from balance_project.celery import app
+from tests.ops.processes_helpers import Output
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 EXPIRY_TASK = "reservations.expire_overdue_reservations"
@@ -51,49 +50,6 @@ def routed(path: str) -> bool:
         return True
     except Resolver404:
         return False
-
-
-class Lines:
-    """The supervisor's output, read on a thread so waits can time out."""
-
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.seen: list[str] = []
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, args=(process,), daemon=True).start()
-
-    def _pump(self, process):
-        for line in process.stdout:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def wait_for(self, needle: str, seconds: float) -> str:
-        deadline = time.monotonic() + seconds
-        for line in self.seen:
-            if needle in line:
-                return line
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.seen.append(line)
-            if needle in line:
-                return line
-        raise AssertionError(f"{needle!r} not printed within {seconds}s:\n{''.join(self.seen)[-4000:]}")
-
-    def rest(self, seconds: float) -> str:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.seen.append(line)
-        return "".join(self.seen)
 
 
 @pytest.fixture
@@ -133,7 +89,7 @@ def test_runall_starts_the_service_and_stops_it_cleanly(embedded_env):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = Lines(process)
+    lines = Output(process)
     base = f"http://{embedded_env['HTTP_BIND']}"
     try:
         key_line = lines.wait_for("development API key (every scope): ", 60)
@@ -151,7 +107,7 @@ def test_runall_starts_the_service_and_stops_it_cleanly(embedded_env):
         for probe in ("/health", "/ready"):
             if routed(probe):
                 assert http_status(base + probe) == 200, probe
-        if "grpc" in "".join(lines.seen):
+        if "grpc" in "".join(lines.lines):
             host, port = embedded_env["GRPC_BIND"].rsplit(":", 1)
             deadline = time.monotonic() + 30
             while True:
@@ -159,13 +115,13 @@ def test_runall_starts_the_service_and_stops_it_cleanly(embedded_env):
                     socket.create_connection((host, int(port)), timeout=2).close()
                     break
                 except OSError:
-                    assert time.monotonic() < deadline, "gRPC port never opened:\n" + "".join(lines.seen)
+                    assert time.monotonic() < deadline, "gRPC port never opened:\n" + "".join(lines.lines)
                     time.sleep(0.5)
         if EXPIRY_TASK in app.tasks:
             # Beat sends it every 15 s through the filesystem broker; the worker runs it.
             lines.wait_for(f"Task {EXPIRY_TASK}[", 45)
             lines.wait_for("succeeded in", 15)
-        assert process.poll() is None, "".join(lines.seen)
+        assert process.poll() is None, "".join(lines.lines)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
