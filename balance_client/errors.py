@@ -40,7 +40,13 @@ class BalanceError(Exception):
     @property
     def unreachable(self) -> bool:
         """True when the service gave no verdict on the request (down, too slow, crashed, busy)."""
-        return self.code in _UNREACHABLE_CODES or self.reason == "idempotency_in_progress"
+        # ABORTED is the service's verdict only with its reason (idempotency_conflict); without one
+        # it is the transport's (a stream reset while the answer was read).
+        return (
+            self.code in _UNREACHABLE_CODES
+            or self.reason == "idempotency_in_progress"
+            or (self.code == grpc.StatusCode.ABORTED and not self.reason)
+        )
 
     def as_dict(self) -> dict[str, str]:
         return {"code": self.code.name, "reason": self.reason, "message": self.message}

@@ -164,3 +164,9 @@ def test_the_client_imports_without_django():
         "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_aborted_is_a_verdict_only_with_the_services_reason():
+    assert BalanceError(grpc.StatusCode.ABORTED, "read ECONNRESET").unreachable  # a reset stream: no verdict
+    assert not BalanceError(grpc.StatusCode.ABORTED, "used", reason="idempotency_conflict").unreachable
+    assert not BalanceError(grpc.StatusCode.FAILED_PRECONDITION, "no", reason="insufficient_funds").unreachable

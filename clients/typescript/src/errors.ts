@@ -60,8 +60,10 @@ const UNREACHABLE_CODES: ReadonlySet<Code> = new Set([
   Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal, Code.ResourceExhausted,
 ]);
 
+// ABORTED is the service's verdict only with its reason (idempotency_conflict): without one it is
+// the transport's (a stream reset while the answer was read), and the request may have been done.
 export function isUnreachable(code: Code, reason: string): boolean {
-  return UNREACHABLE_CODES.has(code) || reason === "idempotency_in_progress";
+  return UNREACHABLE_CODES.has(code) || reason === "idempotency_in_progress" || (code === Code.Aborted && !reason);
 }
 
 export interface ErrorFields {

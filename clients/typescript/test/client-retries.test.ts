@@ -182,6 +182,10 @@ describe("amounts", () => {
     assert.ok(BalanceError.from({ code: Code.FailedPrecondition, message: "m" }) instanceof RefusedError);
     assert.ok(BalanceError.from({ code: Code.Aborted, message: "m", reason: "idempotency_in_progress" })
       instanceof UnreachableError);
+    // A reset stream reads as ABORTED with no reason of the service's: no verdict.
+    assert.ok(BalanceError.from({ code: Code.Aborted, message: "read ECONNRESET" }) instanceof UnreachableError);
+    assert.ok(BalanceError.from({ code: Code.Aborted, message: "m", reason: "idempotency_conflict" })
+      instanceof RefusedError);
     assert.deepEqual(BalanceError.from({ code: Code.NotFound, message: "no table", reason: "table_not_found" }).toJSON(),
                      { code: "NOT_FOUND", reason: "table_not_found", message: "no table" });
   });
