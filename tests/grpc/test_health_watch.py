@@ -5,28 +5,19 @@ a port where nothing listens, one that hangs on a lock, and the test database it
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection
 from grpc_health.v1 import health, health_pb2
 
 from balance_project.grpc.health_watch import NOT_SERVING, SERVING, DatabaseHealthWatch, database_answers
+from tests.ops.faults import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def status_of(servicer: health.HealthServicer, service: str = "") -> int:
     return servicer.Check(health_pb2.HealthCheckRequest(service=service), None).status
-
-
-def wait_until(predicate, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def unreachable_database() -> None:

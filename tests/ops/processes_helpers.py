@@ -17,13 +17,9 @@ from pathlib import Path
 
 from django.db import connection
 
+from tests.ops.faults import free_port, wait_until  # noqa: F401  (what the process tests import from here)
+
 BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url(host: str | None = None, port: int | None = None) -> str:
@@ -53,34 +49,32 @@ class Output:
         self._queue.put(None)
 
     def wait_for(self, needle: str, seconds: float) -> str:
-        deadline = time.monotonic() + seconds
         for line in self.lines:
             if needle in line:
                 return line
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._queue.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.lines.append(line)
-            if needle in line:
-                return line
-        raise AssertionError(f"{needle!r} not printed within {seconds}s:\n{''.join(self.lines)[-4000:]}")
+        found = self._read(time.monotonic() + seconds, needle)
+        if found is None:
+            raise AssertionError(f"{needle!r} not printed within {seconds}s:\n{''.join(self.lines)[-4000:]}")
+        return found
 
     def rest(self, seconds: float) -> str:
         """Everything printed, after reading on for ``seconds`` (or to the end of the output)."""
-        deadline = time.monotonic() + seconds
+        self._read(time.monotonic() + seconds, None)
+        return "".join(self.lines)
+
+    def _read(self, deadline: float, needle: str | None) -> str | None:
+        """Read lines until one holds ``needle`` (returned), the output ends, or the deadline."""
         while (left := deadline - time.monotonic()) > 0:
             try:
                 line = self._queue.get(timeout=left)
             except queue.Empty:
-                break
+                return None
             if line is None:
-                break
+                return None
             self.lines.append(line)
-        return "".join(self.lines)
+            if needle is not None and needle in line:
+                return line
+        return None
 
 
 def start_sidecar(env: dict[str, str], *args: str) -> tuple[subprocess.Popen, str, Output]:
@@ -134,15 +128,6 @@ def locks_waited_on() -> int:
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         return cursor.fetchone()[0]
-
-
-def wait_until(predicate, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 class FreezableProxy:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -18,18 +17,13 @@ from django.test import override_settings
 from accounts.selectors import account_balance_get
 from accounts.services import account_deposit
 from balance_project import redis_breaker
+from tests.ops.faults import free_port, wait_until
 from tests.tables.helpers import new_key, new_player
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -73,15 +67,6 @@ def caches_on(url: str) -> dict:
             },
         }
     }
-
-
-def wait_until(predicate, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_a_frozen_redis_costs_calls_little_and_no_stale_balance_is_served_after(private_redis):
