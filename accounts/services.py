@@ -30,8 +30,9 @@ from ledger.services import (
     account_status_set,
     accounts_of,
     accounts_select,
+    accounts_select_among,
+    system_account_ids,
     system_account_lock,
-    system_account_where,
     transaction_post,
 )
 from ledger.work import Work
@@ -289,13 +290,13 @@ def _post_against_external(
     ``amount`` to the wallet against the shard. -> {"transaction", "account"}"""
     shard = external_shard(account_id)
     tx_ids = work.next_ids("ledger_transaction")
-    external_where = system_account_where(
+    external_ids = system_account_ids(
         code=Account.SystemCode.EXTERNAL,
         shard_sql="%s",
         currency_sql="(SELECT currency FROM accounts_account WHERE id = %s)",
     )
     # Parameters in the order the SQL names them: the wallet, then the shard's currency and number.
-    found = accounts_select(work, f"id = %s OR {external_where}", [account_id, account_id, shard])
+    found = accounts_select_among(work, ["SELECT %s", external_ids], [account_id, account_id, shard])
     protection = None
     if kind == Transaction.Kind.DEPOSIT:  # after the wallet's lock: it sees every earlier deposit
         protection = protection_select(

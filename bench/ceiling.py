@@ -122,6 +122,8 @@ def grpc_mix(python: str, repo: Path, url: str, env: dict[str, str], seconds: in
 def round_trips(url: str) -> dict[str, int]:
     """Database round trips of each hot call, counted on the service functions the sidecar calls."""
     os.environ.update(deployment(url, dict(os.environ)))
+    # Transfers are off by default (an operator's choice); the count includes them, as HTTP serves them.
+    os.environ["PLAYER_TRANSFERS_ENABLED"] = "1"
     run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=dict(os.environ))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "balance_project.settings")
     sys.path.insert(0, str(REPO))

@@ -44,6 +44,15 @@ def accounts_select(work: Work, where: str, params: Sequence[Any] = ()) -> Resul
     return work.query(f"SELECT {ACCOUNT_COLUMNS} FROM accounts_account WHERE {where} ORDER BY id{work.lock()}", params)
 
 
+def accounts_select_among(work: Work, sources: Sequence[str], params: Sequence[Any] = ()) -> Result:
+    """``accounts_select`` of the accounts whose ids the subqueries ``sources`` yield, together.
+
+    Never an OR of ``id IN (subquery)`` clauses: PostgreSQL evaluates such an OR as a filter (a
+    hashed SubPlan) on every row of accounts_account, so each call scanned all accounts, at a cost
+    that grew with the platform. The UNION is a semi-join, by primary key, on the ids alone."""
+    return accounts_select(work, f"id IN ({' UNION ALL '.join(sources)})", params)
+
+
 def accounts_of(result: Result) -> dict[int, AccountRow]:
     return {row[0]: AccountRow.from_db(row) for row in result.all()}
 
@@ -55,10 +64,13 @@ def account_require(accounts: Mapping[int, AccountRow], account_id: int) -> Acco
     return account
 
 
-def system_account_where(*, code: str, currency_sql: str, shard_sql: str) -> str:
-    """The WHERE clause of house account ``code`` whose currency and shard the SQL expressions name
-    (for ``accounts_select``, next to the call's other accounts in one ascending-id lock)."""
-    return f"(kind = 'system' AND system_code = '{code}' AND currency = {currency_sql} AND shard = {shard_sql})"
+def system_account_ids(*, code: str, currency_sql: str, shard_sql: str) -> str:
+    """The id of house account ``code`` whose currency and shard the SQL expressions name (a source
+    for ``accounts_select_among``, next to the call's other accounts in one ascending-id lock)."""
+    return (
+        f"SELECT id FROM accounts_account WHERE kind = 'system' AND system_code = '{code}' "
+        f"AND currency = {currency_sql} AND shard = {shard_sql}"
+    )
 
 
 def system_account_lock(work: Work, *, code: str, currency: str, shard: int) -> AccountRow:

@@ -39,7 +39,7 @@ from ledger.chain import format_timestamp
 from ledger.idempotency import idempotent
 from ledger.models import Transaction
 from ledger.rows import AccountRow
-from ledger.services import Leg, accounts_of, accounts_select, holds_change, transaction_post
+from ledger.services import Leg, accounts_of, accounts_select, accounts_select_among, holds_change, transaction_post
 from ledger.work import Result, Work
 from reservations.metrics import reservation_outcome_count
 from reservations.models import Reservation, ReservationEvent
@@ -55,7 +55,7 @@ from tables.seating import (
     table_of,
     table_require_open,
     table_select,
-    wallet_at_table_where,
+    wallet_at_table_ids,
     wallet_of,
 )
 
@@ -84,7 +84,7 @@ def reservation_reserve(
     def execute(work: Work) -> dict[str, Any]:
         reservation_ids = work.next_ids("reservations_reservation")
         table_found = table_select(work, table_id)
-        wallet_found = accounts_select(work, wallet_at_table_where(), [user_id, table_id])
+        wallet_found = accounts_select_among(work, [wallet_at_table_ids()], [user_id, table_id])
         protection = player_protection_select(work, user_id=user_id, table_id=table_id)
         work.send()
         table = table_of(table_found, table_id)

@@ -17,7 +17,7 @@ from accounts.identifiers import MAX_TABLE_ID, identifier_check
 from accounts.models import Account
 from balance_project.errors import ApplicationError
 from ledger.rows import AccountRow
-from ledger.services import account_status_set, accounts_select, new_accounts
+from ledger.services import account_status_set, accounts_select_among, new_accounts
 from ledger.work import Result, Work
 from tables.models import Seat, Table
 from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow
@@ -86,18 +86,18 @@ def player_at_table_select(work: Work, table_id: str, user_id: str) -> tuple[Res
     return (
         table_select(work, table_id),
         seats_select(work, table_id, [user_id]),
-        accounts_select(
-            work, f"{wallet_at_table_where()} OR {seat_accounts_where(1)}", [user_id, table_id, table_id, user_id]
+        accounts_select_among(
+            work, [wallet_at_table_ids(), seat_account_ids(1)], [user_id, table_id, table_id, user_id]
         ),
     )
 
 
-def seat_accounts_where(user_count: int) -> str:
-    """The accounts of the active seats of ``user_count`` players at a table (for ``accounts_select``;
-    params: the table id, then the user ids)."""
+def seat_account_ids(user_count: int) -> str:
+    """The accounts of the active seats of ``user_count`` players at a table (a source for
+    ``accounts_select_among``; params: the table id, then the user ids)."""
     return (
-        f"id IN (SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} "
-        f"AND user_id IN ({', '.join(['%s'] * user_count)}) AND status = 'active')"
+        f"SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} "
+        f"AND user_id IN ({', '.join(['%s'] * user_count)}) AND status = 'active'"
     )
 
 
@@ -164,9 +164,10 @@ def seat_leave(work: Work, seat: SeatRow, account: AccountRow) -> None:
     )
 
 
-def wallet_at_table_where() -> str:
-    """The player's wallet in the table's currency (for ``accounts_select``; params: user id, table id)."""
-    return f"(kind = 'user' AND owner_ref = %s AND currency = {TABLE_CURRENCY})"
+def wallet_at_table_ids() -> str:
+    """The player's wallet in the table's currency (a source for ``accounts_select_among``; params:
+    user id, table id)."""
+    return f"SELECT id FROM accounts_account WHERE kind = 'user' AND owner_ref = %s AND currency = {TABLE_CURRENCY}"
 
 
 def wallet_of(accounts: dict[int, AccountRow], user_id: str, currency: str) -> AccountRow:

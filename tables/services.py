@@ -33,9 +33,9 @@ from ledger.models import Transaction
 from ledger.services import (
     Leg,
     accounts_of,
-    accounts_select,
+    accounts_select_among,
+    system_account_ids,
     system_account_lock,
-    system_account_where,
     transaction_post,
 )
 from ledger.work import Work, as_json
@@ -54,7 +54,7 @@ from tables.seating import (
     TABLE_CURRENCY,
     TABLE_PK,
     player_at_table_select,
-    seat_accounts_where,
+    seat_account_ids,
     seat_leave,
     seat_open,
     seats_of,
@@ -126,11 +126,12 @@ def table_close(*, client: str, idempotency_key: str, table_id: str) -> dict[str
             f"WHERE table_id = {TABLE_PK} AND status = 'pending' ORDER BY id{no_key}",
             [table_id],
         )
-        accounts_found = accounts_select(
+        accounts_found = accounts_select_among(
             work,
-            f"id IN (SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} AND status = 'active') "
-            f"OR id IN (SELECT account_id FROM reservations_reservation WHERE table_id = {TABLE_PK} "
-            "AND status = 'pending')",
+            [
+                f"SELECT account_id FROM tables_seat WHERE table_id = {TABLE_PK} AND status = 'active'",
+                f"SELECT account_id FROM reservations_reservation WHERE table_id = {TABLE_PK} AND status = 'pending'",
+            ],
             [table_id, table_id],
         )
         work.send()
@@ -276,14 +277,16 @@ def hand_settle(
             [table_id, hand_id],
         )
         seats_found = seats_select(work, table_id, players)
-        where = seat_accounts_where(len(players))
+        sources = [seat_account_ids(len(players))]
         params: list[Any] = [table_id, *players]
         if rake:
-            where += " OR " + system_account_where(
-                code=Account.SystemCode.RAKE, currency_sql=TABLE_CURRENCY, shard_sql=f"({TABLE_PK} %% %s)"
+            sources.append(
+                system_account_ids(
+                    code=Account.SystemCode.RAKE, currency_sql=TABLE_CURRENCY, shard_sql=f"({TABLE_PK} %% %s)"
+                )
             )
             params += [table_id, table_id, settings.RAKE_ACCOUNT_SHARDS]
-        accounts_found = accounts_select(work, where, params)
+        accounts_found = accounts_select_among(work, sources, params)
         all_seats_found = work.query(
             f"SELECT s.id, s.user_id, s.account_id, s.status, a.balance FROM tables_seat s "
             f"JOIN accounts_account a ON a.id = s.account_id WHERE s.table_id = {TABLE_PK} AND s.status = 'active' "
