@@ -190,6 +190,11 @@ elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
         + (f" -c client_connection_check_interval={_client_check_ms}" if _client_check_ms > 0 else ""),
     )
 
+# The hot calls' statements are prepared once per database session and then EXECUTEd, which spares
+# PostgreSQL their parse and plan (ledger/prepared.py). 0 behind a pooler in transaction mode, where
+# a session's prepared statements do not follow the caller.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+
 # Least-privilege roles on PostgreSQL (balance_project/db_roles.py, docs/db-roles.md): DATABASE_URL
 # is the service's runtime role; migrations run as the owner role of MIGRATION_DATABASE_URL
 # (`manage.py db_roles migrate`), never given to the service's processes; DB_ADMIN_URL, a role that

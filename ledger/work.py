@@ -12,8 +12,10 @@ How a batch travels:
   literals here (``_rendered``: strings through libpq's PQescapeLiteral), as client-side binding
   does, without psycopg's per-call parsing of a long query. The server runs the statements in order,
   so locks are taken in the order they are queued; a failing statement skips the rest (the COMMIT
-  too) and leaves the transaction to be rolled back. (A psycopg pipeline of prepared statements
-  measured 25-30% fewer calls/s here: bench/README.md.)
+  too) and leaves the transaction to be rolled back. Each statement is prepared once per session
+  and executed by name with its literals (ledger/prepared.py), in the same query. (A psycopg
+  pipeline of protocol-level prepared statements measured 25-30% fewer calls/s here, for its
+  per-statement cost in Python: bench/README.md.)
 - SQLite (the embedded default, in process): the same statements one by one; ``BEGIN IMMEDIATE``
   takes the database's write lock at the start, and the row-lock clauses are dropped (``lock()``).
 
@@ -34,11 +36,12 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, overload
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DataError, OperationalError, connections, transaction
 from django.utils.dateparse import parse_datetime
 
 from balance_project.deadlines import deadline_exceeded, time_left
-from ledger import journal
+from ledger import journal, prepared
 
 log = logging.getLogger(__name__)
 
@@ -220,12 +223,7 @@ class Work:
         try:
             with self.connection.cursor() as cursor:
                 if self.postgres:
-                    cursor.execute("; ".join(self._rendered(sql, params) for sql, params, _ in statements))
-                    for position, (_, _, result) in enumerate(statements):
-                        if position:
-                            cursor.nextset()
-                        if result is not None:
-                            result.rows = cursor.fetchall()
+                    self._run_postgres(cursor, statements)
                 else:
                     for sql, params, result in statements:
                         cursor.execute(sql, params)
@@ -235,6 +233,34 @@ class Work:
             if _is_timeout(exc):
                 raise deadline_exceeded("while the database was waiting") from exc
             raise
+
+    def _run_postgres(self, cursor: Any, statements: list[tuple[str, Sequence[Any], Result | None]]) -> None:
+        if not settings.DB_PREPARED_STATEMENTS:
+            texts = [self._rendered(sql, params) for sql, params, _ in statements]
+            owners = [result for _, _, result in statements]
+            batch = None
+        else:
+            self.connection.ensure_connection()
+            batch = prepared.PreparedBatch(prepared.session_statements(self.connection))
+            for sql, params, result in statements:
+                if prepared.preparable(sql):
+                    batch.statement(sql, params, [self._literal(param) for param in params], result)
+                else:
+                    batch.text(self._rendered(sql, params), result)
+            texts, owners = batch.texts, batch.owners
+        try:
+            cursor.execute("; ".join(texts))
+            for position, result in enumerate(owners):
+                if position:
+                    cursor.nextset()
+                if result is not None:
+                    result.rows = cursor.fetchall()
+        except BaseException:
+            if batch is not None:
+                batch.failed()
+            raise
+        if batch is not None:
+            batch.sent()
 
     def _bounded(
         self, statements: list[tuple[str, Sequence[Any], Result | None]]
