@@ -5,6 +5,8 @@
 
 In order, each on a fresh database of its own on the PostgreSQL at --pg (loopback only):
 1. pgbench TPC-B-like, scale 16, 16 clients, simple protocol: the database's own rate on this machine;
+   then the floor of the stack (bench/floor.py): a bare grpcio server whose one method is a transfer
+   in the service's shape (lock and read, decide in Python, write and COMMIT), same 16 callers;
 2. the gRPC full mix (bench/grpc_load.py, two sidecar processes): unloaded latency (one call at a
    time), then the closed loop with 16 callers, then the open loop at half the closed-loop rate
    just measured; server CPU per call;
@@ -232,6 +234,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20, help="length of each timed phase (default %(default)s)")
     parser.add_argument("--compare-with", type=Path, help="another checkout of this repository, with its .venv")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-floor", action="store_true", help="leave out the bare grpcio + psycopg floor")
     args = parser.parse_args()
     if urllib.parse.urlsplit(args.pg).hostname not in ("127.0.0.1", "localhost", "::1"):
         parser.error("this benchmark only runs against a PostgreSQL on loopback")
@@ -244,8 +247,22 @@ def main() -> int:
 
     tps = pgbench(args.pg, args.seconds)
     print(f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps", flush=True)
+    bare = None
+    if not args.skip_floor:
+        import floor  # bench/floor.py
+
+        url = fresh_database(args.pg, "balance_floor")
+        floor.schema(url)
+        bare, server_ms, caller_ms = floor.floor(url, "lock-decide-write", args.seconds)
+        print(
+            f"floor, bare grpcio + psycopg in the service's shape (bench/floor.py): {bare:.1f} calls/s = "
+            f"{bare / tps:.3f} x pgbench; server CPU {server_ms:.2f} ms/call, caller CPU {caller_ms:.2f} ms/call",
+            flush=True,
+        )
     ours = grpc_mix(sys.executable, REPO, fresh_database(args.pg, "balance_ceiling_grpc"), env, args.seconds)
     print("\n".join(report("this checkout", ours, tps)), flush=True)
+    if bare:
+        print(f"  closed loop over the floor: {ours['closed']['rate'] / bare:.2f}", flush=True)
     if args.compare_with:
         other = args.compare_with.resolve()
         theirs = grpc_mix(
