@@ -235,12 +235,13 @@ class Work:
             raise
 
     def _run_postgres(self, cursor: Any, statements: list[tuple[str, Sequence[Any], Result | None]]) -> None:
+        """The batch as one query: each statement EXECUTEd by name (prepared in this batch the
+        first time the session meets it), or as text when prepared statements are off."""
         if not settings.DB_PREPARED_STATEMENTS:
             texts = [self._rendered(sql, params) for sql, params, _ in statements]
             owners = [result for _, _, result in statements]
             batch = None
-        else:
-            self.connection.ensure_connection()
+        else:  # the cursor's connection is open: the registry is that session's
             batch = prepared.PreparedBatch(prepared.session_statements(self.connection))
             for sql, params, result in statements:
                 if prepared.preparable(sql):

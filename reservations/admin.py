@@ -15,8 +15,9 @@ from django.template.response import TemplateResponse
 
 from balance_project.errors import ApplicationError
 from ledger.admin import ReadOnlyAdmin, numeric_term
+from reservations.holds import MAX_REASON
 from reservations.models import Reservation, ReservationEvent
-from reservations.services import MAX_REASON, reservation_release
+from reservations.services import reservation_release
 
 ADMIN_SCOPE = "admin"
 

@@ -9,7 +9,8 @@ same database transaction. Release and expiry drop the hold. Every transition is
 A pending reservation past its ``expires_at`` counts as expired even before the sweep reaches it:
 commit and release refuse it with ``reservation_expired`` and expire it on the spot.
 
-Lock order: tables -> seats -> reservations -> accounts (ascending id).
+Lock order: tables -> seats -> reservations -> accounts (ascending id). The transitions on rows a
+call holds locked, which table buy-ins share, are in reservations/holds.py.
 
 Every function returns a JSON-safe dict (what idempotency stores and every channel renders) and
 raises ``ApplicationError``. reservation_result: see reservations/results.py (the contract keys
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -30,26 +31,30 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from accounts.identifiers import user_id_check
-from accounts.protection import ProtectionQuery, buy_in_check, exclusion_check, protection_of, protection_select
-from accounts.results import transaction_result
+from accounts.protection import buy_in_check, exclusion_check, protection_of, protection_select
 from balance_project.errors import ApplicationError
 from balance_project.money import amount_or_all, parse_amount
 from balance_project.text import free_text_check
-from ledger.chain import format_timestamp
 from ledger.idempotency import idempotent
-from ledger.models import Transaction
 from ledger.rows import AccountRow
-from ledger.services import Leg, accounts_of, accounts_select, accounts_select_among, holds_change, transaction_post
-from ledger.work import Result, Work
-from reservations.metrics import reservation_outcome_count
-from reservations.models import Reservation, ReservationEvent
+from ledger.services import accounts_of, accounts_select, accounts_select_among, holds_change
+from ledger.work import Work
+from reservations.holds import (
+    MAX_REASON,
+    player_protection_select,
+    require_pending,
+    reservation_commit_locked,
+    reservation_end,
+    reservation_new,
+    reservation_release_locked,
+    reservation_select,
+)
+from reservations.models import Reservation
 from reservations.results import reservation_result
-from reservations.rows import RESERVATION_COLUMNS, ReservationRow, event_insert, reservation_insert, reservation_update
+from reservations.rows import ReservationRow
 from tables.models import Table
-from tables.results import seat_result
-from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow, table_write
+from tables.rows import SEAT_COLUMNS, TABLE_COLUMNS, SeatRow, TableRow
 from tables.seating import (
-    TABLE_CURRENCY,
     seat_open,
     table_id_check,
     table_of,
@@ -62,7 +67,6 @@ from tables.seating import (
 log = logging.getLogger(__name__)
 
 EXPIRY_ACTOR = "expiry-job"
-MAX_REASON = 255
 # The reservation's columns by its id, for statements queued before it was read.
 _OF_RESERVATION = "(SELECT {} FROM reservations_reservation WHERE id = %s)"
 
@@ -143,7 +147,7 @@ def reservation_commit(
             f"SELECT {SEAT_COLUMNS} FROM tables_seat WHERE {seat_where}{work.lock('FOR NO KEY UPDATE')}",
             [reservation_id, reservation_id],
         )
-        reservation_found = _reservation_select(work, reservation_id)
+        reservation_found = reservation_select(work, reservation_id)
         accounts_found = accounts_select(
             work,
             f"id = {of_reservation('account_id')} OR id = (SELECT account_id FROM tables_seat WHERE {seat_where})",
@@ -167,9 +171,9 @@ def reservation_commit(
         table = TableRow.from_db(table_row)
         reservation = ReservationRow.from_db(reservation_row, table)
         if table.status != Table.Status.OPEN:
-            _require_pending(reservation)
+            require_pending(reservation)
             table_require_open(table)
-        _require_pending(reservation)
+        require_pending(reservation)
         exclusion_check(protection_of(protection))
         seat_row = seat_found.one()
         seat = SeatRow.from_db(seat_row, table) if seat_row else seat_open(work, table, reservation.user_id)
@@ -216,7 +220,7 @@ def reservation_release(
         reservation, accounts = _reservation_and_wallet_lock(work, reservation_id)
         if reservation is None:
             raise _not_found(reservation_id)
-        _require_pending(reservation)
+        require_pending(reservation)
         reservation_release_locked(work, reservation=reservation, accounts=accounts, actor=actor, reason=reason)
         return {"reservation": reservation_result(reservation)}
 
@@ -275,137 +279,6 @@ def reservation_expire_one(
         return True
 
 
-def reservation_release_locked(
-    work: Work, *, reservation: ReservationRow, accounts: dict[int, AccountRow], actor: str, reason: str
-) -> None:
-    """Release a pending reservation the caller has locked, with its wallet (in ``accounts``)."""
-    holds_change(work, accounts=accounts, hold_deltas={reservation.account_id: -reservation.amount})
-    reservation_end(
-        work, reservation, status=Reservation.Status.RELEASED, actor=actor, reason=reason, amount=reservation.amount
-    )
-
-
-def player_protection_select(work: Work, *, user_id: str, table_id: str) -> ProtectionQuery:
-    """Queue the player's loss and buy-in limits in the table's currency and their exclusion, for
-    a reserve or a buy-in (after the wallet's lock; accounts/protection.py)."""
-    return protection_select(
-        work,
-        owner_sql="%s",
-        owner_params=[user_id],
-        currency_sql=TABLE_CURRENCY,
-        currency_params=[table_id],
-        kinds=("loss", "buy_in"),
-        now=timezone.now(),
-    )
-
-
-def reservation_new(
-    work: Work,
-    *,
-    reservation_id: int,
-    table: TableRow,
-    wallet: AccountRow,
-    user_id: str,
-    amount: int,
-    ttl_seconds: int,
-    actor: str,
-) -> ReservationRow:
-    """Queue a pending reservation of ``amount`` on ``wallet`` for ``table`` (the caller holds the
-    table's and the wallet's locks and has raised the hold), with its ``reserved`` event."""
-    now = timezone.now()
-    reservation = ReservationRow(
-        reservation_id,
-        wallet.id,
-        user_id,
-        table.currency,
-        amount,
-        0,
-        Reservation.Status.PENDING,
-        now + timedelta(seconds=ttl_seconds),
-        None,
-        None,
-        actor[:128],
-        None,
-        "",
-        "",
-        now,
-        now,
-        table,
-    )
-    reservation_insert(work, reservation, table.id)
-    event_insert(
-        work,
-        reservation_id=reservation.id,
-        kind=ReservationEvent.Kind.RESERVED,
-        from_status="",
-        to_status=Reservation.Status.PENDING,
-        amount=amount,
-        actor=actor[:128],
-        reason=f"ttl {ttl_seconds}s",
-        now=now,
-    )
-    return reservation
-
-
-def reservation_commit_locked(
-    work: Work,
-    *,
-    reservation: ReservationRow,
-    table: TableRow,
-    seat: SeatRow,
-    amount: int | None,
-    actor: str,
-    accounts: dict[int, AccountRow],
-    transaction_id: int,
-    held: bool = True,
-) -> dict[str, Any]:
-    """Commit a pending reservation into ``seat``: the caller holds, in order, the table, the seat,
-    the reservation and ``accounts`` (the wallet and the seat account). Answers from those rows
-    without reading anything back. ``held``: the reservation's hold is on the wallet (a buy-in,
-    which reserves and commits at once, never raised it)."""
-    committed = reservation.amount if amount is None else amount
-    if committed > reservation.amount:
-        raise ApplicationError(
-            "insufficient_funds",
-            f"reservation {reservation.id} holds {reservation.amount}, {committed} requested",
-            {"reservation_id": reservation.id, "held": reservation.amount, "requested": committed},
-        )
-    released = reservation.amount - committed
-    tx = transaction_post(
-        work,
-        transaction_id=transaction_id,
-        kind=Transaction.Kind.BUY_IN,
-        actor=actor,
-        accounts=accounts,
-        legs=[Leg(reservation.account_id, -committed), Leg(seat.account_id, committed)],
-        hold_deltas={reservation.account_id: -reservation.amount} if held else None,
-        metadata={
-            "table_id": table.table_id,
-            "user_id": reservation.user_id,
-            "reservation_id": reservation.id,
-            "seat_id": seat.id,
-            "released": released,
-        },
-    )
-    table.chips += committed
-    table_write(work, table, tx.created_at)
-    reservation.committed_amount, reservation.seat_id, reservation.transaction_id = committed, seat.id, tx.id
-    reservation_end(
-        work,
-        reservation,
-        status=Reservation.Status.COMMITTED,
-        actor=actor,
-        amount=committed,
-        reason=f"committed {committed}, released {released}",
-    )
-    seat.account = accounts[seat.account_id]
-    return {
-        "reservation": reservation_result(reservation),
-        "seat": seat_result(seat),
-        "transaction": transaction_result(tx),
-    }
-
-
 def ttl_check(value: Any) -> int:
     """The TTL in seconds: the configured default for None, else within the configured bounds."""
     if value is None:
@@ -461,18 +334,11 @@ def _parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _reservation_select(work: Work, reservation_id: int) -> Result:
-    return work.query(
-        f"SELECT {RESERVATION_COLUMNS} FROM reservations_reservation WHERE id = %s{work.lock('FOR NO KEY UPDATE')}",
-        [reservation_id],
-    )
-
-
 def _reservation_and_wallet_lock(
     work: Work, reservation_id: int
 ) -> tuple[ReservationRow | None, dict[int, AccountRow]]:
     """Lock the reservation, then its wallet, in one round trip (its table is read, not locked)."""
-    reservation_found = _reservation_select(work, reservation_id)
+    reservation_found = reservation_select(work, reservation_id)
     table_found = work.query(
         f"SELECT {TABLE_COLUMNS} FROM tables_table WHERE id = {_OF_RESERVATION.format('table_id')}", [reservation_id]
     )
@@ -485,46 +351,6 @@ def _reservation_and_wallet_lock(
         ReservationRow.from_db(reservation_row, TableRow.from_db(table_row)),
         accounts_of(wallet_found),
     )
-
-
-def _require_pending(reservation: ReservationRow) -> None:
-    details = {"reservation_id": reservation.id, "status": reservation.status}
-    if reservation.status == Reservation.Status.EXPIRED:
-        raise ApplicationError("reservation_expired", f"reservation {reservation.id} has expired", details)
-    if reservation.status != Reservation.Status.PENDING:
-        raise ApplicationError(
-            "reservation_not_pending", f"reservation {reservation.id} is {reservation.status}, not pending", details
-        )
-    if reservation.expires_at <= timezone.now():
-        raise ApplicationError(
-            "reservation_expired",
-            f"reservation {reservation.id} has expired",
-            {**details, "expires_at": format_timestamp(reservation.expires_at)},
-        )
-
-
-def reservation_end(
-    work: Work, reservation: ReservationRow, *, status: str, actor: str, reason: str, amount: int
-) -> None:
-    """Queue a transition out of pending, with its audit event, in the caller's work."""
-    previous, now = reservation.status, timezone.now()
-    reservation.status = status
-    reservation.ended_at = reservation.updated_at = now
-    reservation.ended_by = actor[:128]
-    reservation.end_reason = reason[:MAX_REASON]
-    reservation_update(work, reservation)
-    event_insert(
-        work,
-        reservation_id=reservation.id,
-        kind=status,
-        from_status=previous,
-        to_status=status,
-        amount=amount,
-        actor=actor[:128],
-        reason=reason[:MAX_REASON],
-        now=now,
-    )
-    work.on_commit(lambda: reservation_outcome_count(status))
 
 
 def _not_found(reservation_id: int) -> ApplicationError:

@@ -39,14 +39,14 @@ from ledger.services import (
     transaction_post,
 )
 from ledger.work import Work, as_json
-from reservations.rows import RESERVATION_COLUMNS, ReservationRow
-from reservations.services import (
+from reservations.holds import (
     player_protection_select,
     reservation_commit_locked,
     reservation_new,
     reservation_release_locked,
-    ttl_check,
 )
+from reservations.rows import RESERVATION_COLUMNS, ReservationRow
+from reservations.services import ttl_check
 from tables.models import Table
 from tables.results import seat_result, table_result
 from tables.rows import SEAT_COLUMNS, SeatRow, TableRow, table_write
