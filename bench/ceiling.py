@@ -9,7 +9,8 @@ In order, each on a fresh database of its own on the PostgreSQL at --pg (loopbac
    in the service's shape (lock and read, decide in Python, write and COMMIT), same 16 callers;
 2. the gRPC full mix (bench/grpc_load.py, two sidecar processes): unloaded latency (one call at a
    time), then the closed loop with 16 callers, then the open loop at half the closed-loop rate
-   just measured; server CPU per call;
+   just measured; the CPU per call of the sidecar and of PostgreSQL, and the bound that
+   PostgreSQL's share puts on the closed loop (with a sidecar as lean as the floor's server);
 3. round trips to the database per hot call, counted in process on the same code path;
 4. the HTTP deposits and transfers (bench/http_load.py).
 Prints each figure and the ratios that matter: closed-loop calls/s over pgbench tps, and each
@@ -34,11 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from balance_project.secrecy import throwaway_keys_setdefault  # noqa: E402
+from bench.cpu import per_call_ms, postgres_cpu_seconds  # noqa: E402
 
 METHODS = ("BuyIn", "GetBalance", "Reserve", "CommitReservation", "SettleHand", "CashOut")
 ROW = re.compile(r"^\s+(\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$")
 RATE = re.compile(r"= ([\d.]+) calls/s \((\d+) errors\)")
 CPU = re.compile(r"server CPU \(all its processes\): ([\d.]+) ms per call")
+DATABASE_CPU = re.compile(r"PostgreSQL CPU \(all its processes\): ([\d.]+) ms per call")
 
 
 def run(command: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO, timeout: float = 900) -> str:
@@ -74,14 +77,18 @@ def deployment(url: str, env: dict[str, str]) -> dict[str, str]:
     return {**env, "DATABASE_URL": url, "CACHE_KEY_PREFIX": f"{name}-{int(time.time())}"}
 
 
-def pgbench(pg: str, seconds: int) -> float:
+def pgbench(pg: str, seconds: int) -> tuple[float, float | None]:
+    """-> (tps, PostgreSQL's CPU ms per transaction)"""
     url = fresh_database(pg, "balance_ceiling_pgbench")
     run(["pgbench", "-i", "-q", "-s", "16", url])
+    before = postgres_cpu_seconds()
     out = run(["pgbench", "-n", "-M", "simple", "-c", "16", "-j", "2", "-T", str(seconds), url])
+    after = postgres_cpu_seconds()
     match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
-    if not match:
+    done = re.search(r"number of transactions actually processed: (\d+)", out)
+    if not match or not done:
         raise SystemExit(f"could not read pgbench's tps:\n{out}")
-    return float(match[1])
+    return float(match[1]), per_call_ms(before, after, int(done[1]))
 
 
 def parse_phase(text: str, title: str) -> dict:
@@ -96,7 +103,9 @@ def parse_phase(text: str, title: str) -> dict:
         if line.startswith(("open loop", "closed loop")):
             break
     cpu = CPU.search(text[text.index(title) :])
+    database_cpu = DATABASE_CPU.search(text[text.index(title) :])
     return {
+        "database_ms": float(database_cpu[1]) if database_cpu else None,
         "rate": float(rate[1]),
         "errors": int(rate[2]),
         "methods": methods,
@@ -207,7 +216,8 @@ def report(name: str, mix: dict, tps: float) -> list[str]:
     closed, opened, floor = mix["closed"], mix["open"], mix["sequential"]
     lines = [
         f"{name}: closed loop {closed['rate']:.1f} calls/s ({closed['errors']} errors) = "
-        f"{closed['rate'] / tps:.3f} x pgbench; server CPU {closed['cpu_ms']} ms/call",
+        f"{closed['rate'] / tps:.3f} x pgbench; server CPU {closed['cpu_ms']} ms/call, "
+        f"PostgreSQL CPU {closed['database_ms']} ms/call",
         f"  open loop at {mix['open_rate']:.0f}/s offered: served {opened['rate']:.1f}/s ({opened['errors']} "
         f"errors); server CPU {opened['cpu_ms']} ms/call",
         f"  {'method':<18} {'unloaded p50':>12} {'p50':>7} {'p95':>7} {'p99':>7} {'p99<50ms':>9} {'p99<5x p50':>11}",
@@ -222,6 +232,17 @@ def report(name: str, mix: dict, tps: float) -> list[str]:
             f"{at_half['p99']:>7.1f} {'yes' if at_half['p99'] < 50 else 'NO':>9} {within:>11}"
         )
     return lines
+
+
+def database_bound(database_ms: float, bare_ms: float, tps: float) -> str:
+    """What the closed loop could reach if the sidecar cost no more than the floor's bare server:
+    every core busy with PostgreSQL's work per call plus the floor's own server and caller CPU."""
+    cores = os.cpu_count() or 1
+    rate = cores * 1000 / (database_ms + bare_ms)
+    return (
+        f"  the database work per call bounds it: {cores} cores / ({database_ms:.2f} ms PostgreSQL + "
+        f"{bare_ms:.2f} ms of the floor's server and caller) = {rate:.0f} calls/s = {rate / tps:.3f} x pgbench"
+    )
 
 
 def main() -> int:
@@ -245,24 +266,31 @@ def main() -> int:
     throwaway_keys_setdefault(os.environ, purpose="bench")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
 
-    tps = pgbench(args.pg, args.seconds)
-    print(f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps", flush=True)
+    tps, tps_database_ms = pgbench(args.pg, args.seconds)
+    print(
+        f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps, "
+        f"PostgreSQL CPU {tps_database_ms} ms/transaction",
+        flush=True,
+    )
     bare = None
     if not args.skip_floor:
         import floor  # bench/floor.py
 
         url = fresh_database(args.pg, "balance_floor")
         floor.schema(url)
-        bare, server_ms, caller_ms = floor.floor(url, "lock-decide-write", args.seconds)
+        bare, server_ms, caller_ms, database_ms = floor.floor(url, "lock-decide-write", args.seconds)
         print(
             f"floor, bare grpcio + psycopg in the service's shape (bench/floor.py): {bare:.1f} calls/s = "
-            f"{bare / tps:.3f} x pgbench; server CPU {server_ms:.2f} ms/call, caller CPU {caller_ms:.2f} ms/call",
+            f"{bare / tps:.3f} x pgbench; server CPU {server_ms:.2f} ms/call, caller CPU {caller_ms:.2f} ms/call"
+            + floor.database_note(database_ms),
             flush=True,
         )
     ours = grpc_mix(sys.executable, REPO, fresh_database(args.pg, "balance_ceiling_grpc"), env, args.seconds)
     print("\n".join(report("this checkout", ours, tps)), flush=True)
     if bare:
         print(f"  closed loop over the floor: {ours['closed']['rate'] / bare:.2f}", flush=True)
+        if ours["closed"]["database_ms"]:
+            print(database_bound(ours["closed"]["database_ms"], server_ms + caller_ms, tps), flush=True)
     if args.compare_with:
         other = args.compare_with.resolve()
         theirs = grpc_mix(

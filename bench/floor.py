@@ -13,8 +13,8 @@ On one fresh database of the local PostgreSQL, in order:
      a decision in Python (are the funds there?), then ``UPDATE; UPDATE; INSERT; COMMIT``;
    each driven by the same closed loop of 16 callers as bench/grpc_load.py (one Python process,
    grpcio's client), for ``--seconds``.
-Prints each rate and its ratio to pgbench's tps, and the CPU per call of the server processes and
-of the caller. The service's own full mix (bench/ceiling.py) is read against these: whatever the
+Prints each rate and its ratio to pgbench's tps, and the CPU per call of the server processes, of
+the caller and of PostgreSQL. The service's own full mix (bench/ceiling.py) is read against these: whatever the
 service spends above the floor is its own code; below it nothing on this stack can go.
 """
 
@@ -32,10 +32,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO))
 
 import grpc  # noqa: E402
 import psycopg  # noqa: E402
 from ceiling import fresh_database, pgbench  # noqa: E402
+
+from bench.cpu import per_call_ms, postgres_cpu_seconds, process_cpu_seconds  # noqa: E402
 
 ACCOUNTS = 10_000
 METHOD = "/floor.Floor/Transfer"
@@ -96,11 +99,6 @@ def serve(url: str, shape: str, port: int, ready: multiprocessing.Event) -> None
     server.wait_for_termination()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def closed_loop(port: int, seconds: float, callers: int = 16) -> int:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     grpc.channel_ready_future(channel).result(timeout=10)
@@ -126,8 +124,12 @@ def closed_loop(port: int, seconds: float, callers: int = 16) -> int:
     return sum(counts)
 
 
-def floor(url: str, shape: str, seconds: float) -> tuple[float, float, float]:
-    """-> (calls/s, server CPU ms per call, caller CPU ms per call)"""
+def server_cpu_seconds(servers: list) -> float:
+    return sum(process_cpu_seconds(p.pid) or 0.0 for p in servers)
+
+
+def floor(url: str, shape: str, seconds: float) -> tuple[float, float, float, float | None]:
+    """-> (calls/s, and the CPU ms per call of the server, of the caller and of PostgreSQL)"""
     port = random.randint(20_000, 40_000)
     context = multiprocessing.get_context("spawn")
     readies = [context.Event() for _ in range(2)]
@@ -137,18 +139,23 @@ def floor(url: str, shape: str, seconds: float) -> tuple[float, float, float]:
     for ready in readies:
         ready.wait(20)
     try:
-        server_before = sum(cpu_seconds(p.pid) for p in servers)
+        server_before, database_before = server_cpu_seconds(servers), postgres_cpu_seconds()
         caller_before = time.process_time()
         started = time.monotonic()
         calls = closed_loop(port, seconds)
         elapsed = time.monotonic() - started
-        server_cpu = sum(cpu_seconds(p.pid) for p in servers) - server_before
+        server_cpu = server_cpu_seconds(servers) - server_before
         caller_cpu = time.process_time() - caller_before
+        database_ms = per_call_ms(database_before, postgres_cpu_seconds(), calls)
     finally:
         for process in servers:
             process.terminate()
             process.join(10)
-    return calls / elapsed, server_cpu * 1000 / calls, caller_cpu * 1000 / calls
+    return calls / elapsed, server_cpu * 1000 / calls, caller_cpu * 1000 / calls, database_ms
+
+
+def database_note(ms: float | None, unit: str = "call") -> str:
+    return f", PostgreSQL CPU {ms:.2f} ms/{unit}" if ms is not None else ""
 
 
 def main() -> int:
@@ -158,15 +165,19 @@ def main() -> int:
     args = parser.parse_args()
     if not 5 <= args.seconds <= 120:
         parser.error("--seconds must be 5 to 120")
-    tps = pgbench(args.pg, args.seconds)
-    print(f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps", flush=True)
+    tps, tps_database_ms = pgbench(args.pg, args.seconds)
+    print(
+        f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps"
+        + database_note(tps_database_ms, "transaction"),
+        flush=True,
+    )
     for shape in SHAPES:
         url = fresh_database(args.pg, "balance_floor")
         schema(url)
-        rate, server_ms, caller_ms = floor(url, shape, args.seconds)
+        rate, server_ms, caller_ms, database_ms = floor(url, shape, args.seconds)
         print(
             f"bare grpcio + psycopg, {shape}: {rate:.1f} calls/s = {rate / tps:.3f} x pgbench; "
-            f"server CPU {server_ms:.2f} ms/call, caller CPU {caller_ms:.2f} ms/call",
+            f"server CPU {server_ms:.2f} ms/call, caller CPU {caller_ms:.2f} ms/call" + database_note(database_ms),
             flush=True,
         )
     return 0

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from balance_project.secrecy import throwaway_keys_setdefault  # noqa: E402
+from bench.cpu import per_call_ms, postgres_cpu_seconds, process_cpu_seconds  # noqa: E402
 
 # A scratch database: throwaway keys unless the environment names some (balance_project/secrecy.py).
 throwaway_keys_setdefault(os.environ, purpose="bench")
@@ -252,23 +253,18 @@ def prepare(tables: int, tag: str, full: bool = False) -> tuple[str, list[Sessio
     return token, sessions
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of process ``pid`` and its live descendants (Linux /proc: the
-    children of ``grpcserver --processes N``), None when it cannot be read."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return own + sum(cpu_seconds(int(child)) or 0.0 for child in children)
-    except (OSError, ValueError, IndexError, TypeError):
-        return None
+def cpu_note(pid: int | None, before: tuple[float | None, float | None], calls: int) -> str:
+    """The server's CPU per call over a phase, and PostgreSQL's (all its processes, when local)."""
+    server = per_call_ms(before[0], process_cpu_seconds(pid), calls)
+    database = per_call_ms(before[1], postgres_cpu_seconds(), calls)
+    notes = [f"  server CPU (all its processes): {server:.1f} ms per call"] if server is not None else []
+    if database is not None:
+        notes.append(f"  PostgreSQL CPU (all its processes): {database:.2f} ms per call")
+    return "\n".join(notes)
 
 
-def server_cpu_note(pid: int | None, before: float | None, calls: int) -> str:
-    after = cpu_seconds(pid)
-    if before is None or after is None or not calls:
-        return ""
-    return f"  server CPU (all its processes): {(after - before) / calls * 1000:.1f} ms per call"
+def cpu_now(pid: int | None) -> tuple[float | None, float | None]:
+    return process_cpu_seconds(pid), postgres_cpu_seconds()
 
 
 def start_server(workers: int, processes: int = 1) -> tuple[subprocess.Popen, str]:
@@ -369,17 +365,17 @@ def main() -> int:
                 stats, elapsed = sequential(client, sessions[0], min(args.sequential, args.max_calls))
                 print(stats.report("sequential, one call at a time", elapsed))
             if not args.skip_closed:
-                cpu = cpu_seconds(pid)
+                cpu = cpu_now(pid)
                 stats, elapsed = closed_loop(client, sessions[: args.clients], args.closed_seconds, args.max_calls)
                 print(stats.report(f"closed loop, {args.clients} concurrent clients", elapsed))
-                print(server_cpu_note(pid, cpu, stats.total()))
-            cpu = cpu_seconds(pid)
+                print(cpu_note(pid, cpu, stats.total()))
+            cpu = cpu_now(pid)
             stats, elapsed, unsent = open_loop(
                 client, sessions[args.clients :], args.rate, args.open_seconds, args.max_calls
             )
             print(stats.report(f"open loop, {args.rate:.0f} calls/s offered", elapsed))
             print(f"  due calls not sent because every table was busy: {unsent}")
-            print(server_cpu_note(pid, cpu, stats.total()))
+            print(cpu_note(pid, cpu, stats.total()))
     finally:
         if process is not None:
             process.terminate()
