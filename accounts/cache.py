@@ -13,6 +13,11 @@ process, whether or not it saw Redis fail. A process whose writes failed while R
 starts a new generation when Redis answers again (the breaker's recovery hook). A generation is a
 random token, never a counter, so an old one can never come back; old keys expire with their TTL.
 A hash gone missing (FLUSHDB) makes reads miss until a write starts a new generation.
+
+Only wallets are cached (``balance_cached``): they are what callers read on the hot path
+(GetBalance, the cashier's balance page). A seat's or a house account's balance changes with every
+hand and is hardly read; refreshing it in Redis after every settlement was most of the cache's
+writes (three Lua scripts per hand), so those are read from the database, never from here.
 """
 
 from __future__ import annotations
@@ -72,6 +77,11 @@ redis.call('HSET', KEYS[1], 'gen', ARGV[2], 'run_id', ARGV[1])
 return 1
 """
 _RUN_ID = re.compile(rb"run_id:([0-9a-f]+)")
+
+
+def balance_cached(kind: str) -> bool:
+    """Whether the balances of accounts of ``kind`` live in this cache: wallets only."""
+    return kind == "user"
 
 
 def _key(account_id: int) -> str:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from accounts.cache import balance_cache_get, balance_cache_put
+from accounts.cache import balance_cache_get, balance_cache_put, balance_cached
 from accounts.identifiers import user_id_check
 from accounts.models import Account
 from accounts.results import account_result
@@ -50,21 +50,23 @@ def accounts_list_by_owner(*, owner_ref: str, kind: str | None = None) -> dict[s
 
 def account_balance_get(*, account_id: int) -> dict[str, Any]:
     """account_result plus {"source": "cache" | "database"}; served from the balance cache when it
-    holds the account, else the database (and the cache is filled).
+    holds the account (wallets only: accounts/cache.py), else the database (and a wallet's is cached).
 
     While the database does not answer (balance_project/outage.py) a cached balance is still
     served, marked stale (the call's outage state: a header or trailing metadata says so); an
     account the cache does not hold answers ``unavailable`` at once."""
     if _balance_cache_shared():
         cached = balance_cache_get(account_id)
-        if cached is not None:
+        # A seat's or house account's balance is not refreshed there after postings (only wallets
+        # are cached), so one found there (written before that rule) is not read.
+        if cached is not None and balance_cached(cached.get("kind", "")):
             if outage.database_down():
                 outage.mark_stale()
             return {**cached, "source": "cache"}
     if outage.database_down():
         raise outage.database_unavailable()
     data = account_result(_account(account_id))
-    if _balance_cache_shared():
+    if _balance_cache_shared() and balance_cached(data["kind"]):
         # Put only replaces an older version, so a slow reader cannot undo a newer posting's value.
         # After commit: a read inside a transaction that then rolls back must not cache what it saw.
         transaction.on_commit(lambda: balance_cache_put(data))

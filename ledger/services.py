@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from accounts.cache import cache_writes_after_commit
+from accounts.cache import balance_cached, cache_writes_after_commit
 from balance_project.errors import ApplicationError
 from balance_project.money import INT64_MAX, amount_max_check
 from ledger import chain, journal
@@ -235,11 +235,12 @@ def account_write(work: Work, account: AccountRow) -> None:
 
 
 def balance_cache_refresh_on_commit(work: Work, *accounts: AccountRow) -> None:
-    """After commit, the balance cache gets the rows as they are then, in the one Redis round trip
-    of the work's cache writes."""
+    """After commit, the balance cache gets the wallets among the rows as they are then, in the one
+    Redis round trip of the work's cache writes (only wallets are cached: accounts/cache.py)."""
     changed = cache_writes_after_commit(work).accounts
     for account in accounts:
-        changed[account.id] = account
+        if balance_cached(account.kind):
+            changed[account.id] = account
 
 
 def new_accounts(work: Work, rows: Iterable[AccountRow]) -> None:

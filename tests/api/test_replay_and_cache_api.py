@@ -139,3 +139,41 @@ def test_a_per_process_memory_cache_is_not_trusted_for_balances(api, opened, set
     account_id = opened(funded=100)
     for _ in range(2):
         assert api.get(f"/api/v1/accounts/{account_id}/balance").json()["source"] == "database"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_only_wallets_are_cached_so_a_settlement_writes_no_balance_to_redis():
+    from accounts.cache import balance_cache_get, balance_cache_put
+    from accounts.results import account_result
+    from accounts.selectors import account_balance_get
+    from tables.services import hand_settle, table_buy_in
+    from tests.tables.helpers import new_key, new_player, open_table
+
+    table = open_table()
+    (alice, wallet), (bob, _) = new_player(funded=1_000), new_player(funded=1_000)
+    for user in (alice, bob):
+        table_buy_in(client="poker", idempotency_key=new_key(), user_id=user, table_id=table, amount=500)
+    seat = Account.objects.get(kind=Account.Kind.SEAT, owner_ref=alice).pk
+    assert balance_cache_get(wallet)["balance"] == 500  # the buy-in's after-commit write
+    assert balance_cache_get(seat) is None
+    hand_settle(
+        client="poker",
+        idempotency_key=new_key(),
+        table_id=table,
+        hand_id="h1",
+        contributions={alice: 100, bob: 100},
+        payouts={alice: 190},
+        rake=10,
+    )
+    rake = Account.objects.get(kind=Account.Kind.SYSTEM, system_code="rake").pk  # opened by the first rake
+    assert balance_cache_get(seat) is None and balance_cache_get(rake) is None
+    # Reading a seat's balance neither comes from nor fills the cache, so no later settlement can
+    # leave it stale there; a seat's entry that an older release wrote is not served either.
+    for _ in range(2):
+        assert (account_balance_get(account_id=seat)["source"], balance_cache_get(seat)) == ("database", None)
+    outdated = account_result(Account.objects.get(pk=seat)) | {"balance": 1, "version": 10**6}
+    balance_cache_put(outdated)
+    served = account_balance_get(account_id=seat)
+    assert (served["source"], served["balance"]) == ("database", Account.objects.get(pk=seat).balance)
+    assert account_balance_get(account_id=wallet)["source"] == "cache"
