@@ -268,8 +268,8 @@ def main() -> int:
 
     tps, tps_database_ms = pgbench(args.pg, args.seconds)
     print(
-        f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps, "
-        f"PostgreSQL CPU {tps_database_ms} ms/transaction",
+        f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps"
+        + (f", PostgreSQL CPU {tps_database_ms:.2f} ms/transaction" if tps_database_ms is not None else ""),
         flush=True,
     )
     bare = None
