@@ -17,8 +17,19 @@ from django.conf import settings
 GENESIS = ""
 
 
+_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``moment`` in UTC as ``_TIMESTAMP_FORMAT`` renders it, the form every checksum and MAC signs.
+
+    Rendered with ``isoformat`` (a third of strftime's cost, and a hot call renders a few dozen):
+    the same text from year 1000 on; before it, strftime does not pad the year, so it renders."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    if moment.year < 1000:
+        return moment.strftime(_TIMESTAMP_FORMAT)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def canonical_entry(
