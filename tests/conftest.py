@@ -17,9 +17,16 @@ def pytest_collection_modifyitems(config, items):
     on_postgres = settings.DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL")
     skip_redis = pytest.mark.skip(reason="needs Redis: set REDIS_URL")
+    # A test that starts its own processes on a fresh embedded default runs the same whatever the
+    # suite runs on: the SQLite run covers it, and a second run on PostgreSQL would only repeat it.
+    skip_embedded = pytest.mark.skip(
+        reason="runs on the embedded default whatever DATABASE_URL says: see the SQLite run"
+    )
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip_pg)
+        if "embedded_default" in item.keywords and on_postgres:
+            item.add_marker(skip_embedded)
         if "redis" in item.keywords and not settings.REDIS_URL:
             item.add_marker(skip_redis)
 

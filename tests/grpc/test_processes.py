@@ -26,6 +26,8 @@ from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client._pb.balance.v1 import balance_pb2_grpc
 from balance_project.restarts import STABLE_SECONDS
 
+pytestmark = pytest.mark.embedded_default
+
 REPO = Path(__file__).resolve().parents[2]
 CHANNELS = 24
 RESTART_LIMIT_SECONDS = 10

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.embedded_default
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 

@@ -22,6 +22,8 @@ from django.urls import Resolver404, resolve
 from balance_project.celery import app
 from tests.ops.processes_helpers import Output
 
+pytestmark = pytest.mark.embedded_default
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 EXPIRY_TASK = "reservations.expire_overdue_reservations"
 

@@ -20,6 +20,8 @@ import pytest
 
 from tests.ops.test_service_e2e import BASE_DIR, free_port
 
+pytestmark = pytest.mark.embedded_default
+
 THREADS = 2
 READ_TIMEOUT = 2
 

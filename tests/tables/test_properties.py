@@ -27,7 +27,15 @@ from reservations.services import (
 )
 from tables.models import Seat
 from tables.services import hand_settle, seat_cash_out, table_buy_in, table_close
-from tests.tables.helpers import books_problems, money_snapshot, new_key, new_player, open_table, seat_chips
+from tests.tables.helpers import (
+    books_problems,
+    ledger_problems,
+    money_snapshot,
+    new_key,
+    new_player,
+    open_table,
+    seat_chips,
+)
 
 TABLES = ["tbl-a", "tbl-b", "tbl-usd"]
 PLAYERS = ["p0", "p1", "p2", "p3"]  # p3 has only a USD wallet
@@ -53,8 +61,13 @@ class BuyInBooks(RuleBasedStateMachine):
         self.hand_no = 0
 
     def teardown(self):
-        transaction.set_rollback(True)
-        self._atomic.__exit__(None, None, None)
+        # The full ledger verification (chains, journal, seals) once per example, after its last
+        # step; the money's own invariants (books_hold) after every step.
+        try:
+            assert ledger_problems() == []
+        finally:
+            transaction.set_rollback(True)
+            self._atomic.__exit__(None, None, None)
 
     def attempt(self, allowed, call, unchanged=True, **kwargs):
         """Run a service call; a refusal must be one of ``allowed`` and (unless told otherwise)
@@ -221,7 +234,7 @@ class BuyInBooks(RuleBasedStateMachine):
 
     @invariant()
     def books_hold(self):
-        assert books_problems() == []
+        assert books_problems(verify_ledger=False) == []
         held_by_players = (
             Account.objects.exclude(kind="system", system_code="external").aggregate(total=Sum("balance"))["total"] or 0
         )
