@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from balance_project.secrecy import throwaway_keys_setdefault  # noqa: E402
-from bench.cpu import per_call_ms, postgres_cpu_seconds  # noqa: E402
+from bench.cpu import database_note, per_call_ms, postgres_cpu_seconds  # noqa: E402
 
 METHODS = ("BuyIn", "GetBalance", "Reserve", "CommitReservation", "SettleHand", "CashOut")
 ROW = re.compile(r"^\s+(\w+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$")
@@ -216,8 +216,8 @@ def report(name: str, mix: dict, tps: float) -> list[str]:
     closed, opened, floor = mix["closed"], mix["open"], mix["sequential"]
     lines = [
         f"{name}: closed loop {closed['rate']:.1f} calls/s ({closed['errors']} errors) = "
-        f"{closed['rate'] / tps:.3f} x pgbench; server CPU {closed['cpu_ms']} ms/call, "
-        f"PostgreSQL CPU {closed['database_ms']} ms/call",
+        f"{closed['rate'] / tps:.3f} x pgbench; server CPU {closed['cpu_ms']} ms/call"
+        + database_note(closed["database_ms"]),
         f"  open loop at {mix['open_rate']:.0f}/s offered: served {opened['rate']:.1f}/s ({opened['errors']} "
         f"errors); server CPU {opened['cpu_ms']} ms/call",
         f"  {'method':<18} {'unloaded p50':>12} {'p50':>7} {'p95':>7} {'p99':>7} {'p99<50ms':>9} {'p99<5x p50':>11}",
@@ -269,7 +269,7 @@ def main() -> int:
     tps, tps_database_ms = pgbench(args.pg, args.seconds)
     print(
         f"pgbench TPC-B-like (scale 16, 16 clients, simple protocol, {args.seconds} s): {tps:.0f} tps"
-        + (f", PostgreSQL CPU {tps_database_ms:.2f} ms/transaction" if tps_database_ms is not None else ""),
+        + database_note(tps_database_ms, "transaction"),
         flush=True,
     )
     bare = None
@@ -282,7 +282,7 @@ def main() -> int:
         print(
             f"floor, bare grpcio + psycopg in the service's shape (bench/floor.py): {bare:.1f} calls/s = "
             f"{bare / tps:.3f} x pgbench; server CPU {server_ms:.2f} ms/call, caller CPU {caller_ms:.2f} ms/call"
-            + floor.database_note(database_ms),
+            + database_note(database_ms),
             flush=True,
         )
     ours = grpc_mix(sys.executable, REPO, fresh_database(args.pg, "balance_ceiling_grpc"), env, args.seconds)

@@ -49,3 +49,8 @@ def per_call_ms(before: float | None, after: float | None, calls: int) -> float 
     if before is None or after is None or not calls:
         return None
     return (after - before) * 1000 / calls
+
+
+def database_note(ms: float | None, unit: str = "call") -> str:
+    """``, PostgreSQL CPU 0.82 ms/call`` (nothing when it could not be read)."""
+    return f", PostgreSQL CPU {ms:.2f} ms/{unit}" if ms is not None else ""

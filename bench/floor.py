@@ -38,7 +38,7 @@ import grpc  # noqa: E402
 import psycopg  # noqa: E402
 from ceiling import fresh_database, pgbench  # noqa: E402
 
-from bench.cpu import per_call_ms, postgres_cpu_seconds, process_cpu_seconds  # noqa: E402
+from bench.cpu import database_note, per_call_ms, postgres_cpu_seconds, process_cpu_seconds  # noqa: E402
 
 ACCOUNTS = 10_000
 METHOD = "/floor.Floor/Transfer"
@@ -152,10 +152,6 @@ def floor(url: str, shape: str, seconds: float) -> tuple[float, float, float, fl
             process.terminate()
             process.join(10)
     return calls / elapsed, server_cpu * 1000 / calls, caller_cpu * 1000 / calls, database_ms
-
-
-def database_note(ms: float | None, unit: str = "call") -> str:
-    return f", PostgreSQL CPU {ms:.2f} ms/{unit}" if ms is not None else ""
 
 
 def main() -> int:
