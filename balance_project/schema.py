@@ -1,8 +1,10 @@
 """The OpenAPI schema states every constraint the server enforces (tests/fuzz checks it does).
 
-Two things drf-spectacular cannot say by itself, added by ``postprocess`` (SPECTACULAR_SETTINGS):
-request bodies refuse fields they do not name (``StrictSerializer``), and a query parameter given
-empty is refused like any other bad value (``ApiView.initial``), never read as "absent".
+Three things drf-spectacular cannot say by itself, added by ``postprocess`` (SPECTACULAR_SETTINGS):
+request bodies refuse fields they do not name (``StrictSerializer``); a query parameter given
+empty is refused like any other bad value (``ApiView.initial``), never read as "absent"; and any
+request whose line or headers exceed gunicorn's limits is refused before it reaches a view, 414 or
+431 in the error envelope (balance_project/gunicorn_worker.py), whatever the operation.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 # Components that describe request bodies: the input serializers, by their naming convention.
+_TOO_LONG = {
+    "414": "The request line is longer than the server takes (a query string too long): invalid_request.",
+    "431": "The request's headers are larger than the server takes: invalid_request.",
+}
 _REQUEST_COMPONENT_SUFFIXES = ("InputRequest", "Input")
 
 
@@ -38,6 +44,10 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
             component.setdefault("additionalProperties", False)
     for path in result.get("paths", {}).values():
         for operation in path.values():
+            responses = operation.get("responses", {})
+            if "400" in responses:  # the same error envelope
+                for status, description in _TOO_LONG.items():
+                    responses.setdefault(status, {**responses["400"], "description": description})
             for parameter in operation.get("parameters", []):
                 schema = parameter.get("schema", {})
                 if parameter.get("in") == "query" and schema.get("type") == "string" and "enum" not in schema:

@@ -66,6 +66,17 @@ def test_string_query_parameters_say_they_may_not_be_empty(schema):
                     assert parameter["schema"].get("minLength", 0) >= 1 or "enum" in parameter["schema"], parameter
 
 
+def test_every_operation_documents_what_gunicorn_refuses_before_routing(schema):
+    # An oversized request line or headers answer 414 / 431 in the error envelope whatever the
+    # operation (tests/ops/test_slow_clients.py); a schema without them failed the fuzz on a cursor
+    # longer than its maxLength.
+    for path in schema["paths"].values():
+        for operation in path.values():
+            responses = operation["responses"]
+            for status in ("414", "431"):
+                assert responses[status]["content"] == responses["400"]["content"], (operation["operationId"], status)
+
+
 @pytest.mark.parametrize(
     "metadata",
     [
