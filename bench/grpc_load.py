@@ -253,18 +253,27 @@ def prepare(tables: int, tag: str, full: bool = False) -> tuple[str, list[Sessio
     return token, sessions
 
 
-def cpu_note(pid: int | None, before: tuple[float | None, float | None], calls: int) -> str:
-    """The server's CPU per call over a phase, and PostgreSQL's (all its processes, when local)."""
+def cpu_note(pid: int | None, before: tuple[float | None, float | None, float], calls: int) -> str:
+    """The server's CPU per call over a phase, PostgreSQL's (all its processes, when local), and this
+    caller's own: all three share the machine's cores, as pgbench and its C client do."""
     server = per_call_ms(before[0], process_cpu_seconds(pid), calls)
     database = per_call_ms(before[1], postgres_cpu_seconds(), calls)
+    caller = per_call_ms(before[2], caller_cpu_seconds(), calls)
     notes = [f"  server CPU (all its processes): {server:.1f} ms per call"] if server is not None else []
     if database is not None:
         notes.append(f"  PostgreSQL CPU (all its processes): {database:.2f} ms per call")
+    if caller is not None:
+        notes.append(f"  caller CPU (this process): {caller:.2f} ms per call")
     return "\n".join(notes)
 
 
-def cpu_now(pid: int | None) -> tuple[float | None, float | None]:
-    return process_cpu_seconds(pid), postgres_cpu_seconds()
+def caller_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def cpu_now(pid: int | None) -> tuple[float | None, float | None, float]:
+    return process_cpu_seconds(pid), postgres_cpu_seconds(), caller_cpu_seconds()
 
 
 def start_server(workers: int, processes: int = 1) -> tuple[subprocess.Popen, str]:
