@@ -30,7 +30,7 @@ import threading
 from typing import Any
 
 from balance_project import redis_breaker
-from balance_project.shared_cache import shared_cache
+from balance_project.shared_cache import redis_pool, redis_round_trip, shared_cache
 
 log = logging.getLogger(__name__)
 
@@ -131,20 +131,22 @@ redis_breaker.on_new_connection(_check_run)
 
 
 def balance_cache_get(account_id: int) -> dict[str, Any] | None:
-    client = _redis_client()
+    pool = redis_pool()
     if not redis_breaker.cache_trusted():
         # Redis failed since the cache was last emptied, so it may hold older balances: the database
         # answers. A ping (when the breaker lets one through) starts the recovery that empties it.
-        if client is not None and not redis_breaker.is_open():
+        if pool is not None and not redis_breaker.is_open():
             try:
-                client.ping()
+                redis_round_trip(pool, [("PING",)])
             except Exception:
                 log.debug("Redis still does not answer", exc_info=True)
         return None
     try:
-        if client is not None:
+        if pool is not None:
+            if redis_breaker.is_open():
+                return None
             generation_key, prefix = _names()
-            raw = client.eval(_GET_LUA, 1, generation_key, prefix, account_id)
+            (raw,) = redis_round_trip(pool, [("EVAL", _GET_LUA, 1, generation_key, prefix, account_id)])
             return json.loads(raw) if raw else None
         return shared_cache().get(_key(account_id))
     except Exception as exc:  # Redis down or garbage: the database answers instead.
@@ -159,36 +161,27 @@ def balance_cache_put(data: dict[str, Any]) -> None:
 
 def balance_cache_put_many(rows: list[dict[str, Any]]) -> None:
     """``balance_cache_put`` of each row, in one Redis round trip."""
-    from django.conf import settings
-
-    ttl = settings.BALANCE_CACHE_TTL_SECONDS
-    client = _redis_client()
-    if client is not None and redis_breaker.is_open():
-        return  # nothing is read before the recovery's new generation: no write is missed
-    try:
-        if client is not None:
-            pipe = client.pipeline(transaction=False)
-            _queue_puts(pipe, rows, ttl)
-            pipe.execute()
-            return
-        with _LOCAL_LOCK:
-            for data in rows:
-                current = shared_cache().get(_key(data["id"]))
-                if current is None or current["version"] < data["version"]:
-                    shared_cache().set(_key(data["id"]), data, ttl)
-    except Exception as exc:  # the breaker logs the outage once; one line here, no traceback
-        log.warning("balance cache write failed for accounts %s: %r", [data.get("id") for data in rows], exc)
-        for data in rows:
-            balance_cache_forget(data["id"])
+    CacheWrites.of_rows(rows).flush()
 
 
-def _queue_puts(pipe, rows: list[dict[str, Any]], ttl: int) -> None:
+def _puts(rows: list[dict[str, Any]], ttl: int) -> list[tuple[Any, ...]]:
     generation_key, prefix = _names()
     fresh = secrets.token_hex(8)
-    for data in rows:
-        pipe.eval(
-            _SET_IF_NEWER_LUA, 1, generation_key, prefix, data["id"], data["version"], json.dumps(data), ttl, fresh
+    return [
+        (
+            "EVAL",
+            _SET_IF_NEWER_LUA,
+            1,
+            generation_key,
+            prefix,
+            data["id"],
+            data["version"],
+            json.dumps(data),
+            ttl,
+            fresh,
         )
+        for data in rows
+    ]
 
 
 def balance_cache_forget_all() -> None:
@@ -221,38 +214,57 @@ def balance_cache_forget(account_id: int) -> None:
 class CacheWrites:
     """The cache writes of one committed transaction, sent together in one Redis round trip: the
     balances of the accounts it changed (each only over an older version) and plain values such as
-    its idempotency answer. Collect them with ``cache_writes_after_commit``."""
+    its idempotency answer (JSON text). Collect them with ``cache_writes_after_commit``."""
 
     def __init__(self) -> None:
         self.accounts: dict[int, Any] = {}  # id -> the row as it stands at commit
-        self.values: list[tuple[str, Any, int]] = []  # (cache key, value, ttl seconds)
+        self.rows: list[dict[str, Any]] = []  # balances already rendered (account_result)
+        self.values: list[tuple[str, str, int]] = []  # (cache key, JSON text, ttl seconds)
+
+    @classmethod
+    def of_rows(cls, rows: list[dict[str, Any]]) -> CacheWrites:
+        writes = cls()
+        writes.rows = list(rows)
+        return writes
 
     def flush(self) -> None:
+        from django.conf import settings
+
         from accounts.results import account_result
 
-        rows = [account_result(account) for account in self.accounts.values()]
-        client = _redis_client()
-        if client is None:  # a local-memory cache: one call each
+        rows = self.rows + [account_result(account) for account in self.accounts.values()]
+        pool = redis_pool()
+        if pool is None:  # a local-memory cache: one call each
             for key, value, ttl in self.values:
                 _set_quietly(key, value, ttl)
             if rows:
-                balance_cache_put_many(rows)
+                self._put_locally(rows, settings.BALANCE_CACHE_TTL_SECONDS)
             return
-        from django.conf import settings
-
         if redis_breaker.is_open():
-            return  # see balance_cache_put_many
+            return  # nothing is read before the recovery's new generation: no write is missed
+        if not rows and not self.values:
+            return
         try:
             backend = shared_cache()
-            pipe = client.pipeline(transaction=False)
-            for key, value, ttl in self.values:
-                pipe.set(backend.make_key(key), backend.client.encode(value), ex=ttl)  # type: ignore[attr-defined]  # django_redis
-            _queue_puts(pipe, rows, settings.BALANCE_CACHE_TTL_SECONDS)
-            pipe.execute()
+            commands: list[tuple[Any, ...]] = [
+                ("SET", backend.make_key(key), value, "EX", ttl) for key, value, ttl in self.values
+            ]
+            redis_round_trip(pool, commands + _puts(rows, settings.BALANCE_CACHE_TTL_SECONDS))
         except Exception as exc:  # the breaker logs the outage once; one line here, no traceback
             log.warning("cache writes after commit failed for accounts %s: %r", [data["id"] for data in rows], exc)
             for data in rows:
                 balance_cache_forget(data["id"])
+
+    @staticmethod
+    def _put_locally(rows: list[dict[str, Any]], ttl: int) -> None:
+        try:
+            with _LOCAL_LOCK:
+                for data in rows:
+                    current = shared_cache().get(_key(data["id"]))
+                    if current is None or current["version"] < data["version"]:
+                        shared_cache().set(_key(data["id"]), data, ttl)
+        except Exception as exc:
+            log.warning("balance cache write failed for accounts %s: %r", [data.get("id") for data in rows], exc)
 
 
 def cache_writes_after_commit(work) -> CacheWrites:

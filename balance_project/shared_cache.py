@@ -4,11 +4,20 @@ Django keeps cache backends in context-local storage, and the gRPC server runs e
 ``contextvars.Context``: every call built a new backend and a new Redis client (about a tenth of the
 sidecar's CPU). The django-redis and local-memory backends are thread-safe, so the service uses
 this one backend instead. It is rebuilt when settings.CACHES changes (tests do that).
+
+On Redis, the hot calls' own commands (the idempotency fast path, the balance cache) go through
+``redis_round_trip``: one pooled connection, the commands packed and sent at once, the replies read
+back. redis-py's client and pipeline objects wrap each command in a retry, an event dispatch and
+observability records: about 150 Python calls per command, a tenth of the sidecar's CPU under load
+(bench/README.md, session 8). The connection is the pool's own (balance_project/redis_breaker.py),
+so the breaker sees every failure as before.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 from django.core.cache import BaseCache, caches
 from django.core.signals import setting_changed
@@ -26,6 +35,48 @@ def shared_cache() -> BaseCache:
                 _backend = caches.create_connection("default")
             backend = _backend
     return backend
+
+
+def redis_pool() -> Any | None:
+    """The shared backend's Redis connection pool; None when the cache is not Redis (the embedded
+    default's local memory)."""
+    client = getattr(shared_cache(), "client", None)
+    get_client = getattr(client, "get_client", None)  # django-redis's DefaultClient
+    return get_client(write=True).connection_pool if get_client is not None else None
+
+
+def redis_round_trip(pool: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Send ``commands`` to Redis in one round trip on one connection of ``pool``; their replies in
+    order. Every reply is read before the first error reply (a script's) is raised, so the
+    connection goes back clean; on a connection failure or timeout it is dropped instead."""
+    import redis
+
+    from balance_project import tracing
+
+    if tracing.is_on():  # its Redis instrumentation wraps redis-py's client: let the commands go through it
+        pipe = redis.Redis(connection_pool=pool).pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute()
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command(connection.pack_commands(commands))
+        replies: list[Any] = []
+        refused: redis.exceptions.ResponseError | None = None
+        for _ in commands:
+            try:
+                replies.append(connection.read_response())
+            except redis.exceptions.ResponseError as error:
+                refused = refused or error
+                replies.append(error)
+    except BaseException:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+    if refused is not None:
+        raise refused
+    return replies
 
 
 def _forget_on_caches_change(*, setting: str, **kwargs) -> None:

@@ -259,7 +259,7 @@ def cpu_note(pid: int | None, before: tuple[float | None, float | None, float], 
     server = per_call_ms(before[0], process_cpu_seconds(pid), calls)
     database = per_call_ms(before[1], postgres_cpu_seconds(), calls)
     caller = per_call_ms(before[2], caller_cpu_seconds(), calls)
-    notes = [f"  server CPU (all its processes): {server:.1f} ms per call"] if server is not None else []
+    notes = [f"  server CPU (all its processes): {server:.2f} ms per call"] if server is not None else []
     if database is not None:
         notes.append(f"  PostgreSQL CPU (all its processes): {database:.2f} ms per call")
     if caller is not None:

@@ -20,9 +20,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.cache import cache_writes_after_commit
+from balance_project import redis_breaker
 from balance_project.deadlines import deadline_exceeded, time_left
 from balance_project.errors import ApplicationError
-from balance_project.shared_cache import shared_cache
+from balance_project.shared_cache import redis_pool, redis_round_trip, shared_cache
 from ledger.journal import journal_answer, record_verifies
 from ledger.models import IdempotencyRecord, JournalRecord
 from ledger.work import Work
@@ -146,7 +147,7 @@ def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, A
         response=response,
         is_error=is_error,
     )
-    entry = {"hash": digest, "response": response, "is_error": is_error}
+    entry = json.dumps({"hash": digest, "response": response, "is_error": is_error})
     # With the balances the call changed, in one Redis round trip after the commit.
     cache_writes_after_commit(work).values.append(
         (_cache_key(scope, key), entry, settings.IDEMPOTENCY_CACHE_TTL_SECONDS)
@@ -190,13 +191,25 @@ def _replay(stored_hash: str, response: dict[str, Any], is_error: bool, digest: 
 
 
 def _cache_key(scope: str, key: str) -> str:
-    return "idem:v1:" + hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+    # v2: the entry is JSON text (v1 entries were django-redis pickles; they are never read).
+    return "idem:v2:" + hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
 
 
 def _cache_get(scope: str, key: str) -> dict[str, Any] | None:
     try:
-        cached: dict[str, Any] | None = shared_cache().get(_cache_key(scope, key))
+        pool = redis_pool()
+        if pool is None:
+            raw = shared_cache().get(_cache_key(scope, key))
+        elif redis_breaker.is_open():
+            return None  # Redis is being skipped: the database's unique key answers
+        else:
+            (raw,) = redis_round_trip(pool, [("GET", shared_cache().make_key(_cache_key(scope, key)))])
+        if raw is None:
+            return None
+        cached = json.loads(raw)
+        if not isinstance(cached, dict) or not {"hash", "response", "is_error"} <= cached.keys():
+            raise ValueError("not an idempotency entry")
         return cached
-    except Exception:
-        log.warning("idempotency cache read failed", exc_info=True)
+    except Exception as exc:  # a fast path only: the stored record answers instead
+        log.warning("idempotency cache read failed: %r", exc)
         return None

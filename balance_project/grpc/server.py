@@ -36,6 +36,7 @@ from balance_client._pb.balance.v1 import balance_pb2, balance_pb2_grpc
 from balance_project import tracing
 from balance_project.drain import cancel_database_work, guard_connections, in_flight
 from balance_project.grpc.health_watch import DatabaseHealthWatch
+from balance_project.grpc.interceptors import composed
 from reservations.grpc_servicer import ReservationsServicer
 from tables.grpc_servicer import TablesServicer
 
@@ -189,7 +190,10 @@ def create_server(
                 interceptor.keys = ApiKeyCache(auth_cache_seconds)
     server = grpc.server(
         executor,
-        interceptors=[HealthOnItsOwnThreads(health_pool, executor, settings.GRPC_MAX_CONCURRENT_RPCS), *interceptors],
+        interceptors=[
+            HealthOnItsOwnThreads(health_pool, executor, settings.GRPC_MAX_CONCURRENT_RPCS),
+            *composed(interceptors),
+        ],
         options=[
             ("grpc.so_reuseport", int(reuse_port)),
             ("grpc.max_receive_message_length", settings.GRPC_MAX_RECEIVE_MESSAGE_BYTES),

@@ -122,6 +122,38 @@ def test_an_unexpected_exception_is_internal_with_no_detail_for_the_caller(start
     assert "hunter2" in caplog.text  # the stack trace is in the log instead
 
 
+class CountWrappings(UnaryInterceptor):
+    """Counts how often grpcio asks it to wrap a method, and the calls that pass through it."""
+
+    def __init__(self):
+        self.wrapped, self.calls = 0, 0
+
+    def intercept_service(self, continuation, handler_call_details):
+        self.wrapped += 1
+        return super().intercept_service(continuation, handler_call_details)
+
+    def around(self, full_method, request, context, proceed):
+        self.calls += 1
+        return proceed(request, context)
+
+
+def test_the_interceptors_wrap_each_method_once_and_still_run_on_every_call(start_server, channels, md, table):
+    table_id, counting = table(), CountWrappings()
+    running = start_server(inner=[counting])
+    stub = balance_pb2_grpc.BalanceServiceStub(channels(running.address))
+    for _ in range(3):
+        stub.GetTable(pb.GetTableRequest(table_id=table_id), metadata=md, timeout=10)
+    assert (counting.wrapped, counting.calls) == (1, 3)
+    # A method the server does not have is looked up afresh each time and not kept: a caller may
+    # name any number of them.
+    unknown = channels(running.address).unary_unary("/balance.v1.BalanceService/NoSuchMethod")
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as excinfo:
+            unknown(b"", metadata=md, timeout=10)
+        assert excinfo.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert counting.wrapped == 3
+
+
 # ---- deadlines ------------------------------------------------------------------------------------
 
 

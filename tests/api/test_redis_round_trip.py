@@ -1,0 +1,61 @@
+"""The hot calls' own Redis commands (balance_project.shared_cache.redis_round_trip): the idempotency
+fast path stores JSON, never a pickle, and one round trip hands its connection back clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import redis
+
+from balance_project.shared_cache import redis_pool, redis_round_trip, shared_cache
+from ledger.idempotency import _cache_key
+from ledger.models import IdempotencyRecord
+
+
+class _Payload:
+    """A pickle that, once loaded, would create ``path``: what anyone able to write to Redis could
+    run in the service if the idempotency fast path unpickled what it reads there."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_is_answered_from_json_in_redis_and_a_pickle_there_is_never_loaded(api, opened, tmp_path):
+    account_id = opened()
+    first = api.post(f"/api/v1/accounts/{account_id}/deposit", {"amount": 700}, idem="json-key")
+    assert first.status_code == 201
+    (record,) = IdempotencyRecord.objects.filter(key="json-key")
+    redis_key = shared_cache().make_key(_cache_key(record.scope, "json-key"))
+    (stored,) = redis_round_trip(redis_pool(), [("GET", redis_key)])
+    entry = json.loads(stored)
+    assert (entry["hash"], entry["is_error"], entry["response"]) == (record.request_hash, False, record.response)
+
+    planted = tmp_path / "planted"
+    redis_round_trip(redis_pool(), [("SET", redis_key, pickle.dumps(_Payload(str(planted))))])
+    again = api.post(f"/api/v1/accounts/{account_id}/deposit", {"amount": 700}, idem="json-key")
+    assert (again.status_code, again.content) == (first.status_code, first.content)  # the stored record answered
+    assert not planted.exists()
+    assert api.get(f"/api/v1/accounts/{account_id}/balance").json()["balance"] == 700  # moved once
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_script_error_is_raised_after_every_reply_is_read_and_the_connection_is_kept():
+    pool = redis_pool()
+    key = shared_cache().make_key("round-trip-test")
+    redis_round_trip(pool, [("DEL", key)])
+    idle_before = list(pool._available_connections)
+    with pytest.raises(redis.exceptions.ResponseError, match="refused on purpose"):
+        redis_round_trip(pool, [("EVAL", "return redis.error_reply('refused on purpose')", 0), ("SET", key, "1")])
+    # The SET after the failing script in the same round trip ran, and its reply was read: the same
+    # connection answers the next command with that command's own reply.
+    assert redis_round_trip(pool, [("INCR", key), ("GET", key)]) == [2, b"2"]
+    assert list(pool._available_connections) == idle_before
