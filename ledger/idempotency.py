@@ -137,7 +137,6 @@ def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, A
     # One plain INSERT, queued last: the constraint on (scope, key) refuses a second record. The
     # journal record the COMMIT carries holds the same key, unique too, and the answer under its MAC.
     scope, key, operation, digest = record
-    work.execute(_INSERT_RECORD, [*record, json.dumps(response), is_error, work.time(timezone.now())])
     journal_answer(
         work.journal,
         scope=scope,
@@ -147,7 +146,9 @@ def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, A
         response=response,
         is_error=is_error,
     )
-    entry = json.dumps({"hash": digest, "response": response, "is_error": is_error})
+    answer = work.journal.response_text  # encoded once, for the journal, the record and Redis
+    work.execute(_INSERT_RECORD, [*record, answer, is_error, work.time(timezone.now())])
+    entry = f'{{"hash":"{digest}","is_error":{"true" if is_error else "false"},"response":{answer}}}'
     # With the balances the call changed, in one Redis round trip after the commit.
     cache_writes_after_commit(work).values.append(
         (_cache_key(scope, key), entry, settings.IDEMPOTENCY_CACHE_TTL_SECONDS)

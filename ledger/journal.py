@@ -138,6 +138,7 @@ class JournalDraft:
     key: str = ""
     request_hash: str = ""
     response: Any = None
+    response_text: str = ""  # canonical_json(response): the record's, the idempotency record's and Redis's
     is_error: bool = False
     answered: bool = False
 
@@ -159,6 +160,7 @@ def journal_answer(
     """Record the idempotency key and the answer of the call (with its rows in the same record)."""
     draft.scope, draft.key, draft.operation, draft.request_hash = scope, key, operation, request_hash
     draft.response, draft.is_error, draft.answered = response, is_error, True
+    draft.response_text = canonical_json(response)
 
 
 RECORD_FIELDS = ("scope", "key", "operation", "request_hash", "response", "is_error", "rows", "created_at")
@@ -170,7 +172,7 @@ def record_fields(draft: JournalDraft, created_at: datetime) -> dict[str, Any]:
         "key": draft.key,
         "operation": draft.operation or "unnamed",
         "request_hash": draft.request_hash,
-        "response": canonical_json(draft.response) if draft.answered else "",
+        "response": draft.response_text if draft.answered else "",
         "is_error": bool(draft.is_error),
         "rows": canonical_json(draft.rows),
         "created_at": chain.format_timestamp(created_at),

@@ -95,6 +95,7 @@ class Work:
         self._allocated: set[str] = set()
         self.scoped: dict[str, Any] = {}  # what helpers keep for this work (see ``discard``)
         self._escaping: Any = None  # psycopg.pq.Escaping of the connection, on PostgreSQL
+        self._cursor: Any = None  # one cursor for every round trip of the work
         self.journal = journal.JournalDraft()  # what the COMMIT journals (ledger/journal.py)
 
     def __enter__(self) -> Work:
@@ -171,9 +172,11 @@ class Work:
             self.rollback()
             raise
         self._state = "committed"
+        self._close_cursor()
         self._run_hooks()
 
     def rollback(self) -> None:
+        self._close_cursor()
         self._queue.clear()
         self._hooks.clear()
         if self._state != "open":
@@ -221,14 +224,16 @@ class Work:
         statements = self._bounded(statements)
         self.round_trips += 1
         try:
-            with self.connection.cursor() as cursor:
-                if self.postgres:
-                    self._run_postgres(cursor, statements)
-                else:
-                    for sql, params, result in statements:
-                        cursor.execute(sql, params)
-                        if result is not None:
-                            result.rows = cursor.fetchall()
+            if self._cursor is None:
+                self._cursor = self.connection.cursor()
+            cursor = self._cursor
+            if self.postgres:
+                self._run_postgres(cursor, statements)
+            else:
+                for sql, params, result in statements:
+                    cursor.execute(sql, params)
+                    if result is not None:
+                        result.rows = cursor.fetchall()
         except OperationalError as exc:
             if _is_timeout(exc):
                 raise deadline_exceeded("while the database was waiting") from exc
@@ -298,27 +303,43 @@ class Work:
         return sql % tuple(self._literal(param) for param in params)
 
     def _literal(self, value: Any) -> str:
+        kind = type(value)  # the common cases first, by exact type (a bool is no int here)
+        if kind is str:
+            return self._text_literal(value)
+        if kind is int:
+            return str(value)
         if value is None:
             return "NULL"
-        if isinstance(value, bool):
+        if kind is bool:
             return "true" if value else "false"
-        if isinstance(value, int):
-            return str(value)
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 raise ValueError("naive datetime in a query")
             return f"'{value.isoformat()}'::timestamptz"
+        if isinstance(value, int):  # an IntEnum or another int subclass
+            return str(int(value))
         if isinstance(value, str):
-            if "\x00" in value:
-                raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
-            if self._escaping is None:
-                from psycopg import pq
-
-                self.connection.ensure_connection()
-                self._escaping = pq.Escaping(self.connection.connection.pgconn)
-            literal: bytes = self._escaping.escape_literal(value.encode())
-            return literal.decode()
+            return self._text_literal(value)
         raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+    def _text_literal(self, value: str) -> str:
+        if "\x00" in value:
+            raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        if self._escaping is None:
+            from psycopg import pq
+
+            self.connection.ensure_connection()
+            self._escaping = pq.Escaping(self.connection.connection.pgconn)
+        literal: bytes = self._escaping.escape_literal(value.encode())
+        return literal.decode()
+
+    def _close_cursor(self) -> None:
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            try:
+                cursor.close()
+            except Exception:  # a broken connection: it is replaced after the call
+                log.debug("closing the work's cursor failed", exc_info=True)
 
     def _pg_idle(self) -> bool:
         raw = self.connection.connection
