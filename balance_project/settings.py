@@ -410,6 +410,9 @@ GRPC_MAX_RECEIVE_MESSAGE_BYTES = env_int("GRPC_MAX_RECEIVE_MESSAGE_BYTES", 64 * 
 # sys.setswitchinterval of the sidecar: how long a running thread keeps the GIL from one waiting.
 GRPC_GIL_SWITCH_INTERVAL_SECONDS = env_int("GRPC_GIL_SWITCH_INTERVAL_US", 500) / 1_000_000
 GRPC_METRICS_PORT = env_int("GRPC_METRICS_PORT", 9051)
+# gc.set_threshold of the sidecar once it is serving (balance_project/grpc/server.py): the young
+# generation is collected every GRPC_GC_GEN0_THRESHOLD allocations instead of every 700.
+GRPC_GC_THRESHOLDS = (env_int("GRPC_GC_GEN0_THRESHOLD", 50_000), 20, 20)
 # Server interceptors, outermost first (balance_project/grpc/interceptors.py).
 GRPC_INTERCEPTORS = [
     "balance_project.grpc.interceptors.MetricsInterceptor",

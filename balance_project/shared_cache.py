@@ -15,6 +15,7 @@ so the breaker sees every failure as before.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -58,7 +59,7 @@ def redis_round_trip(pool: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any
         for command in commands:
             pipe.execute_command(*command)
         return pipe.execute()
-    connection = pool.get_connection()
+    connection = _thread_connection(pool)
     try:
         connection.send_packed_command(connection.pack_commands(commands))
         replies: list[Any] = []
@@ -70,13 +71,26 @@ def redis_round_trip(pool: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any
                 refused = refused or error
                 replies.append(error)
     except BaseException:
-        connection.disconnect()
+        connection.disconnect()  # the next round trip connects it again (and runs the connect hooks)
         raise
-    finally:
-        pool.release(connection)
     if refused is not None:
         raise refused
     return replies
+
+
+_held = threading.local()
+
+
+def _thread_connection(pool: Any) -> Any:
+    """This thread's own connection of ``pool``, taken from it once and kept: handing a connection
+    back and taking it again cost more than the commands (a lock, a poll of the socket, events and
+    counters each way). A process forked from this one (a Celery worker) takes its own."""
+    held = getattr(_held, "connection", None)
+    if held is not None and held[0] is pool and held[1] == os.getpid():
+        return held[2]
+    connection = pool.get_connection()
+    _held.connection = (pool, os.getpid(), connection)
+    return connection
 
 
 def _forget_on_caches_change(*, setting: str, **kwargs) -> None:

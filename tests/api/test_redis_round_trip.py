@@ -52,10 +52,32 @@ def test_a_script_error_is_raised_after_every_reply_is_read_and_the_connection_i
     pool = redis_pool()
     key = shared_cache().make_key("round-trip-test")
     redis_round_trip(pool, [("DEL", key)])
-    idle_before = list(pool._available_connections)
+    created_before = pool._created_connections
     with pytest.raises(redis.exceptions.ResponseError, match="refused on purpose"):
         redis_round_trip(pool, [("EVAL", "return redis.error_reply('refused on purpose')", 0), ("SET", key, "1")])
     # The SET after the failing script in the same round trip ran, and its reply was read: the same
     # connection answers the next command with that command's own reply.
     assert redis_round_trip(pool, [("INCR", key), ("GET", key)]) == [2, b"2"]
-    assert list(pool._available_connections) == idle_before
+    assert pool._created_connections == created_before
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_a_forked_process_talks_to_redis_on_a_connection_of_its_own():
+    """A Celery prefork worker inherits the thread that forked it: sharing its socket with the
+    parent would hand each process the other's replies."""
+    pool = redis_pool()
+    (parent_id,) = redis_round_trip(pool, [("CLIENT", "ID")])
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        try:
+            (child_id,) = redis_round_trip(pool, [("CLIENT", "ID")])
+            os.write(write_end, str(child_id).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 100)
+    os.waitpid(child, 0)
+    assert answer and int(answer) != parent_id
+    assert redis_round_trip(pool, [("CLIENT", "ID")]) == [parent_id]  # the parent's is untouched
