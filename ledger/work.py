@@ -256,11 +256,14 @@ class Work:
             texts, owners = batch.texts, batch.owners
         try:
             cursor.execute("; ".join(texts))
+            # Every result is in once execute returns (psycopg raises there for any statement that
+            # failed), so they are read off psycopg's own cursor, past Django's error wrapping.
+            results = cursor.cursor
             for position, result in enumerate(owners):
                 if position:
-                    cursor.nextset()
+                    results.nextset()
                 if result is not None:
-                    result.rows = cursor.fetchall()
+                    result.rows = results.fetchall()
         except BaseException:
             if batch is not None:
                 batch.failed()
