@@ -1,7 +1,8 @@
 """Cross-cutting work of every gRPC call, as server interceptors listed in settings.GRPC_INTERCEPTORS.
 
 The first listed is the outermost. The default order (settings.py):
-metrics -> database connections -> errors -> auth -> request decoding -> mutation guard -> servicer.
+metrics -> database connections -> errors -> call budget -> auth -> request decoding -> mutation guard
+-> servicer; composed once per method (``ComposedOncePerMethod``).
 
 grpcio calls ``intercept_service`` on its polling thread; the wrapped behaviour below runs on the
 worker thread that serves the call, which is where database work and the caller context belong.
