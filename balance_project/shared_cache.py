@@ -78,18 +78,53 @@ def redis_round_trip(pool: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any
     return replies
 
 
+class _Held:
+    """A thread's connection, in its thread-local storage alone: freed (by reference count, at
+    once) when the thread ends, it closes the connection's socket. The connection itself sits in
+    reference cycles (its parser, its events) that only the garbage collector would break, later."""
+
+    __slots__ = ("connection", "pid", "pool")
+
+    def __init__(self, pool: Any, connection: Any) -> None:
+        self.pool, self.pid, self.connection = pool, os.getpid(), connection
+
+    def __del__(self) -> None:
+        try:
+            self.connection.disconnect()  # not in a forked child: redis-py only shuts down its own
+        except Exception:
+            pass
+
+
 _held = threading.local()
 
 
 def _thread_connection(pool: Any) -> Any:
-    """This thread's own connection of ``pool``, taken from it once and kept: handing a connection
-    back and taking it again cost more than the commands (a lock, a poll of the socket, events and
-    counters each way). A process forked from this one (a Celery worker) takes its own."""
-    held = getattr(_held, "connection", None)
-    if held is not None and held[0] is pool and held[1] == os.getpid():
-        return held[2]
-    connection = pool.get_connection()
-    _held.connection = (pool, os.getpid(), connection)
+    """This thread's own connection, made as ``pool`` makes its connections (same class, same
+    settings: the breaker's) and kept: taking one from the pool and handing it back cost more than
+    the commands (a lock, a poll of the socket, events and counters each way). It is not counted in
+    the pool, since threads come and go (the HTTP server's, the tests'): one taken from the pool and
+    never handed back would count against its cap (100) forever. A process forked from this one (a
+    Celery worker) makes its own."""
+    held: _Held | None = getattr(_held, "connection", None)
+    if held is not None and held.pool is pool and held.pid == os.getpid():
+        return _ready(held.connection)
+    connection = pool.connection_class(**pool.connection_kwargs)
+    _held.connection = _Held(pool, connection)
+    return connection
+
+
+def _ready(connection: Any) -> Any:
+    """What the pool checks before it hands a connection out: one whose socket has something to
+    read (the server closed it, as a restarted Redis does) is dropped, and the next command connects
+    afresh (running the connect hooks) instead of failing and tripping the breaker."""
+    import redis
+
+    if connection._sock is not None:
+        try:
+            if connection.can_read():
+                connection.disconnect()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            connection.disconnect()
     return connection
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import threading
 
 import pytest
 import redis
@@ -51,14 +52,13 @@ def test_a_replay_is_answered_from_json_in_redis_and_a_pickle_there_is_never_loa
 def test_a_script_error_is_raised_after_every_reply_is_read_and_the_connection_is_kept():
     pool = redis_pool()
     key = shared_cache().make_key("round-trip-test")
-    redis_round_trip(pool, [("DEL", key)])
-    created_before = pool._created_connections
+    (connection_id, _) = redis_round_trip(pool, [("CLIENT", "ID"), ("DEL", key)])
     with pytest.raises(redis.exceptions.ResponseError, match="refused on purpose"):
         redis_round_trip(pool, [("EVAL", "return redis.error_reply('refused on purpose')", 0), ("SET", key, "1")])
     # The SET after the failing script in the same round trip ran, and its reply was read: the same
     # connection answers the next command with that command's own reply.
     assert redis_round_trip(pool, [("INCR", key), ("GET", key)]) == [2, b"2"]
-    assert pool._created_connections == created_before
+    assert redis_round_trip(pool, [("CLIENT", "ID")]) == [connection_id]  # kept, not made anew
 
 
 @pytest.mark.redis
@@ -81,3 +81,29 @@ def test_a_forked_process_talks_to_redis_on_a_connection_of_its_own():
     os.waitpid(child, 0)
     assert answer and int(answer) != parent_id
     assert redis_round_trip(pool, [("CLIENT", "ID")]) == [parent_id]  # the parent's is untouched
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_threads_that_come_and_go_leave_no_connection_counted_or_open_behind():
+    """More short-lived threads than redis-py lets a pool count (100): a connection each thread
+    kept out of the pool would exhaust it and fail every command after (MaxConnectionsError)."""
+    pool = redis_pool()
+    created_before = pool._created_connections
+    answers: list[list] = []
+    ids: list[int] = []
+
+    def once() -> None:
+        answers.append(redis_round_trip(pool, [("PING",)]))
+        ids.extend(redis_round_trip(pool, [("CLIENT", "ID")]))
+
+    for _ in range(150):
+        thread = threading.Thread(target=once)
+        thread.start()
+        thread.join()
+    assert len(answers) == 150 and all(answer == [answers[0][0]] for answer in answers)
+    assert pool._created_connections == created_before
+    # Each ended thread's connection was closed: none of them is still connected to Redis.
+    (listing,) = redis_round_trip(pool, [("CLIENT", "LIST")])
+    still_open = {int(field[3:]) for field in listing.decode().split() if field.startswith("id=")}
+    assert still_open.isdisjoint(ids)
