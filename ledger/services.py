@@ -183,8 +183,7 @@ def transaction_post(
         f"created_at, checksum) VALUES {', '.join(values)}",
         params,
     )
-    for account in involved:
-        account_write(work, account)
+    accounts_write(work, involved)
     return tx
 
 
@@ -203,7 +202,7 @@ def holds_change(
         _check_change(account, balance=account.balance, held=account.held + delta, requested=delta)
     for account_id in sorted(hold_deltas):
         accounts[account_id].held += hold_deltas[account_id]
-        account_write(work, accounts[account_id])
+    accounts_write(work, [accounts[account_id] for account_id in sorted(hold_deltas)])
 
 
 def account_status_set(work: Work, *, account: AccountRow, status: str) -> None:
@@ -213,25 +212,45 @@ def account_status_set(work: Work, *, account: AccountRow, status: str) -> None:
 
 
 def account_write(work: Work, account: AccountRow) -> None:
-    """Queue the new money fields and status of a locked row (its version bumped), and its balance
-    cache refresh after commit."""
-    account.version += 1
-    work.row("accounts_account", account.id, account)
-    work.execute(
-        "UPDATE accounts_account SET balance = %s, held = %s, status = %s, version = %s, entry_seq = %s, "
-        "chain_head = %s, updated_at = %s WHERE id = %s",
-        [
+    """``accounts_write`` of one row."""
+    accounts_write(work, [account])
+
+
+# One statement for all the rows a call changes: PostgreSQL prepares a table's CHECK constraints
+# (parsed from the catalog, planned) once per statement it runs, so one UPDATE of three accounts
+# costs about a third of three (bench/README.md, session 9). The same SQL on both databases.
+_ACCOUNT_CHANGE_COLUMNS = "id, balance, held, status, version, entry_seq, chain_head, updated_at"
+
+
+def accounts_write(work: Work, accounts: Sequence[AccountRow]) -> None:
+    """Queue the new money fields and status of locked rows (each one's version bumped), in one
+    statement, and their balance cache refresh after commit."""
+    if not accounts:
+        return
+    now = work.time(timezone.now())
+    params: list[Any] = []
+    for account in accounts:
+        account.version += 1
+        work.row("accounts_account", account.id, account)
+        params += [
+            account.id,
             account.balance,
             account.held,
             account.status,
             account.version,
             account.entry_seq,
             account.chain_head,
-            work.time(timezone.now()),
-            account.id,
-        ],
+            now,
+        ]
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(accounts))
+    work.execute(
+        f"WITH changed ({_ACCOUNT_CHANGE_COLUMNS}) AS (VALUES {rows}) "
+        "UPDATE accounts_account SET balance = changed.balance, held = changed.held, status = changed.status, "
+        "version = changed.version, entry_seq = changed.entry_seq, chain_head = changed.chain_head, "
+        "updated_at = changed.updated_at FROM changed WHERE accounts_account.id = changed.id",
+        params,
     )
-    balance_cache_refresh_on_commit(work, account)
+    balance_cache_refresh_on_commit(work, *accounts)
 
 
 def balance_cache_refresh_on_commit(work: Work, *accounts: AccountRow) -> None:

@@ -1,0 +1,48 @@
+"""Statements per hot call: every account a call changes is written by one UPDATE.
+
+PostgreSQL prepares a table's CHECK constraints once per statement it runs (accounts_account has
+nine), so a settle that wrote its two seats and the rake shard in three UPDATEs paid that three
+times. Counted from the SQL itself, with prepared statements off so that PostgreSQL's batch text
+names each statement (SQLite runs them one by one)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import Account
+from tests.perf.helpers import Run, buy_in, cash_out, settle
+from tests.tables.helpers import books_problems
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("a_rake_shard_per_table")]
+
+
+def account_updates(call, *args, **kwargs):
+    with CaptureQueriesContext(connection) as queries:
+        answer = call(*args, **kwargs)
+    return sum(query["sql"].count("UPDATE accounts_account") for query in queries.captured_queries), answer
+
+
+def test_a_call_writes_all_its_accounts_in_one_statement(settings):
+    settings.DB_PREPARED_STATEMENTS = False
+    run = Run()
+    table, (a, wallet_a), (b, _) = run.table(), run.player("a", funded=5000), run.player("b", funded=5000)
+    buy_in(table, a, 500)
+    buy_in(table, b, 500)
+    settle(table, "warm-up", {a: 10}, {b: 5}, 5)  # the table's rake shard exists from here on
+
+    updates, answer = account_updates(settle, table, "h1", {a: 100, b: 100}, {a: 195}, 5)
+    changed = {entry["account_id"] for entry in answer["transaction"]["entries"]}
+    assert len(changed) == 3  # both seats and the rake shard
+    assert updates == 1
+    assert account_updates(buy_in, table, a, 100)[0] == 1  # wallet and seat
+    assert account_updates(cash_out, table, a, amount=50)[0] == 1  # seat and wallet
+    # Leaving closes the emptied seat account after the posting: a second write of that row.
+    assert account_updates(cash_out, table, b, leave=True)[0] == 2
+    # Each row got its own figures from the one statement.
+    for entry in answer["transaction"]["entries"]:
+        account = Account.objects.get(pk=entry["account_id"])
+        assert account.entry_seq >= entry["seq"]
+    assert Account.objects.get(pk=wallet_a).balance == 5000 - 500 - 100 + 50
+    assert books_problems() == []
