@@ -82,7 +82,7 @@ TABLE_GRANTS: Mapping[str, Grant] = {
     # Who changed what in the admin: a staff user with history is deactivated, not deleted.
     "django_admin_log": APPEND_ONLY,
     # Rows with a state: the columns the services update, nothing else (ledger/services.py
-    # account_write; reservations/rows.py reservation_update; tables/rows.py, tables/services.py,
+    # accounts_write; reservations/rows.py reservation_update; tables/rows.py, tables/services.py,
     # tables/seating.py; accounts/adjustments.py; accounts/keys.py and its admin).
     "accounts_account": updates("balance", "held", "status", "version", "entry_seq", "chain_head", "updated_at"),
     "reservations_reservation": updates(

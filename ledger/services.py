@@ -208,17 +208,12 @@ def holds_change(
 def account_status_set(work: Work, *, account: AccountRow, status: str) -> None:
     """Change the status of a locked account."""
     account.status = status
-    account_write(work, account)
-
-
-def account_write(work: Work, account: AccountRow) -> None:
-    """``accounts_write`` of one row."""
     accounts_write(work, [account])
 
 
 # One statement for all the rows a call changes: PostgreSQL prepares a table's CHECK constraints
-# (parsed from the catalog, planned) once per statement it runs, so one UPDATE of three accounts
-# costs about a third of three (bench/README.md, session 9). The same SQL on both databases.
+# (parsed from the catalog, then planned) once per statement that writes it, not once per row
+# (bench/README.md, session 9). The same SQL on both databases.
 _ACCOUNT_CHANGE_COLUMNS = "id, balance, held, status, version, entry_seq, chain_head, updated_at"
 
 
@@ -227,6 +222,9 @@ def accounts_write(work: Work, accounts: Sequence[AccountRow]) -> None:
     statement, and their balance cache refresh after commit."""
     if not accounts:
         return
+    if len({account.id for account in accounts}) != len(accounts):
+        # One UPDATE ... FROM would apply only one of two changes of a row, and say nothing.
+        raise ValueError("an account appears twice in one write: change the row once")
     now = work.time(timezone.now())
     params: list[Any] = []
     for account in accounts:

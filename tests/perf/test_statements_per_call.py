@@ -12,6 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account
+from ledger.services import accounts_of, accounts_select, accounts_write
+from ledger.work import Work
 from tests.perf.helpers import Run, buy_in, cash_out, settle
 from tests.tables.helpers import books_problems
 
@@ -46,3 +48,17 @@ def test_a_call_writes_all_its_accounts_in_one_statement(settings):
         assert account.entry_seq >= entry["seq"]
     assert Account.objects.get(pk=wallet_a).balance == 5000 - 500 - 100 + 50
     assert books_problems() == []
+
+
+def test_an_account_named_twice_in_one_write_is_refused_before_anything_is_queued():
+    run = Run()
+    _, wallet = run.player("a", funded=100)
+    before = Account.objects.get(pk=wallet).version
+    with Work() as work:
+        found = accounts_select(work, "id = %s", [wallet])
+        work.send()
+        (row,) = accounts_of(found).values()
+        with pytest.raises(ValueError, match="appears twice"):
+            accounts_write(work, [row, row])
+        work.commit()
+    assert Account.objects.get(pk=wallet).version == before  # nothing was queued, so nothing was written
