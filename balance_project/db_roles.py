@@ -70,7 +70,6 @@ TABLE_GRANTS: Mapping[str, Grant] = {
     # tables/services.py, reservations/rows.py, accounts/protection_services.py, Django's admin log.)
     "ledger_transaction": APPEND_ONLY,
     "ledger_entry": APPEND_ONLY,
-    "ledger_idempotencyrecord": APPEND_ONLY,
     "ledger_journalrecord": APPEND_ONLY,
     "ledger_journalseal": APPEND_ONLY,
     "ledger_journalposition": APPEND_ONLY,

@@ -222,7 +222,7 @@ def _child_spans_only(provider: TracerProvider, *, scrub: bool) -> Any:
         """The span, with every literal of a statement it records replaced by ``?``.
 
         The ledger's round trips are rendered client-side, values included (amounts, owner refs, an
-        idempotency record's whole response): none of that leaves the process in a span."""
+        journal record's whole stored answer): none of that leaves the process in a span."""
 
         def __init__(self, span: trace.Span) -> None:
             self._span = span

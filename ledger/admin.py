@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from balance_project.errors import ApplicationError
 from ledger.chain import format_timestamp
-from ledger.models import Entry, IdempotencyRecord, IntegrityRun, JournalRecord, JournalSeal, Transaction
+from ledger.models import Entry, IntegrityRun, JournalRecord, JournalSeal, Transaction
 from ledger.reports import ledger_export_csv_lines, report_moment_parse, report_period_check
 
 
@@ -223,17 +223,6 @@ class EntryAdmin(LedgerExportMixin, ReadOnlyAdmin):
         if number is not None:
             match |= Q(transaction_id=number) | Q(account_id=number)
         return queryset.filter(match), False
-
-
-@admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(ReadOnlyAdmin):
-    list_display = ("id", "scope", "key", "operation", "is_error", "created_at")
-    # No filter on scope or operation: listing their distinct values would scan the whole table.
-    list_filter = ("is_error", ("created_at", admin.DateFieldListFilter))
-    search_fields = ("=key", "=scope")
-    fields = ("id", "scope", "key", "operation", "request_hash", "is_error", "response", "created_at")
-    readonly_fields = fields
-    show_full_result_count = False
 
 
 # The journal and its seals (ledger/journal.py, ledger/sealing.py): what the verifier holds the books to.

@@ -1,8 +1,10 @@
 """Idempotency by key, for every channel.
 
 The key, a hash of the request and the answer are stored in the same database transaction as the
-effect, so a crash can never leave an effect without its key. Redis keeps recent answers as a fast
-path only. An answer that is a business refusal is stored too: the same key gets the same refusal.
+effect, in that transaction's journal record (ledger/journal.py: under its MAC, unique by scope and
+key), so a crash can never leave an effect without its key and no insider can edit an answer unseen.
+Redis keeps recent answers as a fast path only. An answer that is a business refusal is stored too:
+the same key gets the same refusal.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from accounts.cache import cache_writes_after_commit
 from balance_project import redis_breaker
@@ -25,16 +26,10 @@ from balance_project.deadlines import deadline_exceeded, time_left
 from balance_project.errors import ApplicationError
 from balance_project.shared_cache import redis_pool, redis_round_trip, shared_cache
 from ledger.journal import journal_answer, record_verifies
-from ledger.models import IdempotencyRecord, JournalRecord
+from ledger.models import JournalRecord
 from ledger.work import Work
 
 log = logging.getLogger(__name__)
-
-_INSERT_RECORD = (
-    f"INSERT INTO {IdempotencyRecord._meta.db_table} "
-    "(scope, key, operation, request_hash, response, is_error, created_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-)
 
 # Errors that say nothing about the request itself are not remembered: a retry may succeed.
 _NOT_REMEMBERED = {"unavailable", "deadline_exceeded", "internal_error", "idempotency_in_progress"}
@@ -79,8 +74,8 @@ def idempotent(
     """Run ``execute(work)`` once per (scope, key); later calls with the same request get its answer.
 
     ``execute`` locks, reads and decides on the ``Work`` it is given and queues its writes; the
-    record of its answer is queued last and goes with the COMMIT, in the same round trip. No lookup
-    comes first: the unique (scope, key) constraint refuses a second record, which rolls back the
+    journal record of its answer goes with the COMMIT, in the same round trip. No lookup comes
+    first: the journal's unique (scope, key) index refuses a second record, which rolls back the
     whole attempt (effects included), and the call answers with the stored record instead. So a
     repeated key costs a rolled-back attempt, while a new key (the common case) costs no lookup;
     Redis answers most repeats before that anyway.
@@ -134,8 +129,8 @@ def idempotent(
 
 
 def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, Any], *, is_error: bool) -> None:
-    # One plain INSERT, queued last: the constraint on (scope, key) refuses a second record. The
-    # journal record the COMMIT carries holds the same key, unique too, and the answer under its MAC.
+    # The journal record the COMMIT carries holds the key and the answer under its MAC; its unique
+    # index on (scope, key) refuses a second record of the key.
     scope, key, operation, digest = record
     journal_answer(
         work.journal,
@@ -146,8 +141,7 @@ def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, A
         response=response,
         is_error=is_error,
     )
-    answer = work.journal.response_text  # encoded once, for the journal, the record and Redis
-    work.execute(_INSERT_RECORD, [*record, answer, is_error, work.time(timezone.now())])
+    answer = work.journal.response_text  # encoded once, for the journal and Redis
     entry = f'{{"hash":"{digest}","is_error":{"true" if is_error else "false"},"response":{answer}}}'
     # With the balances the call changed, in one Redis round trip after the commit.
     cache_writes_after_commit(work).values.append(
@@ -156,22 +150,16 @@ def _record(work: Work, record: tuple[str, str, str, str], response: dict[str, A
 
 
 def _stored_answer(scope: str, key: str, digest: str, clash: IntegrityError) -> dict[str, Any]:
-    """The first answer to the key, as the journal vouches for it: the idempotency record must agree
-    with the journal record of the key, whose MAC a database insider cannot forge. A record edited,
-    or a journal record missing, answers ``internal_error`` (never a forged answer); a record
-    deleted is answered from the journal (never a second run of the operation)."""
-    existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
-    journaled = JournalRecord.objects.filter(scope=scope, key=key).values().first()
-    if existing is None and journaled is None:
+    """The first answer to the key, from its journal record, whose MAC a database insider cannot
+    forge: a record that does not verify answers ``internal_error`` (never a forged answer)."""
+    journaled = JournalRecord.objects.filter(scope=scope, key=key).exclude(key="").values().first()
+    if journaled is None:
         raise clash  # the constraint refused something else than the key
-    if journaled is None or not record_verifies(journaled):
-        _integrity_refusal(scope, key, "the journal record of this key is missing or does not verify")
-    first = (journaled["request_hash"], json.loads(journaled["response"]), bool(journaled["is_error"]))
-    if existing is None:
-        log.error("the idempotency record of key %r (scope %r) is missing; answered from the journal", key, scope)
-    elif (existing.request_hash, existing.response, existing.is_error) != first:
-        _integrity_refusal(scope, key, "the idempotency record of this key differs from its journal record")
-    return _replay(*first, digest, key)
+    if not record_verifies(journaled):
+        _integrity_refusal(scope, key, "the journal record of this key does not verify")
+    return _replay(
+        journaled["request_hash"], json.loads(journaled["response"]), bool(journaled["is_error"]), digest, key
+    )
 
 
 def _integrity_refusal(scope: str, key: str, why: str) -> NoReturn:
@@ -211,6 +199,6 @@ def _cache_get(scope: str, key: str) -> dict[str, Any] | None:
         if not isinstance(cached, dict) or not {"hash", "response", "is_error"} <= cached.keys():
             raise ValueError("not an idempotency entry")
         return cached
-    except Exception as exc:  # a fast path only: the stored record answers instead
+    except Exception as exc:  # a fast path only: the journal record answers instead
         log.warning("idempotency cache read failed: %r", exc)
         return None

@@ -138,7 +138,7 @@ class JournalDraft:
     key: str = ""
     request_hash: str = ""
     response: Any = None
-    response_text: str = ""  # canonical_json(response): the record's, the idempotency record's and Redis's
+    response_text: str = ""  # canonical_json(response): the record's and Redis's
     is_error: bool = False
     answered: bool = False
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,14 +13,6 @@ from ledger.journal import JOURNALED, image
 FETCH = 2000
 # How a journaled table's rows are keyed in the journal (ledger/journal.py).
 KEY_COLUMNS = {"ledger_entry": ("account_id", "seq"), "tables_hand": ("table_id", "hand_id")}
-
-
-def answer_of(operation: str, request_hash: str, response: Any, is_error: bool) -> dict[str, Any]:
-    try:
-        parsed = json.loads(response) if isinstance(response, (str, bytes)) else response
-    except ValueError:  # not JSON (an edited record, whose MAC then fails too): compared as text
-        parsed = response
-    return {"operation": operation, "request_hash": request_hash, "response": parsed, "is_error": bool(is_error)}
 
 
 def stream(sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
@@ -59,18 +50,3 @@ def _keyed_batches(select: str, key_columns: tuple[str, ...], keys: list[str]) -
             for a, b in pairs:
                 params += [int(a), int(b) if second == "seq" else b]
             yield f"{select} WHERE {clause}", params
-
-
-def idempotency_rows(names: list[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    select = "SELECT scope, key, operation, request_hash, response, is_error FROM ledger_idempotencyrecord"
-    batches: list[tuple[str, list[Any]]] = []
-    if names is None:
-        batches = [(f"{select} ORDER BY id", [])]
-    else:
-        for start in range(0, len(names), 500):
-            chunk = [name.split("/", 1) for name in names[start : start + 500]]
-            clause = " OR ".join(["(scope = %s AND key = %s)"] * len(chunk))
-            batches.append((f"{select} WHERE {clause}", [part for pair in chunk for part in pair]))
-    for sql, params in batches:
-        for scope, key, operation, request_hash, response, is_error in stream(sql, params):
-            yield f"{scope}/{key}", answer_of(operation, request_hash, response, is_error)

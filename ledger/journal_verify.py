@@ -7,8 +7,8 @@ What each check defeats (docs/architecture.md, "Tamper evidence"):
 - records: every sealed position has its record, whose MAC verifies, and the links of each seal
   recompute its head; records left unsealed past LEDGER_SEAL_WINDOW_SECONDS are named;
 - rows: every row of a journaled table equals the newest image the journal holds of it; a row the
-  journal never wrote, or one it wrote that is gone, is named with its table and key;
-- idempotency records: each agrees with the journal record of its key.
+  journal never wrote, or one it wrote that is gone, is named with its table and key. (An
+  idempotency key and its first answer live in the journal record alone, under its MAC.)
 
 ``journal_check(report, since=None)`` checks everything (the full run); ``since`` (a seal id)
 checks only what came after that seal, at a cost proportional to the new records: their seals,
@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from ledger import chain
 from ledger.journal import JOURNALED, canonical_json, normal, record_verifies
-from ledger.journal_reads import answer_of, current_rows, idempotency_rows, stream
+from ledger.journal_reads import current_rows, stream
 from ledger.models import Entry, JournalSeal
 from ledger.seal_sink import seal_sink
 from ledger.sealing import link, seal_fields, seal_verifies, totals_add, totals_copy
@@ -47,7 +47,6 @@ _RECORD_COLUMNS = (
     "created_at",
     "mac",
 )
-IDEMPOTENCY = "ledger_idempotencyrecord"
 
 
 def _digest(value: dict[str, Any]) -> int:
@@ -92,10 +91,6 @@ class JournalCheck:
                 continue
             for key, row_image in images.items():
                 self.latest[(table, key)] = (_digest(row_image), int(record["id"]), position)
-        if record["key"]:
-            answer = answer_of(record["operation"], record["request_hash"], record["response"], record["is_error"])
-            name = f"{record['scope']}/{record['key']}"
-            self.latest[(IDEMPOTENCY, name)] = (_digest(answer), int(record["id"]), position)
 
     # -- rows -------------------------------------------------------------------------------
     def compare(self, table: str, key: str, current: dict[str, Any] | None) -> None:
@@ -186,15 +181,12 @@ def _written_image(table: str, key: str, record_id: int) -> dict[str, Any]:
     """What journal record ``record_id`` wrote of the row (read again: only a mismatch needs it)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT rows, scope, key, operation, request_hash, response, is_error "
-            "FROM ledger_journalrecord WHERE id = %s",
+            "SELECT rows FROM ledger_journalrecord WHERE id = %s",
             [record_id],
         )
         found = cursor.fetchone()
     if found is None:
         return {}
-    if table == IDEMPOTENCY:
-        return answer_of(found[3], found[4], found[5], found[6])
     image: dict[str, Any] = json.loads(found[0]).get(table, {}).get(key, {})
     return image
 
@@ -230,8 +222,6 @@ def journal_check(report: Any, add: Callable[..., None], *, since: int | None = 
             if table != "ledger_entry":
                 for key, current in current_rows(table):
                     check.compare(table, key, current)
-        for name, current in idempotency_rows():
-            check.compare(IDEMPOTENCY, name, current)
         check.compare_rest()
     else:
         _compare_new(check, add)
@@ -427,7 +417,7 @@ def _compare_new(check: JournalCheck, add: Callable[..., None]) -> None:
     for table, key in list(check.latest):
         keys.setdefault(table, []).append(key)
     for table, wanted in keys.items():
-        found = dict(idempotency_rows(wanted)) if table == IDEMPOTENCY else dict(current_rows(table, wanted))
+        found = dict(current_rows(table, wanted))
         for key in wanted:
             check.compare(table, key, found.get(key))
     _links(add, keys.get("ledger_entry", []))

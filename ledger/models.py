@@ -1,4 +1,4 @@
-"""The ledger: transactions, their append-only entries, idempotency records, and the journal with its seals."""
+"""The ledger: transactions, their append-only entries, the journal (each call's idempotency key too), seals."""
 
 from __future__ import annotations
 
@@ -67,21 +67,6 @@ class Entry(models.Model):  # noqa: DJ008 (shown by id in the admin, unchanged)
         raise RuntimeError("ledger entries are append-only")
 
 
-class IdempotencyRecord(models.Model):  # noqa: DJ008 (shown by id in the admin, unchanged)
-    """The first answer to a mutating call, stored in the same transaction as its effect."""
-
-    scope = models.CharField(max_length=64, help_text="The calling client.")
-    key = models.CharField(max_length=255)
-    operation = models.CharField(max_length=64)
-    request_hash = models.CharField(max_length=64)
-    response = models.JSONField()
-    is_error = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_unique_per_scope")]
-
-
 class IntegrityRun(models.Model):
     """One run of a background integrity job: what it checked and what it found.
 
@@ -129,8 +114,9 @@ class JournalRecord(models.Model):  # noqa: DJ008 (shown by id in the admin)
 
     ``rows`` is the canonical JSON of every money row the operation wrote, as it wrote it (accounts,
     transactions, entries, reservations, tables, seats, hands); with the idempotency scope, key,
-    request hash and answer, it is what the verifier holds the tables to. ``mac`` is HMAC-SHA-256
-    over all of it with LEDGER_HMAC_KEY, computed in Python from what Python decided. ``txid`` is the
+    request hash and answer (the one store of an idempotent call's first answer), it is what the
+    verifier holds the tables to. ``mac`` is HMAC-SHA-256 over all of it with LEDGER_HMAC_KEY,
+    computed in Python from what Python decided. ``txid`` is the
     PostgreSQL transaction id that wrote it (0 on SQLite): the sealer's horizon (ledger/sealing.py).
     Append-only: a trigger refuses UPDATE and DELETE, the runtime role has neither.
     """
@@ -148,8 +134,8 @@ class JournalRecord(models.Model):  # noqa: DJ008 (shown by id in the admin)
 
     class Meta:
         constraints = [
-            # A second store of every key: an idempotency record deleted alone cannot let a retry
-            # run the operation again.
+            # The store of every idempotency key (ledger/idempotency.py): a second record of a key
+            # is refused, which rolls its attempt back whole.
             models.UniqueConstraint(fields=["scope", "key"], condition=~Q(key=""), name="journal_key_unique_per_scope"),
         ]
         indexes = [models.Index(fields=["txid"], name="journal_txid")]

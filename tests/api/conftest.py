@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.keys import SCOPES, api_key_create
 from accounts.models import Account
-from ledger.models import Entry, IdempotencyRecord, Transaction
+from ledger.models import Entry, JournalRecord, Transaction
 
 
 class Api:
@@ -88,7 +88,7 @@ def books() -> dict[str, Any]:
         "accounts": sorted(Account.objects.values_list("pk", "balance", "held", "status", "version")),
         "entries": Entry.objects.count(),
         "transactions": Transaction.objects.count(),
-        "idempotency": sorted(IdempotencyRecord.objects.values_list("pk", flat=True)),
+        "idempotency": sorted(JournalRecord.objects.exclude(key="").values_list("pk", flat=True)),
     }
 
 
@@ -113,5 +113,5 @@ def assert_refusal_remembered(before: dict[str, Any], code: str) -> None:
     }
     new = set(after["idempotency"]) - set(before["idempotency"])
     assert len(new) == 1 and set(before["idempotency"]) <= set(after["idempotency"])
-    record = IdempotencyRecord.objects.get(pk=new.pop())
-    assert record.is_error and record.response["code"] == code
+    record = JournalRecord.objects.get(pk=new.pop())
+    assert record.is_error and json.loads(record.response)["code"] == code

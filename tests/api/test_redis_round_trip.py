@@ -13,7 +13,7 @@ import redis
 
 from balance_project.shared_cache import redis_pool, redis_round_trip, shared_cache
 from ledger.idempotency import _cache_key
-from ledger.models import IdempotencyRecord
+from ledger.models import JournalRecord
 
 
 class _Payload:
@@ -33,11 +33,15 @@ def test_a_replay_is_answered_from_json_in_redis_and_a_pickle_there_is_never_loa
     account_id = opened()
     first = api.post(f"/api/v1/accounts/{account_id}/deposit", {"amount": 700}, idem="json-key")
     assert first.status_code == 201
-    (record,) = IdempotencyRecord.objects.filter(key="json-key")
+    (record,) = JournalRecord.objects.filter(key="json-key")
     redis_key = shared_cache().make_key(_cache_key(record.scope, "json-key"))
     (stored,) = redis_round_trip(redis_pool(), [("GET", redis_key)])
     entry = json.loads(stored)
-    assert (entry["hash"], entry["is_error"], entry["response"]) == (record.request_hash, False, record.response)
+    assert (entry["hash"], entry["is_error"], entry["response"]) == (
+        record.request_hash,
+        False,
+        json.loads(record.response),
+    )
 
     planted = tmp_path / "planted"
     redis_round_trip(redis_pool(), [("SET", redis_key, pickle.dumps(_Payload(str(planted))))])

@@ -11,7 +11,7 @@ from django.db import connection
 
 from accounts.keys import SCOPES, api_key_create
 from accounts.models import Account
-from ledger.models import Entry, IdempotencyRecord
+from ledger.models import Entry, JournalRecord
 from tests.api.conftest import Api
 
 
@@ -33,7 +33,7 @@ def test_deposit_retried_five_times_moves_money_once(api, opened):
     assert answers == [answers[0]] * 5
     assert Account.objects.get(pk=account_id).balance == 700
     assert Entry.objects.filter(account_id=account_id).count() == 1
-    assert IdempotencyRecord.objects.filter(key="retry-key").count() == 1
+    assert JournalRecord.objects.filter(key="retry-key").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

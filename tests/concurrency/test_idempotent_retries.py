@@ -6,7 +6,7 @@ import pytest
 from accounts.models import Account
 from accounts.services import account_deposit, account_transfer, account_withdraw
 from ledger.integrity import ledger_verify
-from ledger.models import IdempotencyRecord, Transaction
+from ledger.models import JournalRecord, Transaction
 from tests.concurrency.conftest import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,7 +46,7 @@ def test_concurrent_retries_move_money_once(pair):
     a, b = pair
     outcomes = run_concurrently([transfer(a, b, "retry-par")] * 5)
     assert_moved_once(outcomes, a, b)
-    assert IdempotencyRecord.objects.filter(scope="poker", key="retry-par").count() == 1
+    assert JournalRecord.objects.filter(scope="poker", key="retry-par").count() == 1
 
 
 @pytest.mark.parametrize("together", [False, True])

@@ -14,7 +14,7 @@ import pytest
 from accounts.models import Account
 from balance_client import BalanceClient, BalanceGate, ReconciliationLog, RetryPolicy, RolloutMode
 from balance_client.replay import main as replay_main
-from ledger.models import IdempotencyRecord
+from ledger.models import JournalRecord
 from tests.grpc.conftest import handled_count, new_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -180,12 +180,12 @@ def test_a_session_let_through_while_down_is_replayed_once_and_only_once(
     assert "replayed 4, already done 0, refused 0, pending 0" in first.stdout
     assert Account.objects.get(pk=alice_wallet).balance == 600
     assert Account.objects.get(pk=bob_wallet).balance == 900
-    records = IdempotencyRecord.objects.filter(scope="poker-service").count()
+    records = JournalRecord.objects.filter(scope="poker-service").count()
 
     second = _replay_command(log_path, running.address, token)
     assert second.returncode == 0, second.stderr
     assert "replayed 0, already done 4, refused 0, pending 0" in second.stdout
-    assert IdempotencyRecord.objects.filter(scope="poker-service").count() == records
+    assert JournalRecord.objects.filter(scope="poker-service").count() == records
     assert Account.objects.get(pk=alice_wallet).balance == 600
 
 

@@ -22,7 +22,7 @@ from accounts.models import Account, ApiKey
 from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client._pb.balance.v1 import balance_pb2_grpc
 from balance_project.grpc.interceptors import UnaryInterceptor
-from ledger.models import IdempotencyRecord
+from ledger.models import JournalRecord
 from tests.grpc.conftest import Gate, auth, handled_count, new_key, rpc_failure, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,7 +95,7 @@ def test_the_keys_client_is_the_idempotency_scope(stub, make_token, table):
     key = new_key()
     stub.CloseTable(pb.CloseTableRequest(idempotency_key=key, table_id=table_id), metadata=auth(first), timeout=10)
     stub.CloseTable(pb.CloseTableRequest(idempotency_key=key, table_id=table_id), metadata=auth(second), timeout=10)
-    assert sorted(IdempotencyRecord.objects.filter(key=key).values_list("scope", flat=True)) == ["poker-a", "poker-b"]
+    assert sorted(JournalRecord.objects.filter(key=key).values_list("scope", flat=True)) == ["poker-a", "poker-b"]
 
 
 # ---- errors ---------------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_a_mutation_whose_deadline_expired_before_it_started_is_refused_and_leav
     assert wait_for(lambda: handled_count("BuyIn", "DEADLINE_EXCEEDED") == refused_before + 1)
     assert Account.objects.get(pk=wallet).balance == 1000
     assert Account.objects.get(pk=wallet).held == 0
-    assert not IdempotencyRecord.objects.filter(key=key).exists()
+    assert not JournalRecord.objects.filter(key=key).exists()
 
     # The caller retries with the same key and a fresh deadline: it happens, once.
     answer = stub.BuyIn(buy_in_request(key, user, table_id), metadata=md, timeout=10)

@@ -105,11 +105,6 @@ def position_of(record_id: int) -> int:
     return JournalPosition.objects.get(record_id=record_id).position
 
 
-def idempotency_ids(scope: str, key: str, record_id: int) -> tuple[Any, ...]:
-    """An idempotency record's ids: its pk, or scope/key as the journal keys it."""
-    return record_id, f"{scope}/{key}"
-
-
 def record_of_key(scope: str, key: str) -> JournalRecord:
     return JournalRecord.objects.get(scope=scope, key=key)
 
@@ -123,7 +118,7 @@ def places(report) -> list[tuple]:
 
 
 def world() -> tuple:
-    """Everything a retry could move (not the idempotency records: a retry may store its answer again)."""
+    """Everything a retry could move."""
     return (
         list(Account.objects.order_by("pk").values_list("pk", "balance", "held", "entry_seq", "chain_head")),
         Transaction.objects.count(),

@@ -13,7 +13,7 @@ from django.db import connection, connections
 from accounts.services import account_deposit
 from balance_project.deadlines import call_budget
 from balance_project.errors import ApplicationError
-from ledger.models import IdempotencyRecord
+from ledger.models import JournalRecord
 from tests.tables.helpers import account, new_key, new_player
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,7 +65,7 @@ def test_a_call_whose_budget_ends_on_a_lock_is_refused_and_never_lands():
     assert 0.3 < waited < 3, waited
     time.sleep(0.3)  # the holder is gone: nothing queued behind it may land now
     assert account(wallet).balance == 100
-    assert not IdempotencyRecord.objects.filter(key=key).exists()  # not remembered: a retry may succeed
+    assert not JournalRecord.objects.filter(key=key).exists()  # not remembered: a retry may succeed
     with call_budget(5):
         account_deposit(client="cashier", idempotency_key=key, account_id=wallet, amount=50)
     assert account(wallet).balance == 150

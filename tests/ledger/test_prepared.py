@@ -15,9 +15,10 @@ from tests.tables.helpers import new_key, new_player
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
+# A row of a table with a unique key; the batches that write it fail before their COMMIT.
 INSERT_RECORD = (
-    "INSERT INTO ledger_idempotencyrecord (scope, key, operation, request_hash, response, is_error, created_at) "
-    "VALUES (%s, %s, 'x', 'h', '{}', false, CURRENT_TIMESTAMP)"
+    "INSERT INTO ledger_journalrecord (txid, scope, key, operation, request_hash, response, is_error, rows, "
+    "created_at, mac) VALUES (0, %s, %s, 'x', 'h', '{}', false, '{}', CURRENT_TIMESTAMP, 'm')"
 )
 
 

@@ -11,25 +11,22 @@ cannot rewrite the external seal sink (LEDGER_SEAL_SINK, a file under the test's
 
 from __future__ import annotations
 
-import copy
 import json
 from io import StringIO
 
 import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
-from psycopg.types.json import Jsonb
 
 from accounts.models import Account
 from balance_project.errors import ApplicationError
-from ledger.models import Entry, IdempotencyRecord, JournalPosition, JournalRecord, Transaction
+from ledger.models import Entry, JournalPosition, JournalRecord, Transaction
 from reservations.models import Reservation
 from tables.models import Hand, Seat
 from tests.ledger.tamper_checks import (
     detected,
     each_edit_named,
     hand_ids,
-    idempotency_ids,
     names_account,
     names_entry,
     names_position,
@@ -69,8 +66,8 @@ def test_the_untouched_ledger_verifies_clean_and_is_sealed_once(book, sink):
 @pytest.mark.parametrize("with_its_record", [False, True], ids=["effects", "effects-and-journal-record"])
 def test_a_whole_transaction_deleted_at_the_tails_is_named(book, with_its_record):
     """The audit's clean verify: the last transfer, both legs, its row, and the accounts put back
-    on their previous entries. Also deleting its journal record, position and idempotency record
-    leaves a hole in the sealed order."""
+    on their previous entries. Also deleting its journal record (with its idempotency key) and
+    position leaves a hole in the sealed order."""
     transaction_id = book.transactions["tail_transfer"]
     record = record_of_key(*book.keys["tail_transfer"])
     position = position_of(record.pk)
@@ -79,9 +76,6 @@ def test_a_whole_transaction_deleted_at_the_tails_is_named(book, with_its_record
         with superuser() as cursor:
             cursor.execute("DELETE FROM ledger_journalposition WHERE record_id = %s", [record.pk])
             cursor.execute("DELETE FROM ledger_journalrecord WHERE id = %s", [record.pk])
-            cursor.execute(
-                "DELETE FROM ledger_idempotencyrecord WHERE scope = %s AND key = %s", [record.scope, record.key]
-            )
     report = verify()
     detected(report)
     if with_its_record:
@@ -119,15 +113,6 @@ def test_an_edited_hand_is_named(book):
         "response": (hand, "response = jsonb_build_object('forged', true)"),
     }
     each_edit_named(Hand, edits, ids=hand_ids)
-
-
-def test_an_edited_idempotency_key_is_named(book):
-    kwargs = book.retry["kwargs"]
-    record = IdempotencyRecord.objects.get(scope=kwargs["client"], key=kwargs["idempotency_key"])
-    sql("UPDATE ledger_idempotencyrecord SET key = key || '-x' WHERE id = %s", [record.pk])
-    report = verify()
-    detected(report)
-    assert names_row(report, IdempotencyRecord, *idempotency_ids(record.scope, record.key, record.pk)), places(report)
 
 
 def test_held_dropped_under_a_pending_reservation_is_named(book):
@@ -170,7 +155,7 @@ def test_a_seat_with_chips_given_to_another_player_is_named(book):
     assert names_row(report, Seat, seat.pk), places(report)
 
 
-# --- idempotency records -------------------------------------------------------------------------
+# --- idempotency keys (in the journal record of their call) -------------------------------------
 
 
 def retried(book):
@@ -179,35 +164,45 @@ def retried(book):
     return book.retry["call"](**book.retry["kwargs"])
 
 
-def test_a_deleted_idempotency_record_does_not_let_a_retry_pay_twice(book):
+def test_an_edited_idempotency_key_is_named(book):
+    """Re-keying the record would let a retry of the key run again: its MAC names it."""
     kwargs = book.retry["kwargs"]
-    record = IdempotencyRecord.objects.get(scope=kwargs["client"], key=kwargs["idempotency_key"])
+    record = record_of_key(kwargs["client"], kwargs["idempotency_key"])
+    sql("UPDATE ledger_journalrecord SET key = key || '-x' WHERE id = %s", [record.pk])
+    report = verify()
+    detected(report)
+    assert names_row(report, JournalRecord, record.pk), places(report)
+
+
+def test_a_deleted_journal_record_of_a_key_is_named(book):
+    """The key's one store gone (a retry of it would then run again): the sealed order has a hole
+    where the record was."""
+    kwargs = book.retry["kwargs"]
     journaled = record_of_key(kwargs["client"], kwargs["idempotency_key"])
-    sql("DELETE FROM ledger_idempotencyrecord WHERE id = %s", [record.pk])
+    position = position_of(journaled.pk)
+    sql("DELETE FROM ledger_journalrecord WHERE id = %s", [journaled.pk])
     report = verify()
     detected(report)
-    assert (
-        names_row(report, IdempotencyRecord, *idempotency_ids(record.scope, record.key, record.pk))
-        or names_row(report, JournalRecord, journaled.pk)
-        or names_position(report, position_of(journaled.pk))
-    ), places(report)
-    before = world()
-    assert retried(book) == book.retry["answer"]  # the first answer...
-    assert world() == before  # ...and not a cent moved
+    assert names_position(report, position) or names_row(report, JournalRecord, journaled.pk), places(report)
 
 
-def test_an_edited_stored_response_is_not_returned_on_retry(book):
+@pytest.mark.parametrize("edit", ["transaction-id", "is-error"])
+def test_an_edited_stored_response_is_not_returned_on_retry(book, edit):
     kwargs = book.retry["kwargs"]
-    record = IdempotencyRecord.objects.get(scope=kwargs["client"], key=kwargs["idempotency_key"])
-    forged = copy.deepcopy(record.response)
-    forged["transaction"]["id"] = book.transactions["adjustment"]
-    sql("UPDATE ledger_idempotencyrecord SET response = %s WHERE id = %s", [Jsonb(forged), record.pk])
+    record = record_of_key(kwargs["client"], kwargs["idempotency_key"])
+    if edit == "transaction-id":
+        forged = json.loads(record.response)
+        forged["transaction"]["id"] = book.transactions["adjustment"]
+        sql("UPDATE ledger_journalrecord SET response = %s WHERE id = %s", [json.dumps(forged), record.pk])
+    else:
+        sql("UPDATE ledger_journalrecord SET is_error = true WHERE id = %s", [record.pk])
     report = verify()
     detected(report)
-    assert names_row(report, IdempotencyRecord, *idempotency_ids(record.scope, record.key, record.pk)), places(report)
+    assert names_row(report, JournalRecord, record.pk), places(report)
     before = world()
-    with pytest.raises(ApplicationError):
+    with pytest.raises(ApplicationError) as refused:
         retried(book)
+    assert refused.value.code == "internal_error"  # never the forged answer, never a second run
     assert world() == before
 
 

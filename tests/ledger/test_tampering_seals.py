@@ -103,7 +103,7 @@ def test_an_edited_seal_mac_is_named_and_the_checks_go_on(book, which):
 
 
 BOOKS = (
-    "accounts_account, ledger_entry, ledger_transaction, ledger_idempotencyrecord, ledger_journalrecord, "
+    "accounts_account, ledger_entry, ledger_transaction, ledger_journalrecord, "
     "ledger_journalseal, ledger_journalposition, reservations_reservation, reservations_reservationevent, "
     "tables_table, tables_seat, tables_hand"
 )
@@ -183,7 +183,7 @@ def test_a_sealed_journal_record_edited_deleted_or_forged_is_named(book):
 def test_an_unsealed_record_deleted_with_its_effects_is_the_exposure_window(book, sink):
     """Between a commit and the next seal (a few seconds: beat's journal_seal_task) a record has no
     place in the sealed order yet. An insider who deletes it *with* every effect (the entries and
-    transaction at the tails, the accounts put back, the idempotency record) leaves books that
+    transaction at the tails, the accounts put back) leaves books that
     extend the newest seal: what is detected depends on traces the verifier may find, and this
     test does not count on any. What it holds to: everything sealed still verifies (nothing sealed
     is blamed), and the sealer goes on, since the database does extend the external seal. The
@@ -203,7 +203,6 @@ def test_an_unsealed_record_deleted_with_its_effects_is_the_exposure_window(book
     legs = transaction_deleted(moved["transaction"]["id"])
     with superuser() as cursor:
         cursor.execute("DELETE FROM ledger_journalrecord WHERE id = %s", [record.pk])
-        cursor.execute("DELETE FROM ledger_idempotencyrecord WHERE scope = 'poker' AND key = 'window-1'")
     assert {account_id: seq - 1 for account_id, seq in legs} == heads
     report = verify()
     assert not names_position(report, 1, sealed_through), places(report)

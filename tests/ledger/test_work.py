@@ -3,6 +3,8 @@ whatever the text, and a failed batch leaves nothing and a usable connection."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import DataError, IntegrityError, connection
 
@@ -11,7 +13,7 @@ from accounts.models import Account
 from accounts.services import account_deposit
 from balance_project.errors import ApplicationError
 from ledger.idempotency import idempotent
-from ledger.models import IdempotencyRecord, Transaction
+from ledger.models import JournalRecord, Transaction
 from ledger.services import accounts_of, accounts_select, holds_change
 from ledger.work import Work
 from tests.tables.helpers import new_key, new_player
@@ -27,13 +29,20 @@ AWKWARD = {
     "dollars": "$$ $tag$ E'\\x41'",
 }
 
+# A row of a table with a unique key and text columns; never sent to COMMIT (or refused before it).
+INSERT_KEYED = (
+    "INSERT INTO ledger_journalrecord (txid, scope, key, operation, request_hash, response, is_error, rows, "
+    "created_at, mac) VALUES (0, %s, %s, 'x', 'h', '{}', false, '{}', CURRENT_TIMESTAMP, 'm')"
+)
+
 
 def test_text_of_every_kind_is_written_as_given():
     _, wallet = new_player()
-    answer = account_deposit(client="t", idempotency_key=new_key(), account_id=wallet, amount=5, metadata=AWKWARD)
+    key = new_key()
+    answer = account_deposit(client="t", idempotency_key=key, account_id=wallet, amount=5, metadata=AWKWARD)
     assert Transaction.objects.get(pk=answer["transaction"]["id"]).metadata == AWKWARD
-    record = IdempotencyRecord.objects.get(scope="t", response__transaction__id=answer["transaction"]["id"])
-    assert record.response["transaction"]["metadata"] == AWKWARD
+    record = JournalRecord.objects.get(scope="t", key=key)
+    assert json.loads(record.response)["transaction"]["metadata"] == AWKWARD
 
 
 @pytest.mark.postgres  # SQLite binds its parameters itself and stores a NUL
@@ -41,14 +50,10 @@ def test_a_nul_character_is_refused_before_the_batch_is_sent():
     """PostgreSQL text cannot hold NUL, and in a simple-protocol query a NUL would end the query
     text early: the work refuses it while rendering, so nothing of the batch is sent."""
     with Work() as work:
-        work.execute(
-            "INSERT INTO ledger_idempotencyrecord (scope, key, operation, request_hash, response, is_error, "
-            "created_at) VALUES (%s, %s, 'x', 'h', '{}', false, CURRENT_TIMESTAMP)",
-            ["s", "a\x00b"],
-        )
+        work.execute(INSERT_KEYED, ["s", "a\x00b"])
         with pytest.raises(DataError):
             work.commit()
-    assert not IdempotencyRecord.objects.filter(scope="s").exists()
+    assert not JournalRecord.objects.filter(scope="s").exists()
     _, wallet = new_player()
     assert (
         account_deposit(client="t", idempotency_key=new_key(), account_id=wallet, amount=5)["account"]["balance"] == 5
@@ -57,21 +62,13 @@ def test_a_nul_character_is_refused_before_the_batch_is_sent():
 
 def test_a_failing_batch_rolls_back_whole_and_the_connection_serves_the_next_work():
     with Work() as work:
-        work.execute(
-            "INSERT INTO ledger_idempotencyrecord (scope, key, operation, request_hash, response, is_error, "
-            "created_at) VALUES (%s, %s, 'x', 'h', '{}', false, CURRENT_TIMESTAMP)",
-            ["s", "k1"],
-        )
-        work.execute(
-            "INSERT INTO ledger_idempotencyrecord (scope, key, operation, request_hash, response, is_error, "
-            "created_at) VALUES (%s, %s, 'x', 'h', '{}', false, CURRENT_TIMESTAMP)",
-            ["s", "k1"],
-        )
+        work.execute(INSERT_KEYED, ["s", "k1"])
+        work.execute(INSERT_KEYED, ["s", "k1"])
         with pytest.raises(IntegrityError):
             work.commit()
-    assert not IdempotencyRecord.objects.filter(scope="s").exists()
+    assert not JournalRecord.objects.filter(scope="s").exists()
     with Work() as work:
-        found = work.query("SELECT COUNT(*) FROM ledger_idempotencyrecord WHERE scope = %s", ["s"])
+        found = work.query("SELECT COUNT(*) FROM ledger_journalrecord WHERE scope = %s", ["s"])
         work.commit()
     assert found.one()[0] == 0
     if connection.vendor == "postgresql":
@@ -80,12 +77,9 @@ def test_a_failing_batch_rolls_back_whole_and_the_connection_serves_the_next_wor
 
 def test_a_work_left_without_commit_rolls_back():
     with Work() as work:
-        work.execute(
-            "INSERT INTO ledger_idempotencyrecord (scope, key, operation, request_hash, response, is_error, "
-            "created_at) VALUES ('s', 'k2', 'x', 'h', '{}', false, CURRENT_TIMESTAMP)"
-        )
+        work.execute(INSERT_KEYED, ["s", "k2"])
         work.send()
-    assert not IdempotencyRecord.objects.filter(scope="s").exists()
+    assert not JournalRecord.objects.filter(scope="s").exists()
 
 
 def test_a_refusal_after_a_row_changed_in_memory_feeds_no_cache_and_keeps_its_record():
@@ -105,4 +99,4 @@ def test_a_refusal_after_a_row_changed_in_memory_feeds_no_cache_and_keeps_its_re
         idempotent(scope="t", key=key, operation="test", params={}, execute=execute)
     assert Account.objects.get(pk=wallet).held == 0
     assert balance_cache_get(wallet) == cached_before and (cached_before is None or cached_before["held"] == 0)
-    assert IdempotencyRecord.objects.get(scope="t", key=key).is_error
+    assert JournalRecord.objects.get(scope="t", key=key).is_error

@@ -36,7 +36,7 @@ from tests.ops.test_docker import interpolate_defaults
 BASE_DIR = Path(__file__).resolve().parents[2]
 APPEND_ONLY_TABLES = sorted(name for name, grant in TABLE_GRANTS.items() if grant == APPEND_ONLY)
 STATE_TABLES = sorted(name for name, grant in TABLE_GRANTS.items() if grant.update_columns)
-BOOKS = ["ledger_transaction", "ledger_entry", "ledger_idempotencyrecord", "tables_hand"]
+BOOKS = ["ledger_transaction", "ledger_entry", "tables_hand"]
 BOOKS += ["ledger_journalrecord", "ledger_journalseal", "ledger_journalposition", "reservations_reservationevent"]
 
 

@@ -22,7 +22,7 @@ import pytest
 from accounts.keys import SCOPES, api_key_create
 from balance_client._pb.balance.v1 import balance_pb2 as pb
 from balance_client._pb.balance.v1 import balance_pb2_grpc
-from ledger.models import IdempotencyRecord
+from ledger.models import JournalRecord
 from tests.ledger.test_deadlines import RowHolder
 from tests.ops.processes_helpers import (
     BASE_DIR,
@@ -73,7 +73,7 @@ def test_sigterm_cancels_a_call_blocked_on_a_lock_at_grace_and_nothing_commits_a
     assert process.returncode == 0, "".join(output.lines)[-3000:]
     assert error is not None and error.code() != grpc.StatusCode.OK
     assert account(wallet).balance == 1000
-    assert not IdempotencyRecord.objects.filter(key=key).exists()
+    assert not JournalRecord.objects.filter(key=key).exists()
     assert locks_waited_on() == 0
 
 
@@ -131,7 +131,7 @@ def test_gunicorn_cancels_a_request_blocked_on_a_lock_before_its_graceful_timeou
     status, body, _ = answer[0]
     assert status in (503, 504), body
     assert account(wallet).balance == 1000
-    assert not IdempotencyRecord.objects.filter(key=key).exists()
+    assert not JournalRecord.objects.filter(key=key).exists()
 
 
 KILLED_CLIENT = """

@@ -4,6 +4,8 @@ that fails half way leaving nothing behind."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -16,7 +18,7 @@ from accounts.services import account_deposit, account_transfer, account_withdra
 from balance_project.errors import ApplicationError
 from ledger import chain
 from ledger.integrity import ledger_verify
-from ledger.models import Entry, IdempotencyRecord
+from ledger.models import Entry, JournalRecord
 from tables.models import Table
 from tables.services import rake_shard
 from tests.perf.helpers import CLIENT, Run, buy_in, cash_out, commit, refusal, release, reserve, settle, world
@@ -25,9 +27,9 @@ from tests.tables.helpers import books_problems, new_key
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("a_rake_shard_per_table")]
 
 # Round trips to the database per call, BEGIN and COMMIT included: BEGIN with the locks and reads,
-# then the writes with the idempotency record and COMMIT. A first buy-in at a table (or a commit
-# into a new seat) allocates the seat's ids in one more; so does a house account's first posting
-# in a currency and shard (a rake or external-funds shard is created then).
+# then the writes with the journal record (idempotency key and answer) and COMMIT. A first buy-in
+# at a table (or a commit into a new seat) allocates the seat's ids in one more; so does a house
+# account's first posting in a currency and shard (a rake or external-funds shard is created then).
 ROUND_TRIPS = {
     "reserve": 2,
     "commit_opening_seat": 3,
@@ -213,15 +215,15 @@ def test_a_refusal_is_stored_and_replayed_without_moving_anything():
     with pytest.raises(ApplicationError) as first:
         settle(table, "h1", {a: 401}, {a: 400}, 1, key=key)
     assert first.value.code == "insufficient_chips"
-    record = IdempotencyRecord.objects.get(scope=CLIENT, key=key)
-    assert record.is_error and record.response == first.value.as_dict()
+    record = JournalRecord.objects.get(scope=CLIENT, key=key)
+    assert record.is_error and json.loads(record.response) == first.value.as_dict()
     for clear_cache in (False, True):  # replayed from the cache, then from the database record
         if clear_cache:
             cache.clear()
         with pytest.raises(ApplicationError) as again:
             settle(table, "h1", {a: 401}, {a: 400}, 1, key=key)
         assert again.value.as_dict() == first.value.as_dict()
-    assert world() == before and IdempotencyRecord.objects.filter(key=key).count() == 1
+    assert world() == before and JournalRecord.objects.filter(key=key).count() == 1
     # The connection serves the next call: the same hand, with figures that fit, settles.
     assert settle(table, "h1", {a: 400}, {a: 399}, 1)["table"]["chips"] == 399
     assert Account.objects.get(pk=wallet).balance == 600

@@ -10,7 +10,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import Account
-from ledger.models import IdempotencyRecord, Transaction
+from ledger.models import JournalRecord, Transaction
 from tables.services import table_buy_in, table_open
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +40,7 @@ def test_a_repeated_key_without_the_cache_replays_the_stored_answer_and_moves_no
     assert again == first
     assert Transaction.objects.count() == transactions
     assert Account.objects.get(kind="user", owner_ref=a).balance == 100_000 - 1_000
-    assert IdempotencyRecord.objects.filter(key=buy_key).count() == 1
+    assert JournalRecord.objects.filter(key=buy_key).count() == 1
 
 
 def test_a_refusal_is_stored_and_replayed_without_the_cache(table, key):
@@ -53,4 +53,4 @@ def test_a_refusal_is_stored_and_replayed_without_the_cache(table, key):
     with pytest.raises(Exception) as again:
         table_buy_in(client="tests", idempotency_key=buy_key, user_id=a, table_id=table_id, amount=10**9)
     assert first.value.code == again.value.code == "insufficient_funds"
-    assert IdempotencyRecord.objects.get(key=buy_key).is_error is True
+    assert JournalRecord.objects.get(key=buy_key).is_error is True
