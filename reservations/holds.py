@@ -21,7 +21,7 @@ from ledger.work import Result, Work
 from reservations.metrics import reservation_outcome_count
 from reservations.models import Reservation, ReservationEvent
 from reservations.results import reservation_result
-from reservations.rows import RESERVATION_COLUMNS, ReservationRow, event_insert, reservation_insert, reservation_update
+from reservations.rows import RESERVATION_COLUMNS, ReservationRow, event_insert, reservation_insert, reservation_write
 from tables.results import seat_result
 from tables.rows import SeatRow, TableRow, table_write
 from tables.seating import TABLE_CURRENCY
@@ -60,9 +60,12 @@ def reservation_new(
     amount: int,
     ttl_seconds: int,
     actor: str,
+    ends_in_this_work: bool = False,
 ) -> ReservationRow:
     """Queue a pending reservation of ``amount`` on ``wallet`` for ``table`` (the caller holds the
-    table's and the wallet's locks and has raised the hold), with its ``reserved`` event."""
+    table's and the wallet's locks and has raised the hold), with its ``reserved`` event.
+    ``ends_in_this_work``: the caller commits or releases it before this work commits (a buy-in),
+    so its row is written once, as it ends (``reservation_end``), not inserted and then updated."""
     now = timezone.now()
     reservation = ReservationRow(
         reservation_id,
@@ -82,8 +85,10 @@ def reservation_new(
         now,
         now,
         table,
+        written=not ends_in_this_work,
     )
-    reservation_insert(work, reservation, table.id)
+    if reservation.written:
+        reservation_insert(work, reservation, table.id)
     event_insert(
         work,
         reservation_id=reservation.id,
@@ -192,7 +197,7 @@ def reservation_end(
     reservation.ended_at = reservation.updated_at = now
     reservation.ended_by = actor[:128]
     reservation.end_reason = reason[:MAX_REASON]
-    reservation_update(work, reservation)
+    reservation_write(work, reservation)
     event_insert(
         work,
         reservation_id=reservation.id,

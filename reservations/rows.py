@@ -18,7 +18,8 @@ RESERVATION_COLUMNS = (
 
 @dataclass(slots=True)
 class ReservationRow:
-    """``table``: the row ``reservation_result`` names it with."""
+    """``table``: the row ``reservation_result`` names it with. ``written``: the row is in the
+    database (or queued to be); a reservation made and ended in one work is written once, at its end."""
 
     id: int
     account_id: int
@@ -37,6 +38,7 @@ class ReservationRow:
     created_at: datetime
     updated_at: datetime
     table: TableRow | None = None
+    written: bool = True
 
     @classmethod
     def from_db(cls, row: tuple[Any, ...], table: TableRow | None = None) -> ReservationRow:
@@ -119,6 +121,17 @@ def reservation_insert(work: Work, reservation: ReservationRow, table_pk: int) -
             work.time(r.updated_at),
         ],
     )
+
+
+def reservation_write(work: Work, reservation: ReservationRow) -> None:
+    """Queue the row as it now is: an UPDATE, or the INSERT of one this work made and has not written."""
+    if reservation.written:
+        reservation_update(work, reservation)
+        return
+    if reservation.table is None:
+        raise RuntimeError("a reservation is written with the table it was made at (its journal image names it)")
+    reservation_insert(work, reservation, reservation.table.id)
+    reservation.written = True
 
 
 def reservation_update(work: Work, reservation: ReservationRow) -> None:

@@ -208,6 +208,7 @@ def table_buy_in(
             amount=amount,
             ttl_seconds=ttl,
             actor=client,
+            ends_in_this_work=True,
         )
         return reservation_commit_locked(
             work,

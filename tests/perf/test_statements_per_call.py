@@ -1,4 +1,5 @@
-"""Statements per hot call: every account a call changes is written by one UPDATE.
+"""Statements per hot call: every account a call changes is written by one UPDATE, and a row a
+call creates and finishes (a buy-in's reservation) is written once.
 
 PostgreSQL prepares a table's CHECK constraints once per statement it runs (accounts_account has
 nine), so a settle that wrote its two seats and the rake shard in three UPDATEs paid that three
@@ -14,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Account
 from ledger.services import accounts_of, accounts_select, accounts_write
 from ledger.work import Work
+from reservations.models import Reservation
 from tests.perf.helpers import Run, buy_in, cash_out, settle
 from tests.tables.helpers import books_problems
 
@@ -47,6 +49,33 @@ def test_a_call_writes_all_its_accounts_in_one_statement(settings):
         account = Account.objects.get(pk=entry["account_id"])
         assert account.entry_seq >= entry["seq"]
     assert Account.objects.get(pk=wallet_a).balance == 5000 - 500 - 100 + 50
+    assert books_problems() == []
+
+
+def statements_on(table, queries):
+    return [
+        statement
+        for query in queries.captured_queries
+        for statement in query["sql"].split("; ")
+        if statement.startswith((f"INSERT INTO {table} ", f"UPDATE {table} "))
+    ]
+
+
+def test_a_buy_in_writes_its_reservation_once_as_it_ends(settings):
+    """A buy-in reserves and commits in one transaction: the reservation row is inserted committed,
+    not inserted pending and then updated; both its events are kept."""
+    settings.DB_PREPARED_STATEMENTS = False
+    run = Run()
+    table, (a, _) = run.table(), run.player("a", funded=5000)
+    with CaptureQueriesContext(connection) as queries:
+        answer = buy_in(table, a, 100)
+    (written,) = statements_on("reservations_reservation", queries)
+    assert written.startswith("INSERT INTO reservations_reservation ")
+    assert "'committed'" in written
+    assert len(statements_on("reservations_reservationevent", queries)) == 2  # reserved, committed
+    reservation = Reservation.objects.get(pk=answer["reservation"]["id"])
+    assert (reservation.status, reservation.committed_amount) == ("committed", 100)
+    assert list(reservation.events.order_by("pk").values_list("kind", flat=True)) == ["reserved", "committed"]
     assert books_problems() == []
 
 
