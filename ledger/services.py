@@ -112,6 +112,7 @@ def transaction_post(
     metadata: Mapping[str, Any] | None = None,
     hold_deltas: Mapping[int, int] | None = None,
     allow_frozen: bool = False,
+    closing: Iterable[int] = (),
 ) -> TransactionRow:
     """Post one balanced transaction (id ``transaction_id``, allocated by the caller with
     ``work.next_ids``) and return it with its entries.
@@ -120,8 +121,10 @@ def transaction_post(
     changed in place. Checks status, currency, available funds and the int64 bounds, then queues
     the transaction, its entries with their chain checksums, and the new balances, holds, versions
     and chain heads. ``hold_deltas`` changes ``held`` in the same step (a commit drops its hold while
-    it moves the money). A refusal queues nothing."""
-    hold_deltas = dict(hold_deltas or {})
+    it moves the money). ``closing``: accounts this posting empties that the caller closes with it
+    (a seat left): they are written closed in the same statement, not written twice. A refusal
+    queues nothing."""
+    hold_deltas, closing = dict(hold_deltas or {}), set(closing)
     _check_legs(legs)
     involved = [
         account_require(accounts, account_id)
@@ -178,6 +181,11 @@ def transaction_post(
             work.time(now),
             entry.checksum,
         ]
+    for account in involved:
+        if account.id in closing:
+            if account.balance or account.held:
+                raise RuntimeError(f"account {account.id} is closed with money on it")
+            account.status = "closed"
     work.execute(
         "INSERT INTO ledger_entry (transaction_id, account_id, seq, amount, currency, balance_after, "
         f"created_at, checksum) VALUES {', '.join(values)}",

@@ -151,8 +151,10 @@ def seat_open(work: Work, table: TableRow, user_id: str) -> SeatRow:
 
 
 def seat_leave(work: Work, seat: SeatRow, account: AccountRow) -> None:
-    """Mark a seat left; its account (locked by the caller, at zero) is closed with it."""
-    account_status_set(work, account=account, status=Account.Status.CLOSED)
+    """Mark a seat left; its account (locked by the caller, at zero) is closed with it, unless the
+    posting that emptied it has already (``transaction_post(closing=...)``)."""
+    if account.status != Account.Status.CLOSED:
+        account_status_set(work, account=account, status=Account.Status.CLOSED)
     seat.status = Seat.Status.LEFT
     work.row(
         "tables_seat",

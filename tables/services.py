@@ -437,6 +437,7 @@ def seat_cash_out(
                 accounts=accounts,
                 legs=[Leg(seat.account_id, -moved), Leg(wallet.id, moved)],
                 metadata={"table_id": table_id, "user_id": user_id, "seat_id": seat.id, "leave": leave},
+                closing=[seat.account_id] if leave else (),
             )
             table.chips -= moved
             table_write(work, table, tx.created_at)

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account
-from ledger.services import accounts_of, accounts_select, accounts_write
+from ledger.services import Leg, accounts_of, accounts_select, accounts_write, transaction_post
 from ledger.work import Work
 from reservations.models import Reservation
 from tests.perf.helpers import Run, buy_in, cash_out, settle
@@ -42,8 +42,8 @@ def test_a_call_writes_all_its_accounts_in_one_statement(settings):
     assert updates == 1
     assert account_updates(buy_in, table, a, 100)[0] == 1  # wallet and seat
     assert account_updates(cash_out, table, a, amount=50)[0] == 1  # seat and wallet
-    # Leaving closes the emptied seat account after the posting: a second write of that row.
-    assert account_updates(cash_out, table, b, leave=True)[0] == 2
+    # Leaving closes the emptied seat account in the posting's own write of it.
+    assert account_updates(cash_out, table, b, leave=True)[0] == 1
     # Each row got its own figures from the one statement.
     for entry in answer["transaction"]["entries"]:
         account = Account.objects.get(pk=entry["account_id"])
@@ -91,3 +91,24 @@ def test_an_account_named_twice_in_one_write_is_refused_before_anything_is_queue
             accounts_write(work, [row, row])
         work.commit()
     assert Account.objects.get(pk=wallet).version == before  # nothing was queued, so nothing was written
+
+
+def test_an_account_closed_by_a_posting_that_leaves_money_on_it_is_refused():
+    run = Run()
+    table, (a, wallet) = run.table(), run.player("a", funded=5000)
+    seat_account = buy_in(table, a, 500)["seat"]["account_id"]
+    with Work() as work:
+        tx_ids = work.next_ids("ledger_transaction")
+        found = accounts_select(work, "id IN (%s, %s)", [wallet, seat_account])
+        work.send()
+        with pytest.raises(RuntimeError, match="closed with money on it"):
+            transaction_post(
+                work,
+                transaction_id=work.ids(tx_ids)[0],
+                kind="cash_out",
+                actor="test",
+                accounts=accounts_of(found),
+                legs=[Leg(seat_account, -100), Leg(wallet, 100)],
+                closing=[seat_account],
+            )
+    assert Account.objects.get(pk=seat_account).status == "active"
