@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from accounts.models import Account
 from balance_project.errors import ApplicationError
 from reservations.models import Reservation
 from reservations.services import (
@@ -150,7 +151,7 @@ def test_mixed_traffic_at_two_tables_keeps_the_books():
             for n in range(15):
                 table = rng.choice(tables)
                 (a, _), (b, _) = rng.sample(players, 2)
-                op = rng.choice(["buy", "hand", "cash", "hold"])
+                op = rng.choice(["buy", "hand", "cash", "leave", "hold"])
                 try:
                     if op == "buy":
                         table_buy_in(
@@ -179,6 +180,8 @@ def test_mixed_traffic_at_two_tables_keeps_the_books():
                             user_id=a,
                             amount=rng.randint(1, 30),
                         )
+                    elif op == "leave":  # every chip back to the wallet, the seat and its account closed
+                        seat_cash_out(client="poker", idempotency_key=new_key(), table_id=table, user_id=a, leave=True)
                     else:
                         r = reservation_reserve(
                             client="poker",
@@ -197,6 +200,9 @@ def test_mixed_traffic_at_two_tables_keeps_the_books():
     results = run_threads([traffic(seed) for seed in range(6)])
     assert [code for code, _ in results] == ["ok"] * 6, results
     assert books_problems() == []
+    left = Seat.objects.filter(table__table_id__in=tables, status=Seat.Status.LEFT)
+    assert {seat.account.status for seat in left} <= {Account.Status.CLOSED}
+    assert not Account.objects.filter(status=Account.Status.CLOSED).exclude(balance=0, held=0).exists()
 
 
 def test_the_same_buy_in_and_hand_sent_at_once_move_money_once():
